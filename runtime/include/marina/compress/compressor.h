@@ -1,0 +1,60 @@
+#pragma once
+// Compression operators Q of DESIGN §3. Each is a pure function of its input and a Context;
+// all randomness comes from the Context's seeds, so a compression can be replayed (and a
+// seeded payload's indices re-derived on the server).
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "marina/compress/payload.h"
+
+namespace marina::compress {
+
+struct Context {
+  uint64_t round_seed = 0;  // shared by the server and all workers in one round
+  uint32_t worker = 0;      // worker id in [0, workers)
+  uint32_t workers = 1;     // n
+};
+
+class Compressor {
+ public:
+  virtual ~Compressor() = default;
+
+  // The spec it was made from, e.g. "randk:5".
+  [[nodiscard]] virtual std::string name() const = 0;
+  // Variance parameter: E||Q(x) − x||² ≤ ω ||x||². NaN for biased compressors.
+  [[nodiscard]] virtual double omega(std::size_t d) const = 0;
+  // Expected density ζ = sup_x E||Q(x)||_0.
+  [[nodiscard]] virtual double zeta(std::size_t d) const = 0;
+  [[nodiscard]] virtual bool unbiased() const { return true; }
+
+  // Q(x) into `out` (its buffers are reused: no allocation once they have grown).
+  virtual void compress(std::span<const double> x, const Context& ctx, Payload& out) const = 0;
+
+  // Indices of a kSeeded payload, strictly increasing (only seeded compressors implement it).
+  virtual void seeded_indices(const Context& ctx, std::size_t d,
+                              std::vector<uint32_t>& out) const;
+};
+
+// Parses "identity", "randk:K", "permk", "qsgd:S", "natural", "topk:K".
+// Throws std::invalid_argument naming the spec and what is wrong.
+[[nodiscard]] std::unique_ptr<Compressor> make_compressor(std::string_view spec);
+
+// acc += weight · decode(payload). Checks the payload's shape against acc (dimension,
+// index range and order, value count) and throws std::invalid_argument on a mismatch, so a
+// hostile payload cannot write out of bounds.
+void accumulate(const Payload& payload, const Compressor& q, const Context& ctx, double weight,
+                Eigen::Ref<Eigen::VectorXd> acc);
+
+// Dense decode: out = decode(payload).
+void decode(const Payload& payload, const Compressor& q, const Context& ctx,
+            Eigen::VectorXd& out);
+
+}  // namespace marina::compress

@@ -1,0 +1,37 @@
+#pragma once
+// What a compressor produces: the payload of a worker's reply, in the exact form that crosses
+// the wire. The compressor rounds to the wire precision itself, so the sender, the receiver and
+// the simulator all see the same numbers.
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace marina::compress {
+
+enum class PayloadKind : uint8_t {
+  kDense64,    // d doubles (full gradients, the identity compressor)
+  kDense32,    // d floats (natural compression: powers of two are exact in f32)
+  kSparse,     // (index, float value) pairs, indices strictly increasing
+  kSeeded,     // float values only; indices re-derived from (round seed, worker)
+  kQuantized,  // QSGD: one norm, (index, signed level) pairs for the non-zero levels
+};
+
+struct Payload {
+  PayloadKind kind = PayloadKind::kDense64;
+  uint32_t dim = 0;
+  std::vector<double> dense;      // kDense64
+  std::vector<float> values;      // kDense32, kSparse, kSeeded
+  std::vector<uint32_t> indices;  // kSparse, kQuantized
+  std::vector<int8_t> levels;     // kQuantized: signed level l, value = norm·l/s
+  double norm = 0.0;              // kQuantized
+  uint32_t levels_s = 0;          // kQuantized: s
+
+  // Number of values sent, counted as the paper counts communication (32 bits per value,
+  // indices not counted): d for dense, nnz for sparse, K for seeded, nnz + 1 for QSGD.
+  [[nodiscard]] std::size_t value_count() const;
+
+  void clear();
+};
+
+}  // namespace marina::compress

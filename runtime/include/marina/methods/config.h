@@ -1,0 +1,32 @@
+#pragma once
+// The settings of a run that the server and every worker must agree on. The coordinator
+// sends them to each worker when it joins, so workers need no algorithm flags.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace marina::methods {
+
+enum class Method : uint8_t { kGd, kMarina, kVrMarina, kPpMarina, kDiana, kVrDiana };
+
+[[nodiscard]] std::string_view to_string(Method m);
+// Parses "gd", "marina", "vr-marina", "pp-marina", "diana", "vr-diana";
+// throws std::invalid_argument listing the accepted names.
+[[nodiscard]] Method parse_method(std::string_view name);
+
+struct MethodConfig {
+  Method method = Method::kMarina;
+  std::string compressor = "identity";  // spec for compress::make_compressor
+  uint32_t workers = 1;                 // n
+  uint64_t dim = 0;                     // d
+  uint64_t seed = 0;
+  double gamma = 0.0;        // stepsize γ (resolved: never "auto" here)
+  double p = 1.0;            // MARINA family: P(c_k = 1); VR-DIANA: reference-update probability
+  double alpha = 0.0;        // DIANA / VR-DIANA shift stepsize
+  uint64_t batch = 1;        // b′: minibatch of compressed rounds (VR-MARINA, VR-DIANA)
+  uint64_t online_batch = 0; // b: VR-MARINA online case; 0 = finite sum (full local gradient)
+  uint32_t clients = 0;      // r: PP-MARINA clients drawn per compressed round
+};
+
+}  // namespace marina::methods

@@ -1,0 +1,43 @@
+#pragma once
+// MARINA (Gorbunov, Burlachenko, Li, Richtárik, ICML 2021, Algorithm 1) and its relatives.
+// The server and worker halves of VR-MARINA (Alg. 2/3) and PP-MARINA (Alg. 4) reuse these:
+// VR-MARINA changes only how a worker estimates its gradient difference, PP-MARINA only
+// which workers the server asks.
+
+#include <Eigen/Core>
+
+#include "marina/methods/method.h"
+
+namespace marina::methods {
+
+class MarinaServer : public ServerHalf {
+ public:
+  explicit MarinaServer(const MethodConfig& config);
+  [[nodiscard]] Snapshot snapshot() const override;
+
+ protected:
+  void plan(Broadcast& b) override;
+  void aggregate(ModelUpdate& next) override;
+  // c_k ~ Bernoulli(p), drawn from the run seed and k alone (no hidden RNG state).
+  [[nodiscard]] bool coin() const;
+
+  Eigen::VectorXd g_;    // g^{k−1}
+  Eigen::VectorXd sum_;  // scratch
+};
+
+class MarinaWorker : public WorkerHalf {
+ public:
+  MarinaWorker(const MethodConfig& config, uint32_t id, const problem::Objective& objective);
+  void restore(const Snapshot& s) override;
+
+ protected:
+  void advance(const ModelUpdate& u) override;
+  void respond(const Broadcast& b, Reply& reply) override;
+
+  Eigen::VectorXd g_;          // g^{k−1}
+  Eigen::VectorXd grad_;       // ∇f_i at x^{grad_round_}
+  Eigen::VectorXd grad_new_;   // scratch
+  uint64_t grad_round_ = UINT64_MAX;
+};
+
+}  // namespace marina::methods

@@ -1,0 +1,59 @@
+#pragma once
+// The messages that the server half and the worker halves of a method exchange. They are
+// plain structs: the simulator passes them through the wire codec in one thread, the
+// networked drivers through ZeroMQ. Nothing here knows about sockets.
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "marina/compress/payload.h"
+
+namespace marina::methods {
+
+// How the broadcast of round k brings a worker's copy of the server state from round k−1 to k.
+enum class UpdateKind : uint8_t {
+  kNone,   // nothing to apply (round 0)
+  kDense,  // the new vector itself (e.g. g^{k−1} after a full-sync round)
+  kDelta,  // a sparse difference to add (the aggregated compressed replies)
+};
+
+struct ModelUpdate {
+  UpdateKind kind = UpdateKind::kNone;
+  std::vector<double> dense;      // kDense: d values
+  std::vector<uint32_t> indices;  // kDelta: strictly increasing
+  std::vector<double> values;     // kDelta
+};
+
+// Server → all workers, once per round.
+struct Broadcast {
+  uint64_t round = 0;
+  bool full_sync = false;   // every participant sends a dense gradient this round
+  uint64_t round_seed = 0;  // shared randomness for compressors (RandK/PermK indices)
+  // Worker ids asked to reply, ascending, repeated when drawn more than once (PP-MARINA
+  // draws with replacement). Empty means every worker.
+  std::vector<uint32_t> participants;
+  ModelUpdate update;
+};
+
+// Worker → server, in answer to the broadcast of `round`.
+struct Reply {
+  uint32_t worker = 0;
+  uint64_t round = 0;
+  compress::Payload payload;
+  std::optional<double> local_loss;  // f_i(x^k) when the worker evaluated its whole shard
+  uint64_t oracle_calls = 0;         // per-sample gradient evaluations spent on this reply
+};
+
+// What a worker needs to rejoin at round k after it missed broadcasts: the server's state as
+// the worker half mirrors it. `aux` is method-specific (g^{k−1} for the MARINA family, the
+// shift h^k for DIANA-type methods). x_prev = x^{k−1} lets a worker form the gradient
+// difference ∇f_i(x^k) − ∇f_i(x^{k−1}) exactly (empty at round 0).
+struct Snapshot {
+  uint64_t round = 0;
+  std::vector<double> x;
+  std::vector<double> x_prev;
+  std::vector<double> aux;
+};
+
+}  // namespace marina::methods

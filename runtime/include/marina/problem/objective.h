@@ -1,0 +1,90 @@
+#pragma once
+// The learning problem of the paper's experiments (§5.1): binary classification with a
+// margin loss φ(y aᵀx), f_i(x) = (1/m_i) Σ_j φ(y_j a_jᵀx) + (λ/2)||x||² on worker i's shard.
+//
+// All reductions are plain loops in row order: the result depends only on the data and x, not
+// on the SIMD width of the machine, so workers on ARM and x86-64 agree.
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include <Eigen/Core>
+
+#include "marina/data/dataset.h"
+
+namespace marina::problem {
+
+enum class Loss : uint8_t {
+  kNonConvex,  // (1 − σ(m))², the paper's loss
+  kLogistic,   // log(1 + e^{−m})
+};
+
+[[nodiscard]] std::string_view to_string(Loss loss);
+// "nonconvex" or "logistic"; throws std::invalid_argument otherwise.
+[[nodiscard]] Loss parse_loss(std::string_view name);
+
+// sup_m |φ''(m)|: 0.15405 for (1 − σ(m))² (DESIGN §2), 1/4 for the logistic loss.
+[[nodiscard]] double curvature_bound(Loss loss);
+
+// Statistics of a shard that do not depend on the loss: what a worker reports when it joins,
+// so that the coordinator can compute the theoretical stepsizes without the data.
+struct ShardStats {
+  uint64_t rows = 0;
+  double lambda_max = 0.0;       // λ_max(AᵀA/m), by power iteration from a fixed start
+  double mean_row_norm4 = 0.0;   // (1/m) Σ_j ||a_j||⁴
+  double max_row_norm_sq = 0.0;  // max_j ||a_j||²
+};
+[[nodiscard]] ShardStats shard_stats(const data::Dataset& shard);
+
+// Smoothness constants of f_i from the statistics: L_i = c·λ_max + λ,
+// 𝓛_i² = (1/m) Σ (c||a_j||² + λ)², max_j L_ij = c·max||a_j||² + λ, c = curvature_bound(loss).
+struct Smoothness {
+  double L = 0.0;
+  double L_mean_sq = 0.0;
+  double L_max = 0.0;
+};
+[[nodiscard]] Smoothness smoothness(const ShardStats& s, Loss loss, double l2);
+
+class Objective {
+ public:
+  Objective(data::Dataset shard, Loss loss, double l2);
+
+  [[nodiscard]] std::size_t rows() const { return data_.rows(); }
+  [[nodiscard]] std::size_t dim() const { return data_.dim(); }
+  [[nodiscard]] Loss loss_kind() const { return loss_; }
+  [[nodiscard]] double l2() const { return l2_; }
+  [[nodiscard]] const data::Dataset& data() const { return data_; }
+
+  [[nodiscard]] double value(const Eigen::VectorXd& x) const;
+  // grad = ∇f_i(x); returns f_i(x), computed in the same pass.
+  double gradient(const Eigen::VectorXd& x, Eigen::VectorXd& grad) const;
+  // grad = (1/|rows|) Σ_{j ∈ rows} ∇f_ij(x) + λx (rows may repeat).
+  void minibatch_gradient(const Eigen::VectorXd& x, std::span<const uint32_t> rows,
+                          Eigen::VectorXd& grad) const;
+  // grad = (1/|rows|) Σ_{j ∈ rows} (∇f_ij(x) − ∇f_ij(y)): the λ terms cancel to λ(x − y).
+  void minibatch_difference(const Eigen::VectorXd& x, const Eigen::VectorXd& y,
+                            std::span<const uint32_t> rows, Eigen::VectorXd& grad) const;
+
+  // The smoothness constants of this f_i (see Smoothness).
+  [[nodiscard]] Smoothness smoothness() const;
+
+ private:
+  [[nodiscard]] double margin(std::size_t row, const Eigen::VectorXd& x) const;
+  void add_row(std::size_t row, double scale, Eigen::VectorXd& out) const;
+
+  data::Dataset data_;
+  Loss loss_;
+  double l2_;
+};
+
+// The full objective f = (1/n) Σ f_i over equal shards, evaluated exactly; for logs.
+struct Evaluation {
+  double loss = 0.0;
+  double grad_norm_sq = 0.0;
+};
+[[nodiscard]] Evaluation evaluate(std::span<const Objective> shards, const Eigen::VectorXd& x,
+                                  Eigen::VectorXd& scratch, Eigen::VectorXd& grad);
+
+}  // namespace marina::problem

@@ -1,0 +1,64 @@
+#pragma once
+// The per-round log that marina-sim and marina-coordinator both write, and the running
+// totals behind it. Row k describes x^k: the loss and ‖∇f(x^k)‖² of the full objective, and
+// the communication spent to reach x^k (the replies of round k−1 and all before).
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+
+#include "marina/methods/messages.h"
+
+namespace marina::run {
+
+struct LogRow {
+  uint64_t round = 0;
+  std::optional<double> loss;          // unknown to a coordinator without --data
+  std::optional<double> grad_norm_sq;
+  bool full_sync = false;              // the round that produced x^k was a full sync
+  uint32_t participants = 0;           // distinct workers that replied in that round
+  double bits_per_worker = 0.0;        // cumulative uplink bits per worker, 32 per value
+  uint64_t wire_bytes_up = 0;          // cumulative bytes of all encoded replies
+  uint64_t wire_bytes_down = 0;        // cumulative bytes of broadcasts, times their receivers
+  double oracle_calls = 0.0;           // cumulative per-sample gradients per worker
+  double wall_s = 0.0;
+};
+
+// Running totals; feed it every reply and every broadcast, then read row().
+class Tally {
+ public:
+  explicit Tally(uint32_t workers) : workers_(workers) {}
+  void on_broadcast(uint64_t encoded_bytes, uint32_t receivers);
+  void on_reply(const methods::Reply& reply, uint64_t encoded_bytes);
+  // Closes a round: the next row reports it.
+  void end_round(uint64_t round_closed, bool full_sync, uint32_t participants);
+  [[nodiscard]] const LogRow& row() const { return row_; }
+  LogRow& row() { return row_; }
+
+ private:
+  uint32_t workers_;
+  double values_ = 0.0;
+  double oracle_ = 0.0;
+  LogRow row_;
+};
+
+// CSV with a header, numbers printed shortest-round-trip exact (std::to_chars).
+class CsvLog {
+ public:
+  // Throws std::runtime_error naming the file when it cannot be created.
+  explicit CsvLog(const std::filesystem::path& file);
+  void write(const LogRow& row);
+  static std::string header();
+  static std::string format(const LogRow& row);
+
+ private:
+  std::filesystem::path path_;
+  std::ofstream out_;
+};
+
+// Shortest representation that parses back to the same double ("nan" when absent).
+[[nodiscard]] std::string exact(double v);
+
+}  // namespace marina::run

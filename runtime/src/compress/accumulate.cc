@@ -1,0 +1,153 @@
+// Decoding payloads on the receiving side. Payloads may come from a hostile or broken peer, so
+// everything is checked before the accumulator is touched: the shape (dimension, counts, index
+// range and order, quantization levels) first, then that every value and every updated entry is
+// finite. Either the whole payload is added or nothing is, and the error names what is wrong.
+
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "marina/compress/compressor.h"
+
+namespace marina::compress {
+namespace {
+
+[[noreturn]] void fail(const std::string& what) {
+  throw std::invalid_argument("payload: " + what);
+}
+
+std::string str(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+const char* kind_name(PayloadKind k) {
+  switch (k) {
+    case PayloadKind::kDense64: return "dense64";
+    case PayloadKind::kDense32: return "dense32";
+    case PayloadKind::kSparse: return "sparse";
+    case PayloadKind::kSeeded: return "seeded";
+    case PayloadKind::kQuantized: return "quantized";
+  }
+  return "unknown";
+}
+
+void check_count(std::size_t got, std::size_t want, const char* what, PayloadKind k) {
+  if (got != want) {
+    fail(std::string(kind_name(k)) + " payload has " + std::to_string(got) + " " + what +
+         ", expected " + std::to_string(want));
+  }
+}
+
+void check_indices(const std::vector<uint32_t>& idx, std::size_t d) {
+  for (std::size_t i = 0; i < idx.size(); ++i) {
+    if (idx[i] >= d) {
+      fail("index " + std::to_string(idx[i]) + " out of range for d = " + std::to_string(d));
+    }
+    if (i > 0 && idx[i] <= idx[i - 1]) {
+      fail("indices not strictly increasing at position " + std::to_string(i) + " (" +
+           std::to_string(idx[i - 1]) + " then " + std::to_string(idx[i]) + ")");
+    }
+  }
+}
+
+// acc[index(i)] += weight·value(i) for i < count, or nothing at all if a value or an updated
+// entry would not be finite. Indices are already checked.
+template <class Index, class Value>
+void add(std::size_t count, Index index, Value value, double weight,
+         Eigen::Ref<Eigen::VectorXd> acc) {
+  for (std::size_t i = 0; i < count; ++i) {
+    const double x = value(i);
+    const auto j = static_cast<Eigen::Index>(index(i));
+    if (!std::isfinite(x)) {
+      fail("value " + str(x) + " at index " + std::to_string(j) + " is not finite");
+    }
+    // An entry that is already not finite is the caller's, not this payload's, doing.
+    if (std::isfinite(acc[j]) && !std::isfinite(acc[j] + weight * x)) {
+      fail("value " + str(x) + " at index " + std::to_string(j) + " overflows the accumulator");
+    }
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    acc[static_cast<Eigen::Index>(index(i))] += weight * value(i);
+  }
+}
+
+// Checks the shape of `p` against its own dimension, then adds it. For kSeeded the indices are
+// re-derived into `seeded`.
+void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, double weight,
+                   Eigen::Ref<Eigen::VectorXd> acc, std::vector<uint32_t>& seeded) {
+  const std::size_t d = p.dim;
+  const auto dense = [](std::size_t i) { return i; };
+  const auto f32 = [&p](std::size_t i) { return static_cast<double>(p.values[i]); };
+  switch (p.kind) {
+    case PayloadKind::kDense64:
+      check_count(p.dense.size(), d, "values", p.kind);
+      add(d, dense, [&p](std::size_t i) { return p.dense[i]; }, weight, acc);
+      return;
+    case PayloadKind::kDense32:
+      check_count(p.values.size(), d, "values", p.kind);
+      add(d, dense, f32, weight, acc);
+      return;
+    case PayloadKind::kSparse:
+      check_count(p.values.size(), p.indices.size(), "values for its indices", p.kind);
+      check_indices(p.indices, d);
+      add(p.indices.size(), [&p](std::size_t i) { return p.indices[i]; }, f32, weight, acc);
+      return;
+    case PayloadKind::kSeeded:
+      q.seeded_indices(ctx, d, seeded);  // throws for a compressor without seeded payloads
+      check_count(p.values.size(), seeded.size(), "values", p.kind);
+      check_indices(seeded, d);
+      add(seeded.size(), [&seeded](std::size_t i) { return seeded[i]; }, f32, weight, acc);
+      return;
+    case PayloadKind::kQuantized: {
+      const uint32_t s = p.levels_s;
+      if (s < 1 || s > 127) {
+        fail("quantization levels s = " + std::to_string(s) + " not in [1, 127]");
+      }
+      if (!std::isfinite(p.norm) || p.norm < 0.0) {
+        fail("norm " + str(p.norm) + " must be finite and ≥ 0");
+      }
+      check_count(p.levels.size(), p.indices.size(), "levels for its indices", p.kind);
+      check_indices(p.indices, d);
+      for (std::size_t i = 0; i < p.levels.size(); ++i) {
+        const int l = p.levels[i];
+        if (l < -static_cast<int>(s) || l > static_cast<int>(s)) {
+          fail("level " + std::to_string(l) + " at index " + std::to_string(p.indices[i]) +
+               " outside [-s, s] for s = " + std::to_string(s));
+        }
+      }
+      const double sd = s;
+      add(p.indices.size(), [&p](std::size_t i) { return p.indices[i]; },
+          [&p, sd](std::size_t i) { return p.norm * p.levels[i] / sd; }, weight, acc);
+      return;
+    }
+  }
+  fail("unknown kind " + std::to_string(static_cast<unsigned>(p.kind)));
+}
+
+}  // namespace
+
+void accumulate(const Payload& payload, const Compressor& q, const Context& ctx, double weight,
+                Eigen::Ref<Eigen::VectorXd> acc) {
+  if (!std::isfinite(weight)) throw std::invalid_argument("accumulate: weight is not finite");
+  if (static_cast<std::size_t>(acc.size()) != payload.dim) {
+    fail("dimension " + std::to_string(payload.dim) + " does not match d = " +
+         std::to_string(acc.size()));
+  }
+  thread_local std::vector<uint32_t> seeded;
+  check_and_add(payload, q, ctx, weight, acc, seeded);
+}
+
+// Sizes `out` from payload.dim (a dense payload must hold that many values, but a sparse one may
+// claim any d < 2^32): for untrusted input prefer accumulate into a vector of the expected size.
+// On an error `out` is left zero.
+void decode(const Payload& payload, const Compressor& q, const Context& ctx,
+            Eigen::VectorXd& out) {
+  out.setZero(payload.dim);
+  accumulate(payload, q, ctx, 1.0, out);
+}
+
+}  // namespace marina::compress

@@ -1,0 +1,439 @@
+// The compressors of DESIGN §3 and make_compressor().
+//
+// Conventions shared by all of them:
+// - all randomness comes from util::Rng streams derived from the Context (never <random>), so a
+//   compression is identical on every architecture and can be replayed; the per-worker stream is
+//   derive(round_seed, {worker, kCompress}), PermK's shared one derive(round_seed, {kCompress});
+// - values are rounded to the wire precision here (float, or double for identity), and a value
+//   that is not finite at that precision (NaN/Inf input, or |v| > FLT_MAX) makes compress throw
+//   std::invalid_argument: a compressor never emits a payload that accumulate() would reject;
+// - `out` is cleared (capacity kept) and refilled; scratch space lives in thread_local vectors,
+//   so compress does not allocate once the buffers have grown.
+
+#include <algorithm>
+#include <cfloat>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <numeric>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "marina/compress/compressor.h"
+#include "marina/util/random.h"
+
+namespace marina::compress {
+namespace {
+
+constexpr uint32_t kEmptySlot = 0xffffffffu;  // never an index: d ≤ 2^32 − 1
+
+uint64_t worker_seed(const Context& ctx) {
+  return util::derive(ctx.round_seed, {ctx.worker, util::tag(util::Stream::kCompress)});
+}
+
+uint64_t shared_seed(const Context& ctx) {
+  return util::derive(ctx.round_seed, {util::tag(util::Stream::kCompress)});
+}
+
+uint32_t checked_dim(std::size_t d, const std::string& name) {
+  if (d >= kEmptySlot) {
+    throw std::invalid_argument(name + ": dimension " + std::to_string(d) +
+                                " does not fit in a payload (at most 2^32 - 2)");
+  }
+  return static_cast<uint32_t>(d);
+}
+
+[[noreturn]] void throw_not_finite(const std::string& name, std::size_t j, double v,
+                                   const char* precision) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  throw std::invalid_argument(name + ": value " + buf + " at index " +
+                              std::to_string(j) + " is not finite in " + precision);
+}
+
+void check_finite(std::span<const double> x, const std::string& name) {
+  for (std::size_t j = 0; j < x.size(); ++j) {
+    if (!std::isfinite(x[j])) throw_not_finite(name, j, x[j], "the input");
+  }
+}
+
+// Rounds to float (the wire precision); throws if the result would not be finite.
+float to_wire(double v, const std::string& name, std::size_t j) {
+  if (!(std::fabs(v) <= static_cast<double>(FLT_MAX))) throw_not_finite(name, j, v, "float");
+  return static_cast<float>(v);
+}
+
+// k distinct uniform indices of [0, d), ascending. Floyd's algorithm: exactly k draws, a
+// linear-probing hash set (load ≤ 1/2, thread_local, O(k) to reset) for membership, then a sort:
+// O(k log k) time and no O(d) work or memory.
+void sample_sorted(util::Rng& rng, uint32_t d, uint32_t k, std::vector<uint32_t>& out) {
+  thread_local std::vector<uint32_t> table;
+  int bits = 1;
+  while ((uint64_t{1} << bits) < 2 * uint64_t{k}) ++bits;
+  if (bits >= std::numeric_limits<std::size_t>::digits) throw std::length_error("randk: K too large");
+  const std::size_t cap = std::size_t{1} << bits;
+  if (table.size() < cap) table.resize(cap);
+  std::fill_n(table.begin(), cap, kEmptySlot);
+  const auto insert_new = [&](uint32_t v) {  // false if v was present
+    std::size_t h = static_cast<std::size_t>((uint64_t{v} * 0x9e3779b97f4a7c15ULL) >> (64 - bits));
+    while (table[h] != kEmptySlot) {
+      if (table[h] == v) return false;
+      h = (h + 1) & (cap - 1);
+    }
+    table[h] = v;
+    return true;
+  };
+  out.resize(k);
+  std::size_t n = 0;
+  for (uint64_t j = d - k; j < d; ++j) {
+    auto t = static_cast<uint32_t>(rng.below(j + 1));
+    if (!insert_new(t)) {  // every earlier sample is < j, so j itself is new
+      t = static_cast<uint32_t>(j);
+      insert_new(t);
+    }
+    out[n++] = t;
+  }
+  std::sort(out.begin(), out.end());
+}
+
+class Identity final : public Compressor {
+ public:
+  [[nodiscard]] std::string name() const override { return name_; }
+  [[nodiscard]] double omega(std::size_t /*d*/) const override { return 0.0; }
+  [[nodiscard]] double zeta(std::size_t d) const override { return static_cast<double>(d); }
+
+  void compress(std::span<const double> x, const Context& /*ctx*/, Payload& out) const override {
+    const uint32_t d = checked_dim(x.size(), name_);
+    check_finite(x, name_);
+    out.clear();
+    out.kind = PayloadKind::kDense64;
+    out.dim = d;
+    out.dense.assign(x.begin(), x.end());
+  }
+
+ private:
+  std::string name_ = "identity";
+};
+
+class RandK final : public Compressor {
+ public:
+  explicit RandK(uint32_t k) : k_(k), name_("randk:" + std::to_string(k)) {}
+
+  [[nodiscard]] std::string name() const override { return name_; }
+  [[nodiscard]] double omega(std::size_t d) const override {
+    return static_cast<double>(d) / k_ - 1.0;
+  }
+  [[nodiscard]] double zeta(std::size_t /*d*/) const override { return k_; }
+
+  void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
+    thread_local std::vector<uint32_t> idx;
+    seeded_indices(ctx, x.size(), idx);
+    out.clear();
+    out.kind = PayloadKind::kSeeded;
+    out.dim = static_cast<uint32_t>(x.size());
+    out.values.resize(k_);
+    const double scale = static_cast<double>(x.size()) / k_;
+    for (uint32_t i = 0; i < k_; ++i) out.values[i] = to_wire(x[idx[i]] * scale, name_, idx[i]);
+  }
+
+  void seeded_indices(const Context& ctx, std::size_t d,
+                      std::vector<uint32_t>& out) const override {
+    const uint32_t d32 = checked_dim(d, name_);
+    if (k_ > d32) {
+      throw std::invalid_argument(name_ + " needs K ≤ d = " + std::to_string(d));
+    }
+    util::Rng rng(worker_seed(ctx));
+    sample_sorted(rng, d32, k_, out);
+  }
+
+ private:
+  uint32_t k_;
+  std::string name_;
+};
+
+// PermK (Szlendak et al. 2021). The round's permutation π is shared by all workers; worker i
+// keeps the coordinates π[p] for p in block i and scales them by n. When n does not divide d,
+// π permutes the padded range [0, d'), d' = n·⌈d/n⌉, and padding positions (π[p] ≥ d) are
+// dropped: every coordinate then lands in block i with probability exactly 1/n, so each
+// worker's Q_i is unbiased with E||Q_i(x) − x||² = (n − 1)||x||², and the n blocks still
+// partition [0, d) (mean over workers of Q_i(x) = x). With n | d this is exactly the plain
+// split [i·d/n, (i+1)·d/n); with d < n some workers get an empty block. Costs O(d): the
+// shuffle stops after block i.
+class PermK final : public Compressor {
+ public:
+  [[nodiscard]] std::string name() const override { return name_; }
+  // ω = n − 1 and ζ = d/n depend on the number of workers, which these cannot see. Throwing
+  // (rather than returning a number for some n) makes a caller that forgets it fail loudly;
+  // omega(q, d, n) / zeta(q, d, n) below answer for a given n.
+  [[nodiscard]] double omega(std::size_t /*d*/) const override {
+    throw std::logic_error("permk: ω = n − 1 depends on the number of workers n");
+  }
+  [[nodiscard]] double zeta(std::size_t /*d*/) const override {
+    throw std::logic_error("permk: ζ = d/n depends on the number of workers n");
+  }
+
+  void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
+    thread_local std::vector<uint32_t> idx;
+    seeded_indices(ctx, x.size(), idx);
+    out.clear();
+    out.kind = PayloadKind::kSeeded;
+    out.dim = static_cast<uint32_t>(x.size());
+    out.values.resize(idx.size());
+    const auto scale = static_cast<double>(ctx.workers);
+    for (std::size_t i = 0; i < idx.size(); ++i) {
+      out.values[i] = to_wire(x[idx[i]] * scale, name_, idx[i]);
+    }
+  }
+
+  void seeded_indices(const Context& ctx, std::size_t d,
+                      std::vector<uint32_t>& out) const override {
+    checked_dim(d, name_);
+    const uint64_t n = ctx.workers;
+    if (n == 0 || ctx.worker >= n) {
+      throw std::invalid_argument(name_ + ": worker " + std::to_string(ctx.worker) +
+                                  " is not in [0, n) for n = " + std::to_string(n));
+    }
+    const uint64_t block = (d + n - 1) / n;
+    const uint64_t padded = block * n;
+    if (padded >= kEmptySlot) {
+      throw std::invalid_argument(name_ + ": d = " + std::to_string(d) + " with n = " +
+                                  std::to_string(n) + " workers is too large");
+    }
+    thread_local std::vector<uint32_t> perm;
+    perm.resize(padded);
+    std::iota(perm.begin(), perm.end(), 0u);
+    util::Rng rng(shared_seed(ctx));
+    const uint64_t begin = ctx.worker * block;
+    const uint64_t end = begin + block;
+    // Fisher–Yates prefix: positions [0, end) are final after `end` steps, whoever stops where.
+    for (uint64_t p = 0; p < end && p + 1 < padded; ++p) {
+      std::swap(perm[p], perm[p + rng.below(padded - p)]);
+    }
+    // Ascending order by marking and scanning (O(d), like the shuffle; cheaper than a sort).
+    thread_local std::vector<uint8_t> mine;
+    mine.assign(d, 0);
+    for (uint64_t p = begin; p < end; ++p) {
+      if (perm[p] < d) mine[perm[p]] = 1;
+    }
+    out.clear();
+    for (uint32_t j = 0; j < d; ++j) {
+      if (mine[j] != 0) out.push_back(j);
+    }
+  }
+
+ private:
+  std::string name_ = "permk";
+};
+
+// QSGD / random dithering with s levels: value_j = ||x||·sign(x_j)·ξ_j/s, ξ_j ∈ {l, l + 1} the
+// unbiased stochastic rounding of r = |x_j|/||x||·s. The norm is computed scaled by max|x_j|,
+// so it neither overflows nor underflows for extreme inputs.
+class Qsgd final : public Compressor {
+ public:
+  explicit Qsgd(uint32_t s) : s_(s), name_("qsgd:" + std::to_string(s)) {}
+
+  [[nodiscard]] std::string name() const override { return name_; }
+  [[nodiscard]] double omega(std::size_t d) const override {
+    const double dd = static_cast<double>(d), s = s_;
+    return std::min(dd / (s * s), std::sqrt(dd) / s);
+  }
+  [[nodiscard]] double zeta(std::size_t d) const override {
+    const double dd = static_cast<double>(d), s = s_;
+    return std::min(dd, s * (s + std::sqrt(dd)));
+  }
+
+  void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
+    const uint32_t d = checked_dim(x.size(), name_);
+    check_finite(x, name_);
+    out.clear();
+    out.kind = PayloadKind::kQuantized;
+    out.dim = d;
+    out.levels_s = s_;
+    double amax = 0.0;
+    for (double v : x) amax = std::max(amax, std::fabs(v));
+    if (amax == 0.0) return;  // x = 0: no levels, norm 0
+    double sum = 0.0;
+    for (double v : x) {
+      const double t = v / amax;
+      sum += t * t;
+    }
+    const double norm = amax * std::sqrt(sum);
+    if (!std::isfinite(norm)) throw_not_finite(name_, 0, norm, "the norm");
+    out.norm = norm;
+    const double s = s_;
+    util::Rng rng(worker_seed(ctx));
+    for (uint32_t j = 0; j < d; ++j) {
+      if (x[j] == 0.0) continue;
+      const double r = std::min(std::fabs(x[j]) / norm * s, s);
+      double level = std::floor(r);
+      const double up = r - level;
+      if (up > 0.0 && rng.uniform() < up) level += 1.0;
+      if (level == 0.0) continue;
+      out.indices.push_back(j);
+      out.levels.push_back(static_cast<int8_t>(x[j] < 0.0 ? -level : level));
+    }
+  }
+
+ private:
+  uint32_t s_;
+  std::string name_;
+};
+
+// Natural compression (Horváth et al.): |x_j| ∈ [2^e, 2^{e+1}) goes to 2^{e+1} with probability
+// (|x_j| − 2^e)/2^e, else to 2^e; the sign is kept. Powers of two are exact in float from 2^-149
+// to 2^127; an input below ~2^-150 (≈ 7e-46) rounds to 0 in float (a bias nobody will see), and
+// one that rounds to 2^128 or above makes compress throw.
+class Natural final : public Compressor {
+ public:
+  [[nodiscard]] std::string name() const override { return name_; }
+  [[nodiscard]] double omega(std::size_t /*d*/) const override { return 0.125; }
+  [[nodiscard]] double zeta(std::size_t d) const override { return static_cast<double>(d); }
+
+  void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
+    const uint32_t d = checked_dim(x.size(), name_);
+    out.clear();
+    out.kind = PayloadKind::kDense32;
+    out.dim = d;
+    out.values.resize(d);
+    util::Rng rng(worker_seed(ctx));
+    for (uint32_t j = 0; j < d; ++j) {
+      const double v = x[j];
+      if (!std::isfinite(v)) throw_not_finite(name_, j, v, "the input");
+      if (v == 0.0) {
+        out.values[j] = 0.0f;
+        continue;
+      }
+      int e = 0;
+      const double m = std::frexp(std::fabs(v), &e);  // |v| = m·2^e, m ∈ [1/2, 1)
+      const double lower = std::fabs(v) / (2.0 * m);  // 2^(e−1), exact
+      const double up = 2.0 * m - 1.0;  // exact
+      const double r = (up > 0.0 && rng.uniform() < up) ? 2.0 * lower : lower;
+      out.values[j] = to_wire(std::copysign(r, v), name_, j);
+    }
+  }
+
+ private:
+  std::string name_ = "natural";
+};
+
+// TopK (biased): the K largest |x_j|, ties to the lower index, so the choice is deterministic.
+class TopK final : public Compressor {
+ public:
+  explicit TopK(uint32_t k) : k_(k), name_("topk:" + std::to_string(k)) {}
+
+  [[nodiscard]] std::string name() const override { return name_; }
+  [[nodiscard]] double omega(std::size_t /*d*/) const override {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  [[nodiscard]] double zeta(std::size_t /*d*/) const override { return k_; }
+  [[nodiscard]] bool unbiased() const override { return false; }
+
+  void compress(std::span<const double> x, const Context& /*ctx*/, Payload& out) const override {
+    const uint32_t d = checked_dim(x.size(), name_);
+    if (k_ > d) throw std::invalid_argument(name_ + " needs K ≤ d = " + std::to_string(d));
+    check_finite(x, name_);  // NaN would break the strict ordering below
+    thread_local std::vector<uint32_t> idx;
+    idx.resize(d);
+    std::iota(idx.begin(), idx.end(), 0u);
+    const auto before = [&x](uint32_t a, uint32_t b) {
+      const double fa = std::fabs(x[a]), fb = std::fabs(x[b]);
+      return fa > fb || (fa == fb && a < b);
+    };
+    const auto kth = idx.begin() + k_;
+    if (k_ < d) std::nth_element(idx.begin(), kth, idx.end(), before);
+    std::sort(idx.begin(), kth);
+    out.clear();
+    out.kind = PayloadKind::kSparse;
+    out.dim = d;
+    out.indices.assign(idx.begin(), kth);
+    out.values.resize(k_);
+    for (uint32_t i = 0; i < k_; ++i) out.values[i] = to_wire(x[idx[i]], name_, idx[i]);
+  }
+
+ private:
+  uint32_t k_;
+  std::string name_;
+};
+
+constexpr const char* kAccepted =
+    "(expected identity, randk:K, permk, qsgd:S, natural, topk:K)";
+
+// Decimal digits only (no sign, no spaces); nullopt if empty, malformed or out of range.
+std::optional<uint64_t> parse_uint(std::string_view s) {
+  if (s.empty() || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+void Compressor::seeded_indices(const Context& /*ctx*/, std::size_t /*d*/,
+                                std::vector<uint32_t>& /*out*/) const {
+  throw std::invalid_argument(name() + " does not produce seeded payloads");
+}
+
+std::unique_ptr<Compressor> make_compressor(std::string_view spec) {
+  const std::string s(spec);
+  const auto colon = spec.find(':');
+  const std::string_view head = spec.substr(0, colon);
+  const bool has_arg = colon != std::string_view::npos;
+  const std::string_view arg = has_arg ? spec.substr(colon + 1) : std::string_view{};
+
+  if (head == "identity" || head == "permk" || head == "natural") {
+    if (has_arg) {
+      throw std::invalid_argument(s + ": " + std::string(head) + " takes no parameter " +
+                                  kAccepted);
+    }
+    if (head == "identity") return std::make_unique<Identity>();
+    if (head == "permk") return std::make_unique<PermK>();
+    return std::make_unique<Natural>();
+  }
+  if (head == "randk" || head == "topk") {
+    const auto k = parse_uint(arg);
+    if (!k || *k == 0 || *k >= kEmptySlot) {
+      throw std::invalid_argument(s + ": K must be a positive integer (expected " +
+                                  std::string(head) + ":K, e.g. " + std::string(head) + ":5)");
+    }
+    if (head == "randk") return std::make_unique<RandK>(static_cast<uint32_t>(*k));
+    return std::make_unique<TopK>(static_cast<uint32_t>(*k));
+  }
+  if (head == "qsgd") {
+    const auto levels = parse_uint(arg);
+    if (!levels || *levels < 1 || *levels > 127) {
+      throw std::invalid_argument(s + ": S must be an integer in [1, 127] (expected qsgd:S)");
+    }
+    return std::make_unique<Qsgd>(static_cast<uint32_t>(*levels));
+  }
+  throw std::invalid_argument("unknown compressor '" + s + "' " + kAccepted);
+}
+
+// ω and ζ for a run with n workers: the same as q.omega(d) / q.zeta(d) except for PermK, whose
+// values depend on n (ω = n − 1, ζ = d/n). Not yet declared in compressor.h; proposed there as
+//   [[nodiscard]] double omega(const Compressor& q, std::size_t d, uint32_t workers);
+//   [[nodiscard]] double zeta(const Compressor& q, std::size_t d, uint32_t workers);
+double omega(const Compressor& q, std::size_t d, uint32_t workers);
+double zeta(const Compressor& q, std::size_t d, uint32_t workers);
+
+double omega(const Compressor& q, std::size_t d, uint32_t workers) {
+  if (dynamic_cast<const PermK*>(&q) != nullptr) {
+    if (workers == 0) throw std::invalid_argument("permk: needs n ≥ 1 workers");
+    return static_cast<double>(workers) - 1.0;
+  }
+  return q.omega(d);
+}
+
+double zeta(const Compressor& q, std::size_t d, uint32_t workers) {
+  if (dynamic_cast<const PermK*>(&q) != nullptr) {
+    if (workers == 0) throw std::invalid_argument("permk: needs n ≥ 1 workers");
+    return static_cast<double>(d) / workers;
+  }
+  return q.zeta(d);
+}
+
+}  // namespace marina::compress

@@ -1,0 +1,30 @@
+#include "marina/compress/payload.h"
+
+namespace marina::compress {
+
+std::size_t Payload::value_count() const {
+  switch (kind) {
+    case PayloadKind::kDense64:
+    case PayloadKind::kDense32:
+      return dim;
+    case PayloadKind::kSparse:
+    case PayloadKind::kSeeded:
+      return values.size();
+    case PayloadKind::kQuantized:
+      return indices.size() + 1;  // + the norm
+  }
+  return 0;
+}
+
+void Payload::clear() {
+  kind = PayloadKind::kDense64;
+  dim = 0;
+  dense.clear();  // clear() keeps the capacity: a reused payload does not reallocate
+  values.clear();
+  indices.clear();
+  levels.clear();
+  norm = 0.0;
+  levels_s = 0;
+}
+
+}  // namespace marina::compress

@@ -1,0 +1,95 @@
+// MARINA, Algorithm 1 of the paper, one round k:
+//
+//   server:  c_k ~ Be(p); broadcast g^k (as the update that turns g^{k−1} into g^k) and c_k
+//   worker:  x^{k+1} = x^k − γ g^k
+//            c_k = 1: send ∇f_i(x^{k+1})
+//            c_k = 0: send Q(∇f_i(x^{k+1}) − ∇f_i(x^k))
+//   server:  g^{k+1} = (1/n) Σ ∇f_i(x^{k+1})        if c_k = 1
+//            g^{k+1} = g^k + (1/n) Σ Q(Δ_i)          if c_k = 0
+//
+// Here round r of the runtime is the worker step that produces x^r; round 0 is the initial
+// full synchronisation g^0 = ∇f(x^0) and is always a full-sync round. The aggregated
+// compressed differences are sent down as a sparse delta, so the downlink is compressed too.
+
+#include "marina/methods/marina.h"
+
+#include "marina/methods/mirror.h"
+#include "marina/util/random.h"
+
+namespace marina::methods {
+
+MarinaServer::MarinaServer(const MethodConfig& config) : ServerHalf(config) {
+  g_ = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(config.dim));
+}
+
+bool MarinaServer::coin() const {
+  util::Rng rng(util::derive(config_.seed, {round_, util::tag(util::Stream::kCoin)}));
+  return rng.bernoulli(config_.p);
+}
+
+void MarinaServer::plan(Broadcast& b) { b.full_sync = round_ == 0 || coin(); }
+
+void MarinaServer::aggregate(ModelUpdate& next) {
+  weighted_sum(sum_);  // (1/n) Σ of the dense gradients, or of the Q(Δ_i)
+  if (broadcast_.full_sync) {
+    next.kind = UpdateKind::kDense;
+    next.dense.assign(sum_.data(), sum_.data() + sum_.size());
+  } else {
+    to_delta(sum_, next);
+  }
+  marina_advance(next, config_.gamma, g_, x_, x_prev_);
+}
+
+Snapshot MarinaServer::snapshot() const {
+  Snapshot s;
+  s.round = round_;
+  s.x.assign(x_.data(), x_.data() + x_.size());
+  if (round_ > 0) s.x_prev.assign(x_prev_.data(), x_prev_.data() + x_prev_.size());
+  s.aux.assign(g_.data(), g_.data() + g_.size());
+  return s;
+}
+
+MarinaWorker::MarinaWorker(const MethodConfig& config, uint32_t id,
+                           const problem::Objective& objective)
+    : WorkerHalf(config, id, objective) {
+  g_ = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(config.dim));
+}
+
+void MarinaWorker::advance(const ModelUpdate& u) {
+  marina_advance(u, config_.gamma, g_, x_, x_prev_);
+}
+
+void MarinaWorker::respond(const Broadcast& b, Reply& reply) {
+  const auto m = static_cast<uint64_t>(f_.rows());
+  if (b.full_sync) {
+    reply.local_loss = f_.gradient(x_, grad_);
+    reply.oracle_calls = m;
+    grad_round_ = b.round;
+    reply.payload.kind = compress::PayloadKind::kDense64;
+    reply.payload.dim = static_cast<uint32_t>(config_.dim);
+    reply.payload.dense.assign(grad_.data(), grad_.data() + grad_.size());
+    return;
+  }
+  // ∇f_i(x^k) is cached from the previous round unless this worker sat it out (PP-MARINA)
+  // or was resynchronised: then it is evaluated again at x^{k−1}.
+  if (grad_round_ + 1 != b.round) {
+    f_.gradient(x_prev_, grad_);
+    reply.oracle_calls += m;
+  }
+  reply.local_loss = f_.gradient(x_, grad_new_);
+  reply.oracle_calls += m;
+  grad_ = grad_new_ - grad_;  // Δ_i, reusing grad_'s storage
+  q_->compress({grad_.data(), static_cast<std::size_t>(grad_.size())}, context(b), reply.payload);
+  grad_.swap(grad_new_);
+  grad_round_ = b.round;
+}
+
+void MarinaWorker::restore(const Snapshot& s) {
+  if (s.aux.size() != static_cast<std::size_t>(config_.dim))
+    throw ProtocolError("snapshot of round " + std::to_string(s.round) + " has the wrong size");
+  WorkerHalf::restore(s);
+  g_ = Eigen::Map<const Eigen::VectorXd>(s.aux.data(), static_cast<Eigen::Index>(s.aux.size()));
+  grad_round_ = UINT64_MAX;
+}
+
+}  // namespace marina::methods

@@ -1,0 +1,179 @@
+#include "marina/problem/objective.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace marina::problem {
+namespace {
+
+// φ(m) and φ'(m) for each loss, written to stay finite for any finite margin.
+double phi(Loss loss, double m) {
+  if (loss == Loss::kNonConvex) {
+    const double one_minus_sigma = 1.0 / (1.0 + std::exp(m));  // 1 − σ(m) = σ(−m)
+    return one_minus_sigma * one_minus_sigma;
+  }
+  return m > 0 ? std::log1p(std::exp(-m)) : -m + std::log1p(std::exp(m));
+}
+
+double dphi(Loss loss, double m) {
+  if (loss == Loss::kNonConvex) {
+    const double s = 1.0 / (1.0 + std::exp(-m));     // σ(m)
+    const double t = 1.0 / (1.0 + std::exp(m));      // 1 − σ(m)
+    return -2.0 * s * t * t;
+  }
+  return -1.0 / (1.0 + std::exp(m));  // −σ(−m)
+}
+
+}  // namespace
+
+std::string_view to_string(Loss loss) {
+  return loss == Loss::kNonConvex ? "nonconvex" : "logistic";
+}
+
+Loss parse_loss(std::string_view name) {
+  if (name == "nonconvex") return Loss::kNonConvex;
+  if (name == "logistic") return Loss::kLogistic;
+  throw std::invalid_argument("unknown loss '" + std::string(name) +
+                              "' (expected nonconvex or logistic)");
+}
+
+double curvature_bound(Loss loss) { return loss == Loss::kNonConvex ? 0.15405 : 0.25; }
+
+Objective::Objective(data::Dataset shard, Loss loss, double l2)
+    : data_(std::move(shard)), loss_(loss), l2_(l2) {
+  if (data_.rows() == 0) throw std::invalid_argument("objective: shard has no rows");
+  if (!(l2_ >= 0.0) || !std::isfinite(l2_))
+    throw std::invalid_argument("objective: l2 must be a finite number >= 0");
+  data_.A.makeCompressed();
+}
+
+double Objective::margin(std::size_t row, const Eigen::VectorXd& x) const {
+  const auto& A = data_.A;
+  const int* idx = A.innerIndexPtr();
+  const double* val = A.valuePtr();
+  double dot = 0.0;
+  for (int k = A.outerIndexPtr()[row]; k < A.outerIndexPtr()[row + 1]; ++k)
+    dot += val[k] * x[idx[k]];
+  return data_.y[static_cast<Eigen::Index>(row)] * dot;
+}
+
+void Objective::add_row(std::size_t row, double scale, Eigen::VectorXd& out) const {
+  const auto& A = data_.A;
+  const int* idx = A.innerIndexPtr();
+  const double* val = A.valuePtr();
+  for (int k = A.outerIndexPtr()[row]; k < A.outerIndexPtr()[row + 1]; ++k)
+    out[idx[k]] += scale * val[k];
+}
+
+double Objective::value(const Eigen::VectorXd& x) const {
+  double sum = 0.0;
+  for (std::size_t j = 0; j < rows(); ++j) sum += phi(loss_, margin(j, x));
+  double f = sum / static_cast<double>(rows());
+  if (l2_ > 0.0) f += 0.5 * l2_ * x.squaredNorm();
+  return f;
+}
+
+double Objective::gradient(const Eigen::VectorXd& x, Eigen::VectorXd& grad) const {
+  grad.setZero(static_cast<Eigen::Index>(dim()));
+  double sum = 0.0;
+  for (std::size_t j = 0; j < rows(); ++j) {
+    const double m = margin(j, x);
+    sum += phi(loss_, m);
+    add_row(j, dphi(loss_, m) * data_.y[static_cast<Eigen::Index>(j)], grad);
+  }
+  const double inv = 1.0 / static_cast<double>(rows());
+  for (Eigen::Index i = 0; i < grad.size(); ++i) grad[i] *= inv;
+  double f = sum * inv;
+  if (l2_ > 0.0) {
+    for (Eigen::Index i = 0; i < grad.size(); ++i) grad[i] += l2_ * x[i];
+    f += 0.5 * l2_ * x.squaredNorm();
+  }
+  return f;
+}
+
+void Objective::minibatch_gradient(const Eigen::VectorXd& x, std::span<const uint32_t> batch,
+                                   Eigen::VectorXd& grad) const {
+  grad.setZero(static_cast<Eigen::Index>(dim()));
+  for (uint32_t j : batch)
+    add_row(j, dphi(loss_, margin(j, x)) * data_.y[static_cast<Eigen::Index>(j)], grad);
+  const double inv = 1.0 / static_cast<double>(batch.size());
+  for (Eigen::Index i = 0; i < grad.size(); ++i) grad[i] = grad[i] * inv + l2_ * x[i];
+}
+
+void Objective::minibatch_difference(const Eigen::VectorXd& x, const Eigen::VectorXd& y,
+                                     std::span<const uint32_t> batch,
+                                     Eigen::VectorXd& grad) const {
+  grad.setZero(static_cast<Eigen::Index>(dim()));
+  for (uint32_t j : batch) {
+    const double label = data_.y[static_cast<Eigen::Index>(j)];
+    const double scale = (dphi(loss_, margin(j, x)) - dphi(loss_, margin(j, y))) * label;
+    add_row(j, scale, grad);
+  }
+  const double inv = 1.0 / static_cast<double>(batch.size());
+  for (Eigen::Index i = 0; i < grad.size(); ++i) grad[i] = grad[i] * inv + l2_ * (x[i] - y[i]);
+}
+
+Smoothness Objective::smoothness() const {
+  return problem::smoothness(shard_stats(data_), loss_, l2_);
+}
+
+ShardStats shard_stats(const data::Dataset& shard) {
+  ShardStats s;
+  s.rows = shard.rows();
+  if (s.rows == 0) return s;
+  const auto& A = shard.A;
+  const auto m = static_cast<double>(s.rows);
+  for (Eigen::Index j = 0; j < A.rows(); ++j) {
+    const double r = A.row(j).squaredNorm();
+    s.mean_row_norm4 += r * r;
+    s.max_row_norm_sq = std::max(s.max_row_norm_sq, r);
+  }
+  s.mean_row_norm4 /= m;
+  // Power iteration on AᵀA/m from a fixed start, so every process gets the same estimate.
+  const Eigen::Index d = A.cols();
+  Eigen::VectorXd v = Eigen::VectorXd::Constant(d, 1.0 / std::sqrt(static_cast<double>(d)));
+  Eigen::VectorXd av(A.rows()), w(d);
+  for (int it = 0; it < 1000; ++it) {
+    av = A * v;
+    w = A.transpose() * av;
+    w /= m;
+    const double next = v.dot(w);  // Rayleigh quotient, v normalised
+    const double norm = w.norm();
+    if (norm == 0.0) break;
+    v = w / norm;
+    const bool done = std::abs(next - s.lambda_max) <= 1e-12 * std::abs(next);
+    s.lambda_max = next;
+    if (done) break;
+  }
+  return s;
+}
+
+Smoothness smoothness(const ShardStats& s, Loss loss, double l2) {
+  const double c = curvature_bound(loss);
+  Smoothness out;
+  out.L = c * s.lambda_max + l2;
+  // (1/m) Σ (c r_j + λ)² = c² mean r² + 2cλ mean r + λ²; mean r ≤ sqrt(mean r²) keeps it an
+  // upper bound without a second statistic.
+  out.L_mean_sq = c * c * s.mean_row_norm4 + 2 * c * l2 * std::sqrt(s.mean_row_norm4) + l2 * l2;
+  out.L_max = c * s.max_row_norm_sq + l2;
+  return out;
+}
+
+Evaluation evaluate(std::span<const Objective> shards, const Eigen::VectorXd& x,
+                    Eigen::VectorXd& scratch, Eigen::VectorXd& grad) {
+  Evaluation e;
+  grad.setZero(x.size());
+  for (const auto& f : shards) {
+    e.loss += f.gradient(x, scratch);
+    grad += scratch;
+  }
+  const double inv = 1.0 / static_cast<double>(shards.size());
+  e.loss *= inv;
+  grad *= inv;
+  e.grad_norm_sq = grad.squaredNorm();
+  return e;
+}
+
+}  // namespace marina::problem

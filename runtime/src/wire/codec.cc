@@ -1,0 +1,355 @@
+// Message kinds, size bounds and the Encoder (the Decoder is in decoder.cc).
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <type_traits>
+
+#include "marina/wire/codec.h"
+#include "marina_generated.h"
+
+namespace marina::wire {
+
+namespace fb = marina::wire::fb;
+
+// The schema's enums are cast to and from the runtime's; these keep the two in step.
+static_assert(static_cast<uint8_t>(fb::Method::Gd) == static_cast<uint8_t>(methods::Method::kGd));
+static_assert(static_cast<uint8_t>(fb::Method::VrDiana) ==
+              static_cast<uint8_t>(methods::Method::kVrDiana));
+static_assert(static_cast<uint8_t>(fb::UpdateKind::Delta) ==
+              static_cast<uint8_t>(methods::UpdateKind::kDelta));
+static_assert(static_cast<uint8_t>(fb::PayloadKind::Dense32) ==
+              static_cast<uint8_t>(compress::PayloadKind::kDense32));
+static_assert(static_cast<uint8_t>(fb::PayloadKind::Seeded) ==
+              static_cast<uint8_t>(compress::PayloadKind::kSeeded));
+static_assert(static_cast<uint8_t>(fb::PayloadKind::Quantized) ==
+              static_cast<uint8_t>(compress::PayloadKind::kQuantized));
+static_assert(static_cast<uint8_t>(fb::Body::Join) == static_cast<uint8_t>(MessageKind::kJoin) + 1);
+static_assert(static_cast<uint8_t>(fb::Body::Bye) == static_cast<uint8_t>(MessageKind::kBye) + 1);
+
+std::string_view to_string(MessageKind kind) {
+  switch (kind) {
+    case MessageKind::kJoin:
+      return "join";
+    case MessageKind::kWelcome:
+      return "welcome";
+    case MessageKind::kBroadcast:
+      return "broadcast";
+    case MessageKind::kReply:
+      return "reply";
+    case MessageKind::kResyncRequest:
+      return "resync-request";
+    case MessageKind::kResyncResponse:
+      return "resync-response";
+    case MessageKind::kHeartbeat:
+      return "heartbeat";
+    case MessageKind::kBye:
+      return "bye";
+  }
+  return "unknown";
+}
+
+std::size_t max_message_bytes(uint64_t dim, uint64_t max_participants) {
+  // The largest bodies: a snapshot (2 d doubles), a sparse broadcast delta (d indices and
+  // d doubles, plus the participants) and a dense reply (d doubles). 16 d + 4 P bounds them all;
+  // the slack covers tables, vtables, length prefixes, padding and one bounded string.
+  constexpr uint64_t kSlack = 1024;
+  constexpr uint64_t kCap =
+      std::min<uint64_t>(FLATBUFFERS_MAX_BUFFER_SIZE - 1, std::numeric_limits<std::size_t>::max());
+  if (dim > kCap / 32 || max_participants > kCap / 8) return static_cast<std::size_t>(kCap);
+  return static_cast<std::size_t>(std::min(kCap, 16 * dim + 4 * max_participants + kSlack));
+}
+
+namespace {
+
+// Writes one table with its fields pushed in the order that wastes the fewest alignment bytes:
+// at each step the field needing the least padding at the current position, the largest of
+// those on a tie. The generated Create* functions use one fixed order (largest first), which
+// pads up to 7 bytes after a vector whose length leaves the buffer at 4 mod 8, and again before
+// the envelope's session; on a reply of a few floats that is a tenth of the message.
+//
+// Scalars are compared with their schema default bit by bit, so -0.0 is written (and survives)
+// where the default is 0.0. The defaults passed in must equal the schema's; the round trips of
+// default-constructed messages in wire_test.cc check that they do.
+class TableWriter {
+ public:
+  explicit TableWriter(flatbuffers::FlatBufferBuilder& fbb) : fbb_(fbb) {}
+
+  template <typename T>
+  void scalar(flatbuffers::voffset_t slot, T value, T schema_default) {
+    if (bits(value) == bits(schema_default)) return;
+    add(slot, sizeof(T), false, bits(value));
+  }
+
+  // An optional scalar ("= null" in the schema) is written whenever it is present.
+  void optional(flatbuffers::voffset_t slot, const std::optional<double>& value) {
+    if (value) add(slot, sizeof(double), false, bits(*value));
+  }
+
+  template <typename T>
+  void offset(flatbuffers::voffset_t slot, flatbuffers::Offset<T> target) {
+    if (!target.IsNull()) add(slot, sizeof(flatbuffers::uoffset_t), true, target.o);
+  }
+
+  [[nodiscard]] flatbuffers::uoffset_t finish() {
+    const flatbuffers::uoffset_t start = fbb_.StartTable();
+    for (std::size_t pushed = 0; pushed < count_; ++pushed) {
+      // The builder grows downwards and aligns relative to the end of the buffer; Finish()
+      // pads the front so that end-relative alignment is also start-relative.
+      const std::size_t position = fbb_.GetSize();
+      std::size_t best = count_;
+      std::size_t best_padding = 0;
+      for (std::size_t i = 0; i < count_; ++i) {
+        if (fields_[i].pushed) continue;
+        const std::size_t padding =
+            (fields_[i].size - position % fields_[i].size) % fields_[i].size;
+        if (best == count_ || padding < best_padding ||
+            (padding == best_padding && fields_[i].size > fields_[best].size)) {
+          best = i;
+          best_padding = padding;
+        }
+      }
+      push(fields_[best]);
+      fields_[best].pushed = true;
+    }
+    return fbb_.EndTable(start);
+  }
+
+ private:
+  struct Field {
+    flatbuffers::voffset_t slot;
+    uint8_t size;
+    bool is_offset;
+    bool pushed;
+    uint64_t bits;
+  };
+
+  template <typename T>
+  static uint64_t bits(T value) {
+    static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(uint64_t));
+    using Unsigned = std::conditional_t<
+        sizeof(T) == 1, uint8_t,
+        std::conditional_t<sizeof(T) == 2, uint16_t,
+                           std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>>;
+    Unsigned u;
+    std::memcpy(&u, &value, sizeof u);
+    return u;
+  }
+
+  void add(flatbuffers::voffset_t slot, std::size_t size, bool is_offset, uint64_t value) {
+    fields_[count_++] = Field{slot, static_cast<uint8_t>(size), is_offset, false, value};
+  }
+
+  // The bytes of a scalar are its bits in little-endian order whatever its type, so pushing
+  // the unsigned integer of the same size writes exactly the scalar.
+  void push(const Field& f) {
+    if (f.is_offset) {
+      fbb_.AddOffset(f.slot,
+                     flatbuffers::Offset<void>(static_cast<flatbuffers::uoffset_t>(f.bits)));
+      return;
+    }
+    switch (f.size) {
+      case 1:
+        fbb_.AddElement<uint8_t>(f.slot, static_cast<uint8_t>(f.bits));
+        break;
+      case 2:
+        fbb_.AddElement<uint16_t>(f.slot, static_cast<uint16_t>(f.bits));
+        break;
+      case 4:
+        fbb_.AddElement<uint32_t>(f.slot, static_cast<uint32_t>(f.bits));
+        break;
+      default:
+        fbb_.AddElement<uint64_t>(f.slot, f.bits);
+        break;
+    }
+  }
+
+  flatbuffers::FlatBufferBuilder& fbb_;
+  std::array<Field, 16> fields_{};  // the widest table (Reply, Welcome) has 12 fields
+  std::size_t count_ = 0;
+};
+
+static_assert(FLATBUFFERS_LITTLEENDIAN, "TableWriter::push writes scalars as little-endian bits");
+
+// Empty vectors are not written: an absent field costs nothing and decodes as empty.
+template <typename T>
+flatbuffers::Offset<flatbuffers::Vector<T>> vector_or_absent(flatbuffers::FlatBufferBuilder& fbb,
+                                                             const std::vector<T>& v) {
+  if (v.empty()) return 0;
+  return fbb.CreateVector(v.data(), v.size());
+}
+
+flatbuffers::Offset<flatbuffers::String> string_or_absent(flatbuffers::FlatBufferBuilder& fbb,
+                                                          const std::string& s) {
+  if (s.empty()) return 0;
+  return fbb.CreateString(s);
+}
+
+template <typename E>
+uint8_t u8(E e) {
+  return static_cast<uint8_t>(e);
+}
+
+std::span<const uint8_t> finish(flatbuffers::FlatBufferBuilder& fbb, uint64_t session,
+                                fb::Body type, flatbuffers::uoffset_t body) {
+  TableWriter t(fbb);
+  t.scalar<uint16_t>(fb::Envelope::VT_VERSION, kProtocolVersion, 1);
+  t.scalar<uint64_t>(fb::Envelope::VT_SESSION, session, 0);
+  t.scalar<uint8_t>(fb::Envelope::VT_BODY_TYPE, u8(type), 0);
+  t.offset(fb::Envelope::VT_BODY, flatbuffers::Offset<void>(body));
+  fb::FinishEnvelopeBuffer(fbb, flatbuffers::Offset<fb::Envelope>(t.finish()));
+  return {fbb.GetBufferPointer(), fbb.GetSize()};
+}
+
+}  // namespace
+
+Encoder::Encoder(uint64_t session) : session_(session) {}
+
+std::span<const uint8_t> Encoder::encode(const Join& m) {
+  fbb_.Clear();
+  const auto arch = string_or_absent(fbb_, m.arch);
+  TableWriter t(fbb_);
+  t.scalar<uint32_t>(fb::Join::VT_WORKER_ID, m.worker_id, 0);
+  t.scalar<uint64_t>(fb::Join::VT_SHARD_ROWS, m.shard_rows, 0);
+  t.scalar<uint64_t>(fb::Join::VT_DIM, m.dim, 0);
+  t.scalar<uint32_t>(fb::Join::VT_CAPABILITIES, m.capabilities, 0);
+  t.offset(fb::Join::VT_ARCH, arch);
+  return finish(fbb_, session_, fb::Body::Join, t.finish());
+}
+
+std::span<const uint8_t> Encoder::encode(const Welcome& m) {
+  fbb_.Clear();
+  const methods::MethodConfig& c = m.config;
+  const auto compressor = string_or_absent(fbb_, c.compressor);
+  TableWriter t(fbb_);
+  t.scalar<uint32_t>(fb::Welcome::VT_WORKER_ID, m.worker_id, 0);
+  t.scalar<uint8_t>(fb::Welcome::VT_METHOD, u8(c.method), u8(fb::Method::Marina));
+  t.offset(fb::Welcome::VT_COMPRESSOR, compressor);
+  t.scalar<uint32_t>(fb::Welcome::VT_WORKERS, c.workers, 1);
+  t.scalar<uint64_t>(fb::Welcome::VT_DIM, c.dim, 0);
+  t.scalar<uint64_t>(fb::Welcome::VT_SEED, c.seed, 0);
+  t.scalar<double>(fb::Welcome::VT_GAMMA, c.gamma, 0.0);
+  t.scalar<double>(fb::Welcome::VT_P, c.p, 1.0);
+  t.scalar<double>(fb::Welcome::VT_ALPHA, c.alpha, 0.0);
+  t.scalar<uint64_t>(fb::Welcome::VT_BATCH, c.batch, 1);
+  t.scalar<uint64_t>(fb::Welcome::VT_ONLINE_BATCH, c.online_batch, 0);
+  t.scalar<uint32_t>(fb::Welcome::VT_CLIENTS, c.clients, 0);
+  return finish(fbb_, session_, fb::Body::Welcome, t.finish());
+}
+
+std::span<const uint8_t> Encoder::encode(const methods::Broadcast& m) {
+  fbb_.Clear();
+  const auto participants = vector_or_absent(fbb_, m.participants);
+  // Only the vectors that belong to the update kind go out, so stale contents of reused
+  // buffers never reach the wire.
+  flatbuffers::Offset<flatbuffers::Vector<uint32_t>> indices = 0;
+  flatbuffers::Offset<flatbuffers::Vector<double>> values = 0;
+  flatbuffers::Offset<flatbuffers::Vector<double>> dense = 0;
+  switch (m.update.kind) {
+    case methods::UpdateKind::kNone:
+      break;
+    case methods::UpdateKind::kDense:
+      dense = vector_or_absent(fbb_, m.update.dense);
+      break;
+    case methods::UpdateKind::kDelta:
+      indices = vector_or_absent(fbb_, m.update.indices);
+      values = vector_or_absent(fbb_, m.update.values);
+      break;
+  }
+  TableWriter t(fbb_);
+  t.scalar<uint64_t>(fb::Broadcast::VT_ROUND, m.round, 0);
+  t.scalar<uint8_t>(fb::Broadcast::VT_FULL_SYNC, m.full_sync ? 1 : 0, 0);
+  t.scalar<uint64_t>(fb::Broadcast::VT_ROUND_SEED, m.round_seed, 0);
+  t.offset(fb::Broadcast::VT_PARTICIPANTS, participants);
+  t.scalar<uint8_t>(fb::Broadcast::VT_UPDATE_KIND, u8(m.update.kind), u8(fb::UpdateKind::None));
+  t.offset(fb::Broadcast::VT_UPDATE_INDICES, indices);
+  t.offset(fb::Broadcast::VT_UPDATE_VALUES, values);
+  t.offset(fb::Broadcast::VT_UPDATE_DENSE, dense);
+  return finish(fbb_, session_, fb::Body::Broadcast, t.finish());
+}
+
+std::span<const uint8_t> Encoder::encode(const methods::Reply& m) {
+  fbb_.Clear();
+  const compress::Payload& p = m.payload;
+  flatbuffers::Offset<flatbuffers::Vector<float>> values = 0;
+  flatbuffers::Offset<flatbuffers::Vector<uint32_t>> indices = 0;
+  flatbuffers::Offset<flatbuffers::Vector<double>> dense = 0;
+  flatbuffers::Offset<flatbuffers::Vector<int8_t>> levels = 0;
+  double norm = 0.0;
+  uint32_t levels_s = 0;
+  // As for broadcasts: only the fields of the payload's kind are written.
+  switch (p.kind) {
+    case compress::PayloadKind::kDense64:
+      dense = vector_or_absent(fbb_, p.dense);
+      break;
+    case compress::PayloadKind::kDense32:
+    case compress::PayloadKind::kSeeded:
+      values = vector_or_absent(fbb_, p.values);
+      break;
+    case compress::PayloadKind::kSparse:
+      indices = vector_or_absent(fbb_, p.indices);
+      values = vector_or_absent(fbb_, p.values);
+      break;
+    case compress::PayloadKind::kQuantized:
+      indices = vector_or_absent(fbb_, p.indices);
+      levels = vector_or_absent(fbb_, p.levels);
+      norm = p.norm;
+      levels_s = p.levels_s;
+      break;
+  }
+  TableWriter t(fbb_);
+  t.scalar<uint32_t>(fb::Reply::VT_WORKER, m.worker, 0);
+  t.scalar<uint64_t>(fb::Reply::VT_ROUND, m.round, 0);
+  t.scalar<uint64_t>(fb::Reply::VT_ORACLE_CALLS, m.oracle_calls, 0);
+  t.scalar<uint32_t>(fb::Reply::VT_DIM, p.dim, 0);
+  t.offset(fb::Reply::VT_VALUES, values);
+  t.scalar<uint8_t>(fb::Reply::VT_KIND, u8(p.kind), u8(fb::PayloadKind::Seeded));
+  t.offset(fb::Reply::VT_INDICES, indices);
+  t.optional(fb::Reply::VT_LOCAL_LOSS, m.local_loss);
+  t.offset(fb::Reply::VT_DENSE, dense);
+  t.offset(fb::Reply::VT_LEVELS, levels);
+  t.scalar<double>(fb::Reply::VT_NORM, norm, 0.0);
+  t.scalar<uint32_t>(fb::Reply::VT_LEVELS_S, levels_s, 0);
+  return finish(fbb_, session_, fb::Body::Reply, t.finish());
+}
+
+std::span<const uint8_t> Encoder::encode(const ResyncRequest& m) {
+  fbb_.Clear();
+  TableWriter t(fbb_);
+  t.scalar<uint32_t>(fb::ResyncRequest::VT_WORKER, m.worker, 0);
+  t.scalar<uint64_t>(fb::ResyncRequest::VT_HAVE_ROUND, m.have_round, 0);
+  t.scalar<uint64_t>(fb::ResyncRequest::VT_WANT_ROUND, m.want_round, 0);
+  return finish(fbb_, session_, fb::Body::ResyncRequest, t.finish());
+}
+
+std::span<const uint8_t> Encoder::encode(const methods::Snapshot& m) {
+  fbb_.Clear();
+  const auto x = vector_or_absent(fbb_, m.x);
+  const auto aux = vector_or_absent(fbb_, m.aux);
+  TableWriter t(fbb_);
+  t.scalar<uint64_t>(fb::ResyncResponse::VT_ROUND, m.round, 0);
+  t.offset(fb::ResyncResponse::VT_X, x);
+  t.offset(fb::ResyncResponse::VT_AUX, aux);
+  return finish(fbb_, session_, fb::Body::ResyncResponse, t.finish());
+}
+
+std::span<const uint8_t> Encoder::encode(const Heartbeat& m) {
+  fbb_.Clear();
+  TableWriter t(fbb_);
+  t.scalar<uint32_t>(fb::Heartbeat::VT_WORKER, m.worker, 0);
+  t.scalar<uint64_t>(fb::Heartbeat::VT_ROUND, m.round, 0);
+  return finish(fbb_, session_, fb::Body::Heartbeat, t.finish());
+}
+
+std::span<const uint8_t> Encoder::encode(const Bye& m) {
+  fbb_.Clear();
+  const auto reason = string_or_absent(fbb_, m.reason);
+  TableWriter t(fbb_);
+  t.scalar<uint32_t>(fb::Bye::VT_WORKER, m.worker, 0);
+  t.offset(fb::Bye::VT_REASON, reason);
+  return finish(fbb_, session_, fb::Body::Bye, t.finish());
+}
+
+}  // namespace marina::wire

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs, idempotently, every Debian package that the build, the tests and the demo need.
+# Packages already installed are left alone; only the missing ones are fetched.
+#
+# Usage: scripts/deps.sh            (as root, or with sudo available)
+
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config python3
+  libeigen3-dev doctest-dev libcli11-dev
+  libzmq3-dev cppzmq-dev
+  libflatbuffers-dev flatbuffers-compiler
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo=(sudo)
+fi
+
+echo "deps: installing ${missing[*]}"
+# A foreign-architecture index that lags behind its mirror makes 'apt-get update' fail
+# although the native lists are fine: report it, do not stop on it.
+"${sudo[@]}" apt-get update -q || echo "deps: warning: 'apt-get update' reported errors; continuing" >&2
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"

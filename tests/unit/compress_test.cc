@@ -1,0 +1,812 @@
+// Tests of the compressors (DESIGN §3), the payload and accumulate/decode.
+//
+// The Monte Carlo checks are principled rather than tuned: each compares a sample mean over
+// T = 20000 seeded draws with its exact expectation, allowing 6 standard errors computed from the
+// empirical variance (plus float rounding where values cross the wire as float). The seeds are
+// fixed, so the outcome is deterministic. Set MARINA_TEST_VERBOSE=1 to print the measured ω.
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <limits>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "marina/compress/compressor.h"
+#include "marina/compress/payload.h"
+#include "marina/util/random.h"
+
+namespace marina::compress {
+// Defined in runtime/src/compress/compressor.cc, proposed for compressor.h.
+double omega(const Compressor& q, std::size_t d, uint32_t workers);
+double zeta(const Compressor& q, std::size_t d, uint32_t workers);
+}  // namespace marina::compress
+
+namespace mc = marina::compress;
+namespace util = marina::util;
+
+namespace {
+
+constexpr int kDraws = 20000;
+constexpr double kSigmas = 6.0;
+constexpr double kFloatRel = 1e-6;  // > 2^-24: rounding to float on the wire
+
+// A fixed, non-trivial vector: mixed signs and magnitudes, a zero, an exact power of two.
+std::vector<double> test_vector(std::size_t d) {
+  std::vector<double> x(d);
+  for (std::size_t j = 0; j < d; ++j) {
+    x[j] = std::sin(1.3 * static_cast<double>(j) + 0.4) * static_cast<double>(1 + j % 5);
+  }
+  if (d > 3) x[3] = 0.0;
+  if (d > 7) x[7] = -0.5;
+  return x;
+}
+
+double norm2(const std::vector<double>& x) {
+  double s = 0;
+  for (double v : x) s += v * v;
+  return s;
+}
+
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "<no std::invalid_argument>";
+}
+
+bool verbose() { return std::getenv("MARINA_TEST_VERBOSE") != nullptr; }
+
+struct MonteCarlo {
+  std::vector<double> mean, var;  // of each coordinate of Q(x)
+  std::vector<double> hit;        // fraction of draws where coordinate j is non-zero
+  double err_mean = 0, err_se = 0;  // of ||Q(x) − x||²
+  double nnz_mean = 0, nnz_se = 0;
+  std::size_t nnz_min = 0, nnz_max = 0;
+};
+
+MonteCarlo run(const mc::Compressor& q, const std::vector<double>& x, mc::Context ctx,
+               int draws = kDraws) {
+  const std::size_t d = x.size();
+  MonteCarlo m;
+  m.mean.assign(d, 0.0);
+  m.var.assign(d, 0.0);
+  m.hit.assign(d, 0.0);
+  m.nnz_min = d;
+  double e1 = 0, e2 = 0, n1 = 0, n2 = 0;
+  mc::Payload p;
+  Eigen::VectorXd dec;
+  for (int t = 0; t < draws; ++t) {
+    ctx.round_seed = util::derive(0xC0FFEE, {static_cast<uint64_t>(t)});
+    q.compress(x, ctx, p);
+    mc::decode(p, q, ctx, dec);
+    double err = 0;
+    std::size_t nnz = 0;
+    for (std::size_t j = 0; j < d; ++j) {
+      const double v = dec[static_cast<Eigen::Index>(j)];
+      m.mean[j] += v;
+      m.var[j] += v * v;
+      m.hit[j] += v != 0.0 ? 1.0 : 0.0;
+      err += (v - x[j]) * (v - x[j]);
+      nnz += v != 0.0;
+    }
+    e1 += err;
+    e2 += err * err;
+    n1 += static_cast<double>(nnz);
+    n2 += static_cast<double>(nnz * nnz);
+    m.nnz_min = std::min(m.nnz_min, nnz);
+    m.nnz_max = std::max(m.nnz_max, nnz);
+  }
+  const double T = draws;
+  for (std::size_t j = 0; j < d; ++j) {
+    m.mean[j] /= T;
+    m.var[j] = std::max(0.0, m.var[j] / T - m.mean[j] * m.mean[j]);
+    m.hit[j] /= T;
+  }
+  m.err_mean = e1 / T;
+  m.err_se = std::sqrt(std::max(0.0, e2 / T - m.err_mean * m.err_mean) / T);
+  m.nnz_mean = n1 / T;
+  m.nnz_se = std::sqrt(std::max(0.0, n2 / T - m.nnz_mean * m.nnz_mean) / T);
+  return m;
+}
+
+// E[Q(x)] = x: every coordinate's sample mean within 6 standard errors (+ float rounding).
+void check_unbiased(const MonteCarlo& m, const std::vector<double>& x, double scale) {
+  for (std::size_t j = 0; j < x.size(); ++j) {
+    INFO("coordinate " << j << ": x = " << x[j] << ", mean = " << m.mean[j]);
+    const double se = std::sqrt(m.var[j] / kDraws);
+    CHECK(std::fabs(m.mean[j] - x[j]) <= kSigmas * se + kFloatRel * scale * std::fabs(x[j]));
+  }
+}
+
+// E||Q(x) − x||² = `exact` (within 6 standard errors), and exact ≤ ω||x||².
+void check_variance(const MonteCarlo& m, const std::vector<double>& x, double exact, double omega,
+                    const std::string& label) {
+  const double nx = norm2(x);
+  const double slack = kSigmas * m.err_se + 1e-5 * exact;
+  if (verbose()) {
+    MESSAGE(label << ": empirical omega = " << m.err_mean / nx << " +- " << m.err_se / nx
+                  << " (exact for this x " << exact / nx << ", bound " << omega
+                  << "), mean nnz = " << m.nnz_mean);
+  }
+  CHECK(std::fabs(m.err_mean - exact) <= slack);
+  CHECK(m.err_mean <= omega * nx + slack);
+  CHECK(exact <= omega * nx * (1 + 1e-12));
+}
+
+std::vector<uint32_t> seeded(const mc::Compressor& q, const mc::Context& ctx, std::size_t d) {
+  std::vector<uint32_t> idx;
+  q.seeded_indices(ctx, d, idx);
+  return idx;
+}
+
+bool strictly_increasing(const std::vector<uint32_t>& v) {
+  return std::adjacent_find(v.begin(), v.end(), std::greater_equal<>()) == v.end();
+}
+
+bool same(const mc::Payload& a, const mc::Payload& b) {
+  return a.kind == b.kind && a.dim == b.dim && a.dense == b.dense && a.values == b.values &&
+         a.indices == b.indices && a.levels == b.levels && a.norm == b.norm &&
+         a.levels_s == b.levels_s;
+}
+
+}  // namespace
+
+TEST_CASE("compress: parse specs, names, omega and zeta") {
+  const std::size_t d = 100;
+  auto id = mc::make_compressor("identity");
+  CHECK(id->name() == "identity");
+  CHECK(id->omega(d) == 0.0);
+  CHECK(id->zeta(d) == 100.0);
+  CHECK(id->unbiased());
+
+  auto rk = mc::make_compressor("randk:5");
+  CHECK(rk->name() == "randk:5");
+  CHECK(rk->omega(d) == doctest::Approx(19.0));
+  CHECK(rk->zeta(d) == 5.0);
+  CHECK(mc::make_compressor("randk:007")->name() == "randk:7");
+
+  auto pk = mc::make_compressor("permk");
+  CHECK(pk->name() == "permk");
+  CHECK(pk->unbiased());
+  CHECK_THROWS_AS((void)pk->omega(d), std::logic_error);  // needs n
+  CHECK(mc::omega(*pk, d, 5) == 4.0);
+  CHECK(mc::zeta(*pk, d, 5) == 20.0);
+  CHECK(mc::omega(*rk, d, 5) == rk->omega(d));
+
+  auto qs = mc::make_compressor("qsgd:4");
+  CHECK(qs->name() == "qsgd:4");
+  CHECK(qs->omega(d) == doctest::Approx(std::min(100.0 / 16, 10.0 / 4)));
+  CHECK(qs->zeta(d) == doctest::Approx(std::min(100.0, 4.0 * (4 + 10))));
+  CHECK(mc::make_compressor("qsgd:1")->zeta(d) == doctest::Approx(11.0));
+  CHECK(mc::make_compressor("qsgd:127")->name() == "qsgd:127");
+
+  auto nat = mc::make_compressor("natural");
+  CHECK(nat->omega(d) == 0.125);
+  CHECK(nat->zeta(d) == 100.0);
+
+  auto tk = mc::make_compressor("topk:3");
+  CHECK_FALSE(tk->unbiased());
+  CHECK(std::isnan(tk->omega(d)));
+  CHECK(tk->zeta(d) == 3.0);
+
+  CHECK(message_of([] { (void)mc::make_compressor("rank:3"); }) ==
+        "unknown compressor 'rank:3' (expected identity, randk:K, permk, qsgd:S, natural, "
+        "topk:K)");
+  const auto starts = [](const std::string& spec, const std::string& prefix) {
+    const std::string m = message_of([&] { (void)mc::make_compressor(spec); });
+    INFO(spec << " -> " << m);
+    CHECK(m.rfind(prefix, 0) == 0);
+  };
+  starts("randk:0", "randk:0: K must be a positive integer");
+  starts("randk", "randk: K must be a positive integer");
+  starts("randk:", "randk:: K must be a positive integer");
+  starts("randk:-3", "randk:-3: K must be a positive integer");
+  starts("randk:+3", "randk:+3: K must be a positive integer");
+  starts("randk:3x", "randk:3x: K must be a positive integer");
+  starts("randk: 3", "randk: 3: K must be a positive integer");
+  starts("randk:99999999999999999999", "randk:99999999999999999999: K must be");
+  starts("topk:0", "topk:0: K must be a positive integer");
+  starts("qsgd:0", "qsgd:0: S must be an integer in [1, 127]");
+  starts("qsgd:128", "qsgd:128: S must be an integer in [1, 127]");
+  starts("qsgd", "qsgd: S must be an integer in [1, 127]");
+  starts("identity:2", "identity:2: identity takes no parameter");
+  starts("permk:4", "permk:4: permk takes no parameter");
+  starts("", "unknown compressor ''");
+  starts("RandK:3", "unknown compressor 'RandK:3'");
+}
+
+TEST_CASE("compress: identity is exact") {
+  const auto x = test_vector(33);
+  auto q = mc::make_compressor("identity");
+  mc::Payload p;
+  q->compress(x, {}, p);
+  CHECK(p.kind == mc::PayloadKind::kDense64);
+  CHECK(p.dim == 33);
+  CHECK(p.dense == x);
+  CHECK(p.value_count() == 33);
+  Eigen::VectorXd out;
+  mc::decode(p, *q, {}, out);
+  for (std::size_t j = 0; j < x.size(); ++j) CHECK(out[static_cast<Eigen::Index>(j)] == x[j]);
+}
+
+TEST_CASE("compress: randk is unbiased with omega = d/K - 1 and exactly K values") {
+  const auto x = test_vector(32);
+  const std::size_t d = x.size();
+  for (uint32_t k : {1u, 5u, 16u}) {
+    CAPTURE(k);
+    auto q = mc::make_compressor("randk:" + std::to_string(k));
+    const MonteCarlo m = run(*q, x, {0, 1, 4});
+    check_unbiased(m, x, static_cast<double>(d) / k);
+    const double omega = q->omega(d);
+    check_variance(m, x, omega * norm2(x), omega, q->name());
+    // Exactly K coordinates every time (x has one zero, which decodes as 0 when picked).
+    CHECK(m.nnz_max <= k);
+    CHECK(m.nnz_min >= k - 1);
+    // Each coordinate is picked with probability K/d.
+    const double p = static_cast<double>(k) / d;
+    for (std::size_t j = 0; j < d; ++j) {
+      if (x[j] == 0.0) continue;
+      CHECK(std::fabs(m.hit[j] - p) <= kSigmas * std::sqrt(p * (1 - p) / kDraws));
+    }
+  }
+}
+
+TEST_CASE("compress: randk seeded indices are re-derived by the server") {
+  const auto x = test_vector(50);
+  auto q = mc::make_compressor("randk:7");
+  const mc::Context ctx{123456789, 2, 5};
+  mc::Payload p;
+  q->compress(x, ctx, p);
+  CHECK(p.kind == mc::PayloadKind::kSeeded);
+  CHECK(p.dim == 50);
+  CHECK(p.values.size() == 7);
+  CHECK(p.indices.empty());  // the indices never cross the wire
+  CHECK(p.value_count() == 7);
+
+  const auto idx = seeded(*q, ctx, 50);
+  REQUIRE(idx.size() == 7);
+  CHECK(strictly_increasing(idx));
+  CHECK(idx.back() < 50);
+  // What the worker meant: x_j·d/K at its indices, in ascending index order.
+  for (std::size_t i = 0; i < idx.size(); ++i) {
+    CHECK(p.values[i] == static_cast<float>(x[idx[i]] * 50.0 / 7.0));
+  }
+  Eigen::VectorXd dec;
+  mc::decode(p, *q, ctx, dec);
+  for (Eigen::Index j = 0; j < 50; ++j) {
+    const auto it = std::find(idx.begin(), idx.end(), static_cast<uint32_t>(j));
+    const double want =
+        it == idx.end() ? 0.0 : static_cast<double>(p.values[static_cast<std::size_t>(it - idx.begin())]);
+    CHECK(dec[j] == want);
+  }
+
+  // Deterministic; worker-specific; round-specific.
+  mc::Payload again;
+  q->compress(x, ctx, again);
+  CHECK(same(p, again));
+  CHECK(seeded(*q, {123456789, 3, 5}, 1000) != seeded(*q, ctx, 1000));
+  CHECK(seeded(*q, {123456790, 2, 5}, 1000) != seeded(*q, ctx, 1000));
+  // The stream is derive(round_seed, {worker, kCompress}) and nothing else: n does not matter.
+  CHECK(seeded(*q, {123456789, 2, 9}, 1000) == seeded(*q, ctx, 1000));
+
+  // K = d keeps everything; K > d is an error at compress time.
+  auto all = mc::make_compressor("randk:50");
+  std::vector<uint32_t> every(50);
+  for (uint32_t j = 0; j < 50; ++j) every[j] = j;
+  CHECK(seeded(*all, ctx, 50) == every);
+  auto big = mc::make_compressor("randk:51");
+  CHECK(message_of([&] { big->compress(x, ctx, p); }) == "randk:51 needs K ≤ d = 50");
+
+  // K ≪ d costs O(K log K): a dimension of 4·10^9 would take seconds if anything were O(d).
+  const auto huge = seeded(*q, ctx, 4'000'000'000ULL);
+  CHECK(huge.size() == 7);
+  CHECK(strictly_increasing(huge));
+  CHECK(huge.back() < 4'000'000'000ULL);
+}
+
+TEST_CASE("compress: randk indices are uniform K-subsets") {
+  // d = 5, K = 2: all 10 subsets equally likely (chi-square-free check: each within 6 sigma).
+  auto q = mc::make_compressor("randk:2");
+  std::vector<int> count(25, 0);
+  const int draws = 20000;
+  for (int t = 0; t < draws; ++t) {
+    const auto idx = seeded(*q, {static_cast<uint64_t>(t), 0, 1}, 5);
+    REQUIRE(idx.size() == 2);
+    REQUIRE(idx[0] < idx[1]);
+    ++count[idx[0] * 5 + idx[1]];
+  }
+  const double p = 0.1, se = std::sqrt(p * (1 - p) / draws);
+  for (int a = 0; a < 5; ++a) {
+    for (int b = a + 1; b < 5; ++b) {
+      CAPTURE(a);
+      CAPTURE(b);
+      CHECK(std::fabs(count[a * 5 + b] / static_cast<double>(draws) - p) <= kSigmas * se);
+    }
+  }
+}
+
+TEST_CASE("compress: permk blocks partition [0, d) and average to x") {
+  auto q = mc::make_compressor("permk");
+  for (auto [d, n] : {std::pair<std::size_t, uint32_t>{30, 5}, {32, 5}, {7, 7}, {3, 5}, {40, 1}}) {
+    CAPTURE(d);
+    CAPTURE(n);
+    const auto x = test_vector(d);
+    for (uint64_t seed : {1ULL, 99ULL, 0xdeadbeefULL}) {
+      std::vector<int> owner(d, -1);
+      Eigen::VectorXd sum = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(d));
+      mc::Payload p;
+      for (uint32_t i = 0; i < n; ++i) {
+        const mc::Context ctx{seed, i, n};
+        const auto idx = seeded(*q, ctx, d);
+        CHECK(strictly_increasing(idx));
+        CHECK(idx.size() <= (d + n - 1) / n);
+        if (d % n == 0) CHECK(idx.size() == d / n);  // exact blocks when n | d
+        for (uint32_t j : idx) {
+          REQUIRE(j < d);
+          CHECK(owner[j] == -1);
+          owner[j] = static_cast<int>(i);
+        }
+        q->compress(x, ctx, p);
+        CHECK(p.kind == mc::PayloadKind::kSeeded);
+        REQUIRE(p.values.size() == idx.size());
+        for (std::size_t k = 0; k < idx.size(); ++k) {
+          CHECK(p.values[k] == static_cast<float>(x[idx[k]] * n));
+        }
+        mc::accumulate(p, *q, ctx, 1.0 / n, sum);
+      }
+      CHECK(std::count(owner.begin(), owner.end(), -1) == 0);  // every coordinate, once
+      for (std::size_t j = 0; j < d; ++j) {
+        CHECK(std::fabs(sum[static_cast<Eigen::Index>(j)] - x[j]) <= kFloatRel * std::fabs(x[j]));
+      }
+    }
+  }
+  CHECK_THROWS_AS(seeded(*q, {1, 5, 5}, 30), std::invalid_argument);
+  CHECK_THROWS_AS(seeded(*q, {1, 0, 0}, 30), std::invalid_argument);
+}
+
+TEST_CASE("compress: permk is unbiased per worker with omega = n - 1") {
+  auto q = mc::make_compressor("permk");
+  // n | d (plain blocks) and n ∤ d (padded permutation), for a middle and the last worker.
+  for (auto [d, n, worker] : {std::tuple<std::size_t, uint32_t, uint32_t>{30, 5, 2},
+                              {32, 5, 4}, {32, 5, 0}}) {
+    CAPTURE(d);
+    CAPTURE(n);
+    CAPTURE(worker);
+    const auto x = test_vector(d);
+    const MonteCarlo m = run(*q, x, {0, worker, n});
+    check_unbiased(m, x, n);
+    const double omega = mc::omega(*q, d, n);
+    CHECK(omega == n - 1.0);
+    check_variance(m, x, omega * norm2(x), omega,
+                   "permk d=" + std::to_string(d) + " n=" + std::to_string(n));
+    // Density: each coordinate lands in the block with probability 1/n, so E nnz = d/n
+    // (x has one zero entry, which decodes as 0).
+    const double zeta = mc::zeta(*q, d, n);
+    CHECK(std::fabs(m.nnz_mean - (zeta - 1.0 / n)) <= kSigmas * m.nnz_se + 1e-12);
+    CHECK(m.nnz_max <= (d + n - 1) / n);
+  }
+}
+
+TEST_CASE("compress: qsgd is unbiased, within omega and zeta") {
+  const auto x = test_vector(40);
+  const std::size_t d = x.size();
+  const double nx = std::sqrt(norm2(x));
+  for (uint32_t s : {1u, 2u, 8u}) {
+    CAPTURE(s);
+    auto q = mc::make_compressor("qsgd:" + std::to_string(s));
+    const MonteCarlo m = run(*q, x, {0, 3, 5});
+    check_unbiased(m, x, 1.0);
+    double exact = 0;  // Σ_j ||x||²/s² · f_j (1 − f_j), f_j the fractional part of |x_j|/||x||·s
+    for (double v : x) {
+      const double r = std::fabs(v) / nx * s, f = r - std::floor(r);
+      exact += nx * nx / (s * s) * f * (1 - f);
+    }
+    check_variance(m, x, exact, q->omega(d), q->name());
+    CHECK(m.nnz_mean <= q->zeta(d));
+
+    mc::Payload p;
+    q->compress(x, {42, 3, 5}, p);
+    CHECK(p.kind == mc::PayloadKind::kQuantized);
+    CHECK(p.levels_s == s);
+    CHECK(p.norm == doctest::Approx(nx).epsilon(1e-14));
+    CHECK(strictly_increasing(p.indices));
+    CHECK(p.levels.size() == p.indices.size());
+    CHECK(p.value_count() == p.indices.size() + 1);
+    for (std::size_t i = 0; i < p.levels.size(); ++i) {
+      CHECK(p.levels[i] != 0);
+      CHECK(std::abs(p.levels[i]) <= static_cast<int>(s));
+      CHECK((p.levels[i] < 0) == (x[p.indices[i]] < 0));
+    }
+  }
+  // x = 0: no levels, norm 0.
+  auto q = mc::make_compressor("qsgd:4");
+  mc::Payload p;
+  q->compress(std::vector<double>(9, 0.0), {1, 0, 1}, p);
+  CHECK(p.dim == 9);
+  CHECK(p.norm == 0.0);
+  CHECK(p.indices.empty());
+  CHECK(p.levels.empty());
+  CHECK(p.value_count() == 1);
+  // Extreme magnitudes: the norm neither overflows nor underflows.
+  q->compress(std::vector<double>{1e300, -1e300, 0.0}, {1, 0, 1}, p);
+  CHECK(p.norm == doctest::Approx(std::sqrt(2.0) * 1e300));
+  q->compress(std::vector<double>{1e-310, 0.0}, {1, 0, 1}, p);
+  CHECK(p.norm == 1e-310);
+  REQUIRE(p.levels.size() == 1);
+  CHECK(p.levels[0] == 4);
+}
+
+TEST_CASE("compress: natural rounds to neighbouring powers of two without bias") {
+  auto x = test_vector(24);
+  x[5] = 3.0e-40;  // subnormal in float: its powers of two are still exact
+  const std::size_t d = x.size();
+  auto q = mc::make_compressor("natural");
+  const MonteCarlo m = run(*q, x, {0, 1, 2});
+  check_unbiased(m, x, 1.0);
+  double exact = 0;  // Σ_j (|x_j| − 2^e)(2^{e+1} − |x_j|)
+  for (double v : x) {
+    if (v == 0) continue;
+    int e = 0;
+    std::frexp(std::fabs(v), &e);
+    const double a = std::ldexp(1.0, e - 1);
+    exact += (std::fabs(v) - a) * (2 * a - std::fabs(v));
+  }
+  check_variance(m, x, exact, q->omega(d), q->name());
+
+  mc::Payload p;
+  q->compress(x, {77, 1, 2}, p);
+  CHECK(p.kind == mc::PayloadKind::kDense32);
+  REQUIRE(p.values.size() == d);
+  CHECK(p.value_count() == d);
+  for (std::size_t j = 0; j < d; ++j) {
+    CAPTURE(j);
+    const double v = p.values[j];
+    if (x[j] == 0) {
+      CHECK(v == 0.0);
+      continue;
+    }
+    int e = 0;
+    CHECK(std::frexp(std::fabs(v), &e) == 0.5);  // a power of two
+    CHECK(std::signbit(v) == std::signbit(x[j]));
+    CHECK(std::fabs(v) <= 2 * std::fabs(x[j]));
+    CHECK(std::fabs(v) * 2 > std::fabs(x[j]));
+  }
+  CHECK(p.values[7] == -0.5f);  // powers of two are kept as they are
+
+  // The bound is attained at |x_j| = (4/3)·2^e: E||Q(x) − x||² = ||x||²/8 exactly.
+  std::vector<double> worst(20);
+  for (std::size_t j = 0; j < worst.size(); ++j) {
+    worst[j] = (j % 2 ? -4.0 : 4.0) / 3.0 * std::ldexp(1.0, static_cast<int>(j % 7) - 3);
+  }
+  const MonteCarlo w = run(*q, worst, {0, 0, 1});
+  check_unbiased(w, worst, 1.0);
+  check_variance(w, worst, norm2(worst) / 8, q->omega(worst.size()), "natural, worst case");
+}
+
+TEST_CASE("compress: topk keeps the largest magnitudes, ties to the lower index") {
+  auto q = mc::make_compressor("topk:2");
+  const std::vector<double> x{1.0, -3.0, 3.0, 2.0, -3.0, 0.5};
+  mc::Payload p;
+  q->compress(x, {}, p);
+  CHECK(p.kind == mc::PayloadKind::kSparse);
+  CHECK(p.dim == 6);
+  CHECK(p.indices == std::vector<uint32_t>{1, 2});
+  CHECK(p.values == std::vector<float>{-3.0f, 3.0f});
+  CHECK(p.value_count() == 2);
+  mc::make_compressor("topk:4")->compress(x, {}, p);
+  CHECK(p.indices == std::vector<uint32_t>{1, 2, 3, 4});
+  mc::make_compressor("topk:6")->compress(x, {}, p);
+  CHECK(p.indices == std::vector<uint32_t>{0, 1, 2, 3, 4, 5});
+  CHECK_THROWS_AS(mc::make_compressor("topk:7")->compress(x, {}, p), std::invalid_argument);
+
+  const auto y = test_vector(40);
+  mc::make_compressor("topk:5")->compress(y, {9, 1, 3}, p);
+  REQUIRE(p.indices.size() == 5);
+  CHECK(strictly_increasing(p.indices));
+  double kept_min = std::numeric_limits<double>::infinity();
+  for (uint32_t j : p.indices) kept_min = std::min(kept_min, std::fabs(y[j]));
+  for (std::size_t j = 0; j < y.size(); ++j) {
+    if (std::find(p.indices.begin(), p.indices.end(), j) == p.indices.end()) {
+      CHECK(std::fabs(y[j]) <= kept_min);
+    }
+  }
+}
+
+TEST_CASE("compress: same context gives the same payload, pinned across machines") {
+  const auto x = test_vector(30);
+  for (const char* spec : {"identity", "randk:4", "permk", "qsgd:3", "natural", "topk:4"}) {
+    CAPTURE(spec);
+    auto q = mc::make_compressor(spec);
+    mc::Payload a, b, c;
+    q->compress(x, {2024, 1, 3}, a);
+    q->compress(x, {2024, 1, 3}, b);
+    q->compress(x, {2025, 1, 3}, c);
+    CHECK(same(a, b));
+    if (std::string(spec) != "identity" && std::string(spec) != "topk:4") CHECK_FALSE(same(a, c));
+  }
+  // Golden values: the draws must not change between standard libraries or architectures
+  // (x86-64, arm64, armhf), nor silently between versions. Update only on purpose. The input
+  // uses exact arithmetic only (no libm), so it is the same everywhere too.
+  std::vector<double> g(30);
+  for (std::size_t j = 0; j < g.size(); ++j) {
+    g[j] = (static_cast<double>((j * 37) % 23) - 11.0) / 8.0 + static_cast<double>(j % 3) * 0.03;
+  }
+  auto rk = mc::make_compressor("randk:4");
+  CHECK(seeded(*rk, {2024, 1, 3}, 1000) == std::vector<uint32_t>{157, 161, 503, 752});
+  auto pk = mc::make_compressor("permk");  // d = 20, n = 3: padded to 21
+  CHECK(seeded(*pk, {2024, 1, 3}, 20) == std::vector<uint32_t>{0, 3, 8, 11, 18, 19});
+  mc::Payload p;
+  mc::make_compressor("qsgd:3")->compress(g, {2024, 1, 3}, p);
+  CHECK(p.indices ==
+        std::vector<uint32_t>{0, 1, 2, 3, 6, 7, 8, 13, 15, 18, 19, 21, 23, 24, 25, 26, 29});
+  CHECK(p.levels == std::vector<int8_t>{-1, 1, -1, 1, 1, -1, 1, 1, -1, 1, 1, 1, -1, 1, -1, 1, 1});
+  mc::make_compressor("natural")->compress(g, {2024, 1, 3}, p);
+  CHECK(p.values == std::vector<float>{-1.0f, 0.5f,  -1.0f,  1.0f,  -0.125f, -2.0f, 0.5f,  -0.5f,
+                                       2.0f,  0.0f,  -2.0f,  1.0f,  -0.5f,   1.0f,  0.25f, -1.0f,
+                                       1.0f,  -0.25f, 2.0f,  0.25f, -0.5f,   0.5f,  -0.25f, -2.0f,
+                                       0.25f, -1.0f, 1.0f,   -0.125f, -1.0f, 1.0f});
+}
+
+TEST_CASE("compress: a reused payload keeps its buffers") {
+  const auto x = test_vector(64);
+  for (const char* spec : {"identity", "randk:8", "permk", "natural", "topk:8"}) {
+    CAPTURE(spec);
+    auto q = mc::make_compressor(spec);
+    mc::Payload p;
+    q->compress(x, {1, 0, 4}, p);
+    const void* dense = p.dense.data();
+    const void* values = p.values.data();
+    const void* indices = p.indices.data();
+    for (uint64_t t = 2; t < 50; ++t) {
+      q->compress(x, {t, 0, 4}, p);
+      CHECK(static_cast<const void*>(p.dense.data()) == dense);
+      CHECK(static_cast<const void*>(p.values.data()) == values);
+      CHECK(static_cast<const void*>(p.indices.data()) == indices);
+    }
+  }
+}
+
+TEST_CASE("compress: payload value_count and clear") {
+  mc::Payload p;
+  p.kind = mc::PayloadKind::kDense64;
+  p.dim = 12;
+  p.dense.assign(12, 1.0);
+  CHECK(p.value_count() == 12);
+  p.kind = mc::PayloadKind::kDense32;
+  CHECK(p.value_count() == 12);
+  p.kind = mc::PayloadKind::kSparse;
+  p.values.assign(3, 1.0f);
+  CHECK(p.value_count() == 3);
+  p.kind = mc::PayloadKind::kSeeded;
+  CHECK(p.value_count() == 3);
+  p.kind = mc::PayloadKind::kQuantized;
+  p.indices.assign(5, 0);
+  CHECK(p.value_count() == 6);
+  const std::size_t cap = p.dense.capacity();
+  p.clear();
+  CHECK(p.dim == 0);
+  CHECK(p.dense.empty());
+  CHECK(p.values.empty());
+  CHECK(p.indices.empty());
+  CHECK(p.levels.empty());
+  CHECK(p.norm == 0.0);
+  CHECK(p.levels_s == 0);
+  CHECK(p.dense.capacity() == cap);
+}
+
+TEST_CASE("compress: non-finite input is refused at compress time") {
+  std::vector<double> x = test_vector(10);
+  x[4] = std::numeric_limits<double>::quiet_NaN();
+  mc::Payload p;
+  for (const char* spec : {"identity", "randk:10", "permk", "qsgd:2", "natural", "topk:3"}) {
+    CAPTURE(spec);
+    CHECK_THROWS_AS(mc::make_compressor(spec)->compress(x, {1, 0, 1}, p), std::invalid_argument);
+  }
+  // Beyond float range on the wire.
+  std::vector<double> big{1e39, 1.0};
+  CHECK_THROWS_AS(mc::make_compressor("topk:1")->compress(big, {}, p), std::invalid_argument);
+  CHECK_THROWS_AS(mc::make_compressor("natural")->compress(big, {}, p), std::invalid_argument);
+}
+
+TEST_CASE("compress: accumulate adds weight times the decoded payload") {
+  const auto x = test_vector(20);
+  for (const char* spec : {"identity", "randk:6", "permk", "qsgd:5", "natural", "topk:6"}) {
+    CAPTURE(spec);
+    auto q = mc::make_compressor(spec);
+    const mc::Context ctx{31337, 1, 4};
+    mc::Payload p;
+    q->compress(x, ctx, p);
+    Eigen::VectorXd dec;
+    mc::decode(p, *q, ctx, dec);
+    REQUIRE(dec.size() == 20);
+    Eigen::VectorXd acc = Eigen::VectorXd::LinSpaced(20, -1.0, 1.0);
+    const Eigen::VectorXd before = acc;
+    mc::accumulate(p, *q, ctx, 0.25, acc);
+    for (Eigen::Index j = 0; j < 20; ++j) CHECK(acc[j] == before[j] + 0.25 * dec[j]);
+  }
+}
+
+TEST_CASE("compress: accumulate rejects hostile payloads and leaves acc unchanged") {
+  auto identity = mc::make_compressor("identity");
+  auto randk = mc::make_compressor("randk:3");
+  auto qsgd = mc::make_compressor("qsgd:4");
+  const mc::Context ctx{5, 0, 2};
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+
+  const auto dense64 = [](uint32_t d) {
+    mc::Payload p;
+    p.kind = mc::PayloadKind::kDense64;
+    p.dim = d;
+    p.dense.assign(d, 1.0);
+    return p;
+  };
+  const auto dense32 = [](uint32_t d) {
+    mc::Payload p;
+    p.kind = mc::PayloadKind::kDense32;
+    p.dim = d;
+    p.values.assign(d, 1.0f);
+    return p;
+  };
+  const auto sparse = [](std::vector<uint32_t> idx) {
+    mc::Payload p;
+    p.kind = mc::PayloadKind::kSparse;
+    p.dim = 13;
+    p.values.assign(idx.size(), 2.0f);
+    p.indices = std::move(idx);
+    return p;
+  };
+  const auto seeded3 = [](std::size_t n) {
+    mc::Payload p;
+    p.kind = mc::PayloadKind::kSeeded;
+    p.dim = 13;
+    p.values.assign(n, 2.0f);
+    return p;
+  };
+  const auto quantized = [](std::vector<uint32_t> idx, std::vector<int8_t> lv) {
+    mc::Payload p;
+    p.kind = mc::PayloadKind::kQuantized;
+    p.dim = 13;
+    p.norm = 3.0;
+    p.levels_s = 4;
+    p.indices = std::move(idx);
+    p.levels = std::move(lv);
+    return p;
+  };
+
+  struct Case {
+    std::string label;
+    mc::Payload payload;
+    const mc::Compressor* q;
+    std::string message;  // expected prefix
+  };
+  std::vector<Case> cases;
+  cases.push_back({"wrong dim", dense64(12), identity.get(), "payload: dimension 12 does not match d = 13"});
+  {
+    auto p = dense64(13);
+    p.dense.pop_back();
+    cases.push_back({"dense64 short", p, identity.get(), "payload: dense64 payload has 12 values, expected 13"});
+    p = dense64(13);
+    p.dense[12] = nan;
+    cases.push_back({"dense64 NaN", p, identity.get(), "payload: value nan at index 12 is not finite"});
+    p = dense64(13);
+    p.dense[12] = -inf;
+    cases.push_back({"dense64 Inf", p, identity.get(), "payload: value -inf at index 12"});
+    p = dense64(13);
+    p.dense[12] = std::numeric_limits<double>::max();
+    cases.push_back({"dense64 overflow", p, identity.get(), "payload: value"});
+  }
+  {
+    auto p = dense32(13);
+    p.values.push_back(1.0f);
+    cases.push_back({"dense32 long", p, identity.get(), "payload: dense32 payload has 14 values"});
+    p = dense32(13);
+    p.values[11] = std::numeric_limits<float>::quiet_NaN();
+    cases.push_back({"dense32 NaN", p, identity.get(), "payload: value nan at index 11"});
+  }
+  cases.push_back({"sparse out of range", sparse({0, 5, 17}), identity.get(),
+                   "payload: index 17 out of range for d = 13"});
+  cases.push_back({"sparse index = d", sparse({0, 13}), identity.get(),
+                   "payload: index 13 out of range for d = 13"});
+  cases.push_back({"sparse duplicate", sparse({1, 4, 4}), identity.get(),
+                   "payload: indices not strictly increasing at position 2 (4 then 4)"});
+  cases.push_back({"sparse decreasing", sparse({1, 9, 4}), identity.get(),
+                   "payload: indices not strictly increasing at position 2"});
+  {
+    auto p = sparse({1, 2, 3});
+    p.values.pop_back();
+    cases.push_back({"sparse count", p, identity.get(), "payload: sparse payload has 2 values for its indices, expected 3"});
+    p = sparse({1, 2, 3});
+    p.values[2] = std::numeric_limits<float>::infinity();
+    cases.push_back({"sparse Inf", p, identity.get(), "payload: value inf at index 3"});
+  }
+  cases.push_back({"seeded short", seeded3(2), randk.get(), "payload: seeded payload has 2 values, expected 3"});
+  cases.push_back({"seeded long", seeded3(4), randk.get(), "payload: seeded payload has 4 values, expected 3"});
+  {
+    auto p = seeded3(3);
+    p.values[2] = std::numeric_limits<float>::quiet_NaN();
+    cases.push_back({"seeded NaN", p, randk.get(), "payload: value nan"});
+  }
+  cases.push_back({"seeded for identity", seeded3(3), identity.get(),
+                   "identity does not produce seeded payloads"});
+  {
+    auto p = seeded3(3);
+    p.dim = 2;
+    cases.push_back({"seeded wrong dim", p, randk.get(), "payload: dimension 2 does not match d = 13"});
+  }
+  cases.push_back({"level > s", quantized({1, 2}, {1, 5}), qsgd.get(),
+                   "payload: level 5 at index 2 outside [-s, s] for s = 4"});
+  cases.push_back({"level < -s", quantized({1, 2}, {-128, 1}), qsgd.get(),
+                   "payload: level -128 at index 1 outside [-s, s]"});
+  {
+    auto p = quantized({1, 2}, {1, 1});
+    p.levels_s = 0;
+    cases.push_back({"s = 0", p, qsgd.get(), "payload: quantization levels s = 0 not in [1, 127]"});
+    p.levels_s = 200;
+    cases.push_back({"s = 200", p, qsgd.get(), "payload: quantization levels s = 200"});
+    p = quantized({1, 2}, {1, 1});
+    p.norm = nan;
+    cases.push_back({"norm NaN", p, qsgd.get(), "payload: norm nan must be finite"});
+    p.norm = -1.0;
+    cases.push_back({"norm < 0", p, qsgd.get(), "payload: norm -1"});
+    p.norm = inf;
+    cases.push_back({"norm Inf", p, qsgd.get(), "payload: norm inf"});
+  }
+  cases.push_back({"quantized out of range", quantized({1, 13}, {1, 1}), qsgd.get(),
+                   "payload: index 13 out of range for d = 13"});
+  cases.push_back({"quantized count", quantized({1, 2, 3}, {1, 1}), qsgd.get(),
+                   "payload: quantized payload has 2 levels for its indices, expected 3"});
+  cases.push_back({"quantized order", quantized({2, 1}, {1, 1}), qsgd.get(),
+                   "payload: indices not strictly increasing"});
+  {
+    auto p = dense64(13);
+    p.kind = static_cast<mc::PayloadKind>(9);
+    cases.push_back({"unknown kind", p, identity.get(), "payload: unknown kind 9"});
+  }
+
+  for (const auto& c : cases) {
+    CAPTURE(c.label);
+    Eigen::VectorXd acc = Eigen::VectorXd::LinSpaced(13, -6.0, 6.0);
+    acc[12] = std::numeric_limits<double>::max();  // so that a huge addition overflows
+    const Eigen::VectorXd before = acc;
+    const std::string m = message_of([&] { mc::accumulate(c.payload, *c.q, ctx, 1.0, acc); });
+    INFO("message: " << m);
+    CHECK(m.rfind(c.message, 0) == 0);
+    CHECK(acc == before);
+    Eigen::VectorXd out;
+    // decode sizes its output from the payload and starts from zero: no dimension or overflow
+    // mismatch to detect there.
+    if (c.label != "wrong dim" && c.label != "seeded wrong dim" && c.label != "dense64 overflow") {
+      CHECK_THROWS_AS(mc::decode(c.payload, *c.q, ctx, out), std::invalid_argument);
+    }
+  }
+
+  // The well-formed versions are accepted (the checks above are not vacuous).
+  Eigen::VectorXd acc = Eigen::VectorXd::Zero(13);
+  mc::accumulate(dense64(13), *identity, ctx, 1.0, acc);
+  mc::accumulate(dense32(13), *identity, ctx, 1.0, acc);
+  mc::accumulate(sparse({0, 5, 12}), *identity, ctx, 1.0, acc);
+  mc::accumulate(seeded3(3), *randk, ctx, 1.0, acc);
+  mc::accumulate(quantized({1, 2}, {-4, 4}), *qsgd, ctx, 1.0, acc);
+  const auto idx = seeded(*randk, ctx, 13);
+  const auto picked = [&](uint32_t j) {
+    return std::find(idx.begin(), idx.end(), j) != idx.end() ? 2.0 : 0.0;
+  };
+  CHECK(acc[0] == 1.0 + 1.0 + 2.0 + picked(0));
+  CHECK(acc[1] == 1.0 + 1.0 - 3.0 + picked(1));
+  CHECK(acc[2] == 1.0 + 1.0 + 3.0 + picked(2));
+  CHECK_THROWS_AS(mc::accumulate(dense64(13), *identity, ctx, nan, acc), std::invalid_argument);
+}

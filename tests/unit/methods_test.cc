@@ -1,0 +1,281 @@
+#include <algorithm>
+#include <cmath>
+
+#include <doctest/doctest.h>
+
+#include "marina/methods/method.h"
+#include "marina/methods/theory.h"
+#include "test_support.h"
+
+using namespace marina;
+using methods::Method;
+using methods::MethodConfig;
+
+namespace {
+
+MethodConfig config(Method m, const std::string& q, uint32_t n, uint64_t d, double gamma,
+                    double p) {
+  MethodConfig c;
+  c.method = m;
+  c.compressor = q;
+  c.workers = n;
+  c.dim = d;
+  c.seed = 42;
+  c.gamma = gamma;
+  c.p = p;
+  c.alpha = 0.5;
+  c.batch = 4;
+  c.clients = 2;
+  return c;
+}
+
+void check_identical(const std::vector<run::LogRow>& a, const std::vector<run::LogRow>& b) {
+  REQUIRE(a.size() == b.size());
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    CAPTURE(k);
+    CHECK(*a[k].loss == *b[k].loss);
+    CHECK(*a[k].grad_norm_sq == *b[k].grad_norm_sq);
+    CHECK(a[k].full_sync == b[k].full_sync);
+    CHECK(a[k].participants == b[k].participants);
+    CHECK(a[k].bits_per_worker == b[k].bits_per_worker);
+    CHECK(a[k].oracle_calls == b[k].oracle_calls);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("methods: MARINA with identity and p = 1 logs exactly what GD logs") {
+  const auto shards = test::shards_of(test::synthetic(100, 9, 0.5, 1), 4);
+  const auto gd = test::simulate(config(Method::kGd, "identity", 4, 9, 0.8, 1.0), shards, 30);
+  const auto ma = test::simulate(config(Method::kMarina, "identity", 4, 9, 0.8, 1.0), shards, 30);
+  check_identical(gd, ma);
+  CHECK(*gd.back().grad_norm_sq < *gd.front().grad_norm_sq);
+  CHECK(gd.back().bits_per_worker == 30 * 9 * 32);
+}
+
+TEST_CASE("methods: MARINA with identity and any p tracks GD to rounding") {
+  const auto shards = test::shards_of(test::synthetic(100, 9, 0.5, 2), 4);
+  const auto gd = test::simulate(config(Method::kGd, "identity", 4, 9, 0.8, 1.0), shards, 40);
+  const auto ma = test::simulate(config(Method::kMarina, "identity", 4, 9, 0.8, 0.3), shards, 40);
+  int compressed = 0;
+  for (std::size_t k = 0; k < gd.size(); ++k) {
+    CAPTURE(k);
+    CHECK(*ma[k].loss == doctest::Approx(*gd[k].loss).epsilon(1e-12));
+    CHECK(*ma[k].grad_norm_sq == doctest::Approx(*gd[k].grad_norm_sq).epsilon(1e-9));
+    compressed += ma[k].full_sync ? 0 : 1;
+  }
+  CHECK(compressed > 20);  // rows 0 and full-sync rounds aside, most rounds were differences
+}
+
+TEST_CASE("methods: every method decreases the gradient norm on a synthetic problem") {
+  const auto shards = test::shards_of(test::synthetic(200, 10, 0.5, 3), 5);
+  const auto k = methods::measure(shards);
+  for (const Method m : {Method::kGd, Method::kMarina, Method::kVrMarina, Method::kPpMarina,
+                         Method::kDiana, Method::kVrDiana}) {
+    for (const std::string q : {"identity", "randk:2", "permk", "qsgd:4", "natural"}) {
+      CAPTURE(methods::to_string(m));
+      CAPTURE(q);
+      auto c = config(m, q, 5, 10, 0, 0);
+      c = methods::resolve(c, {}, k);
+      const auto rows = test::simulate(c, shards, 300);
+      CHECK(*rows.back().grad_norm_sq < 0.5 * *rows.front().grad_norm_sq);
+      for (const auto& r : rows) REQUIRE(std::isfinite(*r.loss));
+    }
+  }
+}
+
+TEST_CASE("methods: results do not depend on the order replies arrive in") {
+  const auto shards = test::shards_of(test::synthetic(80, 6, 0.6, 4), 4);
+  const auto c = config(Method::kMarina, "randk:2", 4, 6, 0.5, 0.2);
+  auto forward = methods::make_server(c), backward = methods::make_server(c);
+  std::vector<std::unique_ptr<methods::WorkerHalf>> wf, wb;
+  for (uint32_t i = 0; i < 4; ++i) {
+    wf.push_back(methods::make_worker(c, i, shards[i]));
+    wb.push_back(methods::make_worker(c, i, shards[i]));
+  }
+  methods::Reply r;
+  for (int round = 0; round < 25; ++round) {
+    const auto& b1 = forward->begin_round();
+    for (uint32_t i = 0; i < 4; ++i)
+      if (wf[i]->on_broadcast(b1, r)) forward->accept(r);
+    forward->end_round();
+    const auto& b2 = backward->begin_round();
+    for (uint32_t i = 4; i-- > 0;)
+      if (wb[i]->on_broadcast(b2, r)) backward->accept(r);
+    // a worker holds x^k after broadcast k; the server holds it until end_round(k)
+    for (uint32_t i = 0; i < 4; ++i) CHECK(wb[i]->x() == backward->x());
+    backward->end_round();
+  }
+  CHECK(forward->x() == backward->x());
+}
+
+TEST_CASE("methods: the server rejects replies that do not fit the round") {
+  const auto shards = test::shards_of(test::synthetic(40, 5, 0.6, 5), 2);
+  const auto c = config(Method::kMarina, "randk:1", 2, 5, 0.5, 0.5);
+  auto server = methods::make_server(c);
+  auto w0 = methods::make_worker(c, 0, shards[0]);
+  auto w1 = methods::make_worker(c, 1, shards[1]);
+  methods::Reply r0, r1;
+  const auto& b = server->begin_round();
+  REQUIRE(w0->on_broadcast(b, r0));
+  REQUIRE(w1->on_broadcast(b, r1));
+
+  auto bad = r0;
+  bad.round = 7;
+  CHECK_THROWS_AS(server->accept(bad), methods::ProtocolError);
+  bad = r0;
+  bad.worker = 9;
+  CHECK_THROWS_AS(server->accept(bad), methods::ProtocolError);
+  bad = r0;
+  bad.payload.dense.pop_back();
+  CHECK_THROWS_AS(server->accept(bad), methods::ProtocolError);
+  bad = r0;
+  bad.payload.dense[1] = std::nan("");
+  CHECK_THROWS_AS(server->accept(bad), methods::ProtocolError);
+  bad = r0;
+  bad.payload.kind = compress::PayloadKind::kSeeded;
+  CHECK_THROWS_AS(server->accept(bad), methods::ProtocolError);
+
+  server->accept(r0);
+  CHECK_THROWS_WITH_AS(server->accept(r0), "reply of worker 0 for round 0: duplicate",
+                       methods::ProtocolError);
+  CHECK_FALSE(server->complete());
+  CHECK(server->missing() == std::vector<uint32_t>{1});
+  server->accept(r1);
+  CHECK(server->complete());
+  server->end_round();
+
+  // The hostile replies changed nothing: an untouched twin run reaches the same x.
+  auto twin = methods::make_server(c);
+  auto t0 = methods::make_worker(c, 0, shards[0]);
+  auto t1 = methods::make_worker(c, 1, shards[1]);
+  const auto& tb = twin->begin_round();
+  REQUIRE(t0->on_broadcast(tb, r0));
+  REQUIRE(t1->on_broadcast(tb, r1));
+  twin->accept(r0);
+  twin->accept(r1);
+  twin->end_round();
+  CHECK(twin->x() == server->x());
+}
+
+TEST_CASE("methods: a worker that missed broadcasts resyncs and continues exactly") {
+  const auto shards = test::shards_of(test::synthetic(90, 7, 0.5, 6), 3);
+  for (const Method m : {Method::kMarina, Method::kVrMarina, Method::kDiana}) {
+    CAPTURE(methods::to_string(m));
+    const auto c = config(m, "randk:2", 3, 7, 0.3, 0.3);
+
+    auto server = methods::make_server(c);
+    std::vector<std::unique_ptr<methods::WorkerHalf>> w;
+    for (uint32_t i = 0; i < 3; ++i) w.push_back(methods::make_worker(c, i, shards[i]));
+    methods::Reply r;
+    // Worker 2 is handed a snapshot instead of broadcasts 10..12; it must detect the gap.
+    std::optional<methods::Snapshot> snap;
+    for (uint64_t k = 0; k < 30; ++k) {
+      const auto& b = server->begin_round();
+      const Eigen::VectorXd xk = server->x();
+      for (uint32_t i = 0; i < 3; ++i) {
+        if (i == 2 && k >= 10 && k <= 12) {
+          if (k == 12) {
+            methods::Reply dummy;
+            CHECK_THROWS_AS((void)w[2]->on_broadcast(b, dummy), methods::OutOfSync);
+            w[2]->restore(server->snapshot());
+          } else {
+            // a broadcast lost on the way; a substitute worker answers so the round closes
+            auto sub = methods::make_worker(c, 2, shards[2]);
+            sub->restore(server->snapshot());
+            if (sub->on_broadcast(b, r)) server->accept(r);
+            continue;
+          }
+        }
+        if (w[i]->on_broadcast(b, r)) server->accept(r);
+        CHECK(w[i]->x() == xk);
+      }
+      server->end_round();
+    }
+    // The substitute that answered for worker 2 carried a DIANA worker's private shift h_i
+    // away, so only the MARINA family can promise bit-exact continuation; DIANA must still
+    // continue without a protocol error.
+    CHECK(std::isfinite(server->x().norm()));
+    if (m != Method::kDiana) {
+      run::Simulation sim(c, shards);
+      for (int k = 0; k < 30; ++k) (void)sim.step();
+      CHECK(sim.server().x() == server->x());
+    }
+  }
+}
+
+TEST_CASE("methods: a worker rejects stale and malformed broadcasts without changing") {
+  const auto shards = test::shards_of(test::synthetic(40, 5, 0.6, 7), 2);
+  const auto c = config(Method::kMarina, "identity", 2, 5, 0.5, 1.0);
+  auto server = methods::make_server(c);
+  auto w = methods::make_worker(c, 0, shards[0]);
+  methods::Reply r;
+  methods::Broadcast b0 = server->begin_round();
+  REQUIRE(w->on_broadcast(b0, r));
+  server->accept(r);
+  auto w1 = methods::make_worker(c, 1, shards[1]);
+  REQUIRE(w1->on_broadcast(b0, r));
+  server->accept(r);
+  server->end_round();
+  CHECK_THROWS_AS((void)w->on_broadcast(b0, r), methods::ProtocolError);  // stale
+  methods::Broadcast b1 = server->begin_round();
+  auto broken = b1;
+  broken.update.dense.resize(3);
+  CHECK_THROWS_AS((void)w->on_broadcast(broken, r), methods::ProtocolError);
+  broken = b1;
+  broken.update.dense[0] = INFINITY;
+  CHECK_THROWS_AS((void)w->on_broadcast(broken, r), methods::ProtocolError);
+  broken = b1;
+  broken.participants = {5};
+  CHECK_THROWS_AS((void)w->on_broadcast(broken, r), methods::ProtocolError);
+  CHECK(w->next_round() == 1);
+  REQUIRE(w->on_broadcast(b1, r));
+  CHECK(w->x() == server->x());
+}
+
+TEST_CASE("methods: PP-MARINA asks r clients drawn with replacement") {
+  const auto shards = test::shards_of(test::synthetic(100, 6, 0.6, 8), 5);
+  auto c = config(Method::kPpMarina, "randk:2", 5, 6, 0.3, 0.1);
+  c.clients = 3;
+  auto server = methods::make_server(c);
+  std::vector<std::unique_ptr<methods::WorkerHalf>> w;
+  for (uint32_t i = 0; i < 5; ++i) w.push_back(methods::make_worker(c, i, shards[i]));
+  methods::Reply r;
+  int partial = 0;
+  for (int k = 0; k < 40; ++k) {
+    const auto& b = server->begin_round();
+    if (!b.full_sync) {
+      ++partial;
+      CHECK(b.participants.size() == 3);
+      CHECK(std::is_sorted(b.participants.begin(), b.participants.end()));
+    }
+    uint32_t replied = 0;
+    for (auto& wi : w) replied += wi->on_broadcast(b, r) ? (server->accept(r), 1u) : 0u;
+    for (auto& wi : w) CHECK(wi->x() == server->x());  // drawn or not, every worker follows
+    server->end_round();
+    CHECK(server->last_participants() == replied);
+    if (!b.full_sync) CHECK(replied <= 3);
+  }
+  CHECK(partial > 20);
+}
+
+TEST_CASE("methods: theory defaults") {
+  methods::ProblemConstants k{2.0, 9.0, 4.0, 50};
+  auto c = config(Method::kMarina, "randk:1", 5, 10, 0, 0);
+  c = methods::resolve(c, {}, k);
+  CHECK(c.p == doctest::Approx(0.1));
+  const double omega = 9.0;
+  CHECK(c.gamma == doctest::Approx(1.0 / (2.0 * (1 + std::sqrt(0.9 * omega / (0.1 * 5))))));
+  c = methods::resolve(config(Method::kGd, "identity", 5, 10, 0, 0), {}, k);
+  CHECK(c.gamma == doctest::Approx(0.5));
+  c = methods::resolve(config(Method::kDiana, "randk:1", 5, 10, 0, 0), {}, k);
+  CHECK(c.alpha == doctest::Approx(0.1));
+  c = methods::resolve(config(Method::kMarina, "randk:1", 5, 10, 0, 0), {0.25, 0.5}, k);
+  CHECK(c.gamma == 0.25);
+  CHECK(c.p == 0.5);
+  CHECK_THROWS_AS((void)methods::resolve(config(Method::kMarina, "topk:2", 5, 10, 0, 0), {}, k),
+                  std::invalid_argument);
+  CHECK_THROWS_AS((void)methods::resolve(config(Method::kMarina, "randk:1", 5, 10, 0, 0),
+                                         {std::nullopt, 1.5}, k),
+                  std::invalid_argument);
+}

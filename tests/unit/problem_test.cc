@@ -1,0 +1,79 @@
+#include <cmath>
+
+#include <Eigen/Eigenvalues>
+
+#include <doctest/doctest.h>
+
+#include "marina/problem/objective.h"
+#include "test_support.h"
+
+using namespace marina;
+
+TEST_CASE("problem: gradients match central finite differences") {
+  const auto data = test::synthetic(40, 7, 0.6, 11);
+  for (const auto loss : {problem::Loss::kNonConvex, problem::Loss::kLogistic}) {
+    for (const double l2 : {0.0, 0.1}) {
+      CAPTURE(problem::to_string(loss));
+      CAPTURE(l2);
+      problem::Objective f(data, loss, l2);
+      Eigen::VectorXd x(7);
+      x << 0.3, -1.2, 0.5, 2.0, -0.7, 0.0, 1.1;
+      Eigen::VectorXd g;
+      const double fx = f.gradient(x, g);
+      CHECK(fx == doctest::Approx(f.value(x)).epsilon(1e-14));
+      for (Eigen::Index j = 0; j < x.size(); ++j) {
+        const double h = 1e-6;
+        Eigen::VectorXd xp = x, xm = x;
+        xp[j] += h;
+        xm[j] -= h;
+        const double fd = (f.value(xp) - f.value(xm)) / (2 * h);
+        CHECK(g[j] == doctest::Approx(fd).epsilon(1e-7).scale(1.0));
+      }
+    }
+  }
+}
+
+TEST_CASE("problem: minibatch gradient over all rows equals the full gradient") {
+  const auto data = test::synthetic(30, 5, 0.7, 3);
+  problem::Objective f(data, problem::Loss::kNonConvex, 0.05);
+  Eigen::VectorXd x = Eigen::VectorXd::LinSpaced(5, -1.0, 1.0);
+  std::vector<uint32_t> all(30);
+  for (uint32_t j = 0; j < 30; ++j) all[j] = j;
+  Eigen::VectorXd full, mb, diff, zero = Eigen::VectorXd::Zero(5), at0;
+  f.gradient(x, full);
+  f.minibatch_gradient(x, all, mb);
+  CHECK((full - mb).norm() <= 1e-14 * full.norm());
+  f.minibatch_difference(x, zero, all, diff);
+  f.gradient(zero, at0);
+  CHECK((diff - (full - at0)).norm() <= 1e-13 * full.norm());
+}
+
+TEST_CASE("problem: smoothness bounds the loss curvature") {
+  const auto data = test::synthetic(50, 6, 0.5, 5);
+  problem::Objective f(data, problem::Loss::kNonConvex, 0.0);
+  const double L = f.smoothness().L;
+  // λ_max(AᵀA/m) directly, from a dense eigen-solve
+  const Eigen::MatrixXd dense = Eigen::MatrixXd(data.A);
+  const Eigen::MatrixXd H = dense.transpose() * dense / 50.0;
+  const double lmax = H.selfadjointView<Eigen::Lower>().eigenvalues().maxCoeff();
+  CHECK(L == doctest::Approx(0.15405 * lmax).epsilon(1e-8));
+  // ‖∇f(x) − ∇f(y)‖ ≤ L‖x − y‖ on random pairs
+  util::Rng rng(9);
+  Eigen::VectorXd gx, gy;
+  for (int t = 0; t < 50; ++t) {
+    Eigen::VectorXd x(6), y(6);
+    for (auto& v : x) v = 4 * rng.uniform() - 2;
+    for (auto& v : y) v = 4 * rng.uniform() - 2;
+    f.gradient(x, gx);
+    f.gradient(y, gy);
+    CHECK((gx - gy).norm() <= L * (x - y).norm() * (1 + 1e-12));
+  }
+  CHECK(f.smoothness().L_max >= std::sqrt(f.smoothness().L_mean_sq));
+}
+
+TEST_CASE("problem: loss names") {
+  CHECK(problem::parse_loss("logistic") == problem::Loss::kLogistic);
+  CHECK_THROWS_WITH_AS((void)problem::parse_loss("hinge"),
+                       "unknown loss 'hinge' (expected nonconvex or logistic)",
+                       std::invalid_argument);
+}

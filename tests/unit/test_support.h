@@ -1,0 +1,75 @@
+#pragma once
+// Small helpers shared by the unit tests: a synthetic dataset and running a method in-process.
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <Eigen/SparseCore>
+
+#include "marina/data/dataset.h"
+#include "marina/methods/config.h"
+#include "marina/problem/objective.h"
+#include "marina/run/simulation.h"
+#include "marina/util/random.h"
+
+namespace marina::test {
+
+// A reproducible sparse classification problem: `rows` samples, `dim` features, about
+// `density` of the entries non-zero, labels from a planted linear model with noise.
+inline data::Dataset synthetic(std::size_t rows, std::size_t dim, double density, uint64_t seed) {
+  util::Rng rng(seed);
+  Eigen::VectorXd w(static_cast<Eigen::Index>(dim));
+  for (auto& v : w) v = rng.uniform() * 2 - 1;
+  std::vector<Eigen::Triplet<double>> t;
+  data::Dataset d;
+  d.y.resize(static_cast<Eigen::Index>(rows));
+  for (std::size_t i = 0; i < rows; ++i) {
+    double dot = 0;
+    for (std::size_t j = 0; j < dim; ++j) {
+      if (rng.uniform() < density) {
+        const double v = rng.uniform() * 2 - 1;
+        t.emplace_back(static_cast<int>(i), static_cast<int>(j), v);
+        dot += v * w[static_cast<Eigen::Index>(j)];
+      }
+    }
+    d.y[static_cast<Eigen::Index>(i)] = (dot + 0.3 * (rng.uniform() - 0.5)) >= 0 ? 1.0 : -1.0;
+  }
+  d.A.resize(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(dim));
+  d.A.setFromTriplets(t.begin(), t.end());
+  d.A.makeCompressed();
+  return d;
+}
+
+// Contiguous equal shards of a dataset, as objectives.
+inline std::vector<problem::Objective> shards_of(const data::Dataset& all, uint32_t n,
+                                                 problem::Loss loss = problem::Loss::kNonConvex,
+                                                 double l2 = 0.0) {
+  std::vector<problem::Objective> out;
+  const auto m = static_cast<Eigen::Index>(all.rows() / n);
+  for (uint32_t i = 0; i < n; ++i) {
+    data::Dataset s;
+    s.A = all.A.middleRows(i * m, m);
+    s.y = all.y.segment(i * m, m);
+    out.emplace_back(std::move(s), loss, l2);
+  }
+  return out;
+}
+
+inline std::vector<run::LogRow> simulate(const methods::MethodConfig& c,
+                                         const std::vector<problem::Objective>& shards,
+                                         uint64_t rounds) {
+  run::Simulation sim(c, shards);
+  std::vector<run::LogRow> rows{sim.initial_row()};
+  for (uint64_t k = 0; k < rounds; ++k) rows.push_back(sim.step());
+  return rows;
+}
+
+// Real data fetched by scripts/fetch-data.sh (the README's test command runs it first).
+inline std::filesystem::path dataset(const std::string& name) {
+  const char* dir = std::getenv("MARINA_DATA_DIR");
+  return std::filesystem::path(dir ? dir : MARINA_REPO_DATA_DIR) / name;
+}
+
+}  // namespace marina::test

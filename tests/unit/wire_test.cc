@@ -1,0 +1,682 @@
+// Tests of the wire codec: exact round trips, misaligned input, Inbox reuse, rejection of
+// hostile bytes, and the size budget of a seeded RandK reply.
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "marina/util/random.h"
+#include "marina/wire/codec.h"
+#include "marina_generated.h"
+
+using marina::compress::Payload;
+using marina::compress::PayloadKind;
+using marina::methods::Broadcast;
+using marina::methods::Method;
+using marina::methods::MethodConfig;
+using marina::methods::Reply;
+using marina::methods::Snapshot;
+using marina::methods::UpdateKind;
+using namespace marina::wire;
+namespace fb = marina::wire::fb;
+
+namespace {
+
+constexpr uint64_t kSession = 0x5EED'0000'0000'0042ULL;
+
+using Bytes = std::vector<uint8_t>;
+
+// encode() returns a view into the Encoder; the tests keep copies.
+Bytes copy(std::span<const uint8_t> s) {
+  return {s.begin(), s.end()};
+}
+
+template <typename T>
+bool bit_equal(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+}
+
+bool bit_equal(double a, double b) {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+bool bit_equal(const std::optional<double>& a, const std::optional<double>& b) {
+  return a.has_value() == b.has_value() && (!a || bit_equal(*a, *b));
+}
+
+bool same(const Payload& a, const Payload& b) {
+  return a.kind == b.kind && a.dim == b.dim && bit_equal(a.dense, b.dense) &&
+         bit_equal(a.values, b.values) && a.indices == b.indices && a.levels == b.levels &&
+         bit_equal(a.norm, b.norm) && a.levels_s == b.levels_s;
+}
+
+bool same(const Reply& a, const Reply& b) {
+  return a.worker == b.worker && a.round == b.round && same(a.payload, b.payload) &&
+         bit_equal(a.local_loss, b.local_loss) && a.oracle_calls == b.oracle_calls;
+}
+
+bool same(const Broadcast& a, const Broadcast& b) {
+  return a.round == b.round && a.full_sync == b.full_sync && a.round_seed == b.round_seed &&
+         a.participants == b.participants && a.update.kind == b.update.kind &&
+         bit_equal(a.update.dense, b.update.dense) && a.update.indices == b.update.indices &&
+         bit_equal(a.update.values, b.update.values);
+}
+
+bool same(const Snapshot& a, const Snapshot& b) {
+  return a.round == b.round && bit_equal(a.x, b.x) && bit_equal(a.aux, b.aux);
+}
+
+bool same(const Welcome& a, const Welcome& b) {
+  const MethodConfig& x = a.config;
+  const MethodConfig& y = b.config;
+  return a.worker_id == b.worker_id && x.method == y.method && x.compressor == y.compressor &&
+         x.workers == y.workers && x.dim == y.dim && x.seed == y.seed &&
+         bit_equal(x.gamma, y.gamma) && bit_equal(x.p, y.p) && bit_equal(x.alpha, y.alpha) &&
+         x.batch == y.batch && x.online_batch == y.online_batch && x.clients == y.clients;
+}
+
+// Doubles that a lossy encoding would get wrong: signed zero, denormals, extremes.
+std::vector<double> awkward_doubles(std::size_t n) {
+  const double specials[] = {-0.0,
+                             0.0,
+                             std::numeric_limits<double>::denorm_min(),
+                             -std::numeric_limits<double>::denorm_min(),
+                             2.5e-310,
+                             std::numeric_limits<double>::min(),
+                             std::numeric_limits<double>::max(),
+                             -std::numeric_limits<double>::max(),
+                             1.0 / 3.0,
+                             -3.141592653589793};
+  std::vector<double> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = specials[i % std::size(specials)] * (1 + i / 10);
+  return v;
+}
+
+std::vector<float> awkward_floats(std::size_t n) {
+  const float specials[] = {-0.0f,
+                            0.0f,
+                            std::numeric_limits<float>::denorm_min(),
+                            -std::numeric_limits<float>::denorm_min(),
+                            std::numeric_limits<float>::min(),
+                            std::numeric_limits<float>::max(),
+                            -1.0f / 3.0f};
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = specials[i % std::size(specials)];
+  return v;
+}
+
+constexpr uint32_t kDim = 13;
+
+Payload dense64_payload() {
+  Payload p;
+  p.kind = PayloadKind::kDense64;
+  p.dim = kDim;
+  p.dense = awkward_doubles(kDim);
+  return p;
+}
+
+Payload dense32_payload() {
+  Payload p;
+  p.kind = PayloadKind::kDense32;
+  p.dim = kDim;
+  p.values = awkward_floats(kDim);
+  return p;
+}
+
+Payload sparse_payload() {
+  Payload p;
+  p.kind = PayloadKind::kSparse;
+  p.dim = kDim;
+  p.indices = {0, 4, 5, 12};
+  p.values = awkward_floats(4);
+  return p;
+}
+
+Payload seeded_payload(std::size_t k, uint32_t dim = kDim) {
+  Payload p;
+  p.kind = PayloadKind::kSeeded;
+  p.dim = dim;
+  p.values.resize(k);
+  for (std::size_t i = 0; i < k; ++i) p.values[i] = 0.25f * static_cast<float>(i) - 7.5f;
+  return p;
+}
+
+Payload quantized_payload() {
+  Payload p;
+  p.kind = PayloadKind::kQuantized;
+  p.dim = kDim;
+  p.indices = {1, 2, 7, 11};
+  p.levels = {-4, 1, 4, -1};
+  p.norm = 12.375;
+  p.levels_s = 4;
+  return p;
+}
+
+std::vector<Payload> all_payloads() {
+  return {dense64_payload(), dense32_payload(), sparse_payload(), seeded_payload(3),
+          quantized_payload()};
+}
+
+Reply reply_with(Payload p) {
+  Reply r;
+  r.worker = 2;
+  r.round = 1'000'003;
+  r.payload = std::move(p);
+  r.local_loss = 0.6931471805599453;
+  r.oracle_calls = 108;
+  return r;
+}
+
+Broadcast dense_broadcast() {
+  Broadcast b;
+  b.round = 7;
+  b.full_sync = true;
+  b.round_seed = 0xDEAD'BEEF'1234'5678ULL;
+  b.participants = {0, 1, 1, 3};
+  b.update.kind = UpdateKind::kDense;
+  b.update.dense = awkward_doubles(kDim);
+  return b;
+}
+
+Broadcast delta_broadcast(std::size_t entries = 4) {
+  Broadcast b;
+  b.round = 8;
+  b.round_seed = 99;
+  b.update.kind = UpdateKind::kDelta;
+  for (std::size_t i = 0; i < entries; ++i) b.update.indices.push_back(static_cast<uint32_t>(i));
+  b.update.values = awkward_doubles(entries);
+  return b;
+}
+
+Welcome welcome() {
+  Welcome w;
+  w.worker_id = 3;
+  w.config.method = Method::kPpMarina;
+  w.config.compressor = "randk:5";
+  w.config.workers = 5;
+  w.config.dim = kDim;
+  w.config.seed = 0xFFFF'FFFF'FFFF'FFFFULL;
+  w.config.gamma = 0.123456789;
+  w.config.p = 5.0 / 13.0;
+  w.config.alpha = std::numeric_limits<double>::denorm_min();
+  w.config.batch = 16;
+  w.config.online_batch = 64;
+  w.config.clients = 2;
+  return w;
+}
+
+Snapshot snapshot() {
+  Snapshot s;
+  s.round = 41;
+  s.x = awkward_doubles(kDim);
+  s.aux = awkward_doubles(kDim);
+  s.aux[0] = 1.5;
+  return s;
+}
+
+// One valid message of every kind, for the hostile-input loops.
+std::vector<Bytes> sample_messages() {
+  Encoder enc(kSession);
+  std::vector<Bytes> out;
+  out.push_back(copy(enc.encode(Join{1, 54, kDim, 0x3, "aarch64"})));
+  out.push_back(copy(enc.encode(welcome())));
+  out.push_back(copy(enc.encode(dense_broadcast())));
+  out.push_back(copy(enc.encode(delta_broadcast())));
+  for (Payload& p : all_payloads()) out.push_back(copy(enc.encode(reply_with(std::move(p)))));
+  out.push_back(copy(enc.encode(ResyncRequest{4, 10, 12})));
+  out.push_back(copy(enc.encode(snapshot())));
+  out.push_back(copy(enc.encode(Heartbeat{kCoordinatorId, 12})));
+  out.push_back(copy(enc.encode(Bye{2, "battery low"})));
+  return out;
+}
+
+Limits run_limits() {
+  return Limits{max_message_bytes(kDim, 16), kDim, 5};
+}
+
+// A decode that succeeded must have produced a message that survives another round trip.
+void check_reencodes(MessageKind kind, const Inbox& in, Decoder& decoder) {
+  Encoder enc(in.session);
+  Inbox again;
+  std::span<const uint8_t> bytes;
+  switch (kind) {
+    case MessageKind::kJoin:
+      bytes = enc.encode(in.join);
+      break;
+    case MessageKind::kWelcome:
+      bytes = enc.encode(in.welcome);
+      break;
+    case MessageKind::kBroadcast:
+      bytes = enc.encode(in.broadcast);
+      break;
+    case MessageKind::kReply:
+      bytes = enc.encode(in.reply);
+      break;
+    case MessageKind::kResyncRequest:
+      bytes = enc.encode(in.resync_request);
+      break;
+    case MessageKind::kResyncResponse:
+      bytes = enc.encode(in.resync);
+      break;
+    case MessageKind::kHeartbeat:
+      bytes = enc.encode(in.heartbeat);
+      break;
+    case MessageKind::kBye:
+      bytes = enc.encode(in.bye);
+      break;
+  }
+  CHECK(decoder.decode(bytes, again) == kind);
+}
+
+// Feeds hostile bytes; they may decode (a flip can land in padding) but must never crash.
+// Returns whether they decoded.
+bool survives(Decoder& decoder, std::span<const uint8_t> bytes) {
+  Inbox in;
+  try {
+    const MessageKind kind = decoder.decode(bytes, in);
+    check_reencodes(kind, in, decoder);
+    return true;
+  } catch (const DecodeError&) {
+    return false;
+  }
+}
+
+// The Encoder never validates, so hostile contents can be produced with it directly.
+std::string reject_reason(std::span<const uint8_t> bytes, Limits limits = run_limits()) {
+  Decoder decoder(limits);
+  Inbox in;
+  try {
+    (void)decoder.decode(bytes, in);
+  } catch (const DecodeError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// An envelope built by hand, to get what the Encoder never produces.
+Bytes raw_envelope(uint16_t version, fb::Body type, bool with_body) {
+  flatbuffers::FlatBufferBuilder fbb;
+  const auto body = fb::CreateHeartbeat(fbb, 1, 2);
+  const auto env = fb::CreateEnvelope(fbb, version, kSession, type,
+                                      with_body ? body.Union() : flatbuffers::Offset<void>());
+  fb::FinishEnvelopeBuffer(fbb, env);
+  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+}
+
+}  // namespace
+
+TEST_CASE("wire: every message kind round-trips exactly") {
+  Encoder enc(kSession);
+  Decoder dec(run_limits());
+  Inbox in;
+
+  const Join join{4, 54, kDim, 0xA5A5A5A5u, "armv7l"};
+  CHECK(dec.decode(enc.encode(join), in) == MessageKind::kJoin);
+  CHECK(in.join == join);
+  CHECK(in.session == kSession);
+
+  CHECK(dec.decode(enc.encode(welcome()), in) == MessageKind::kWelcome);
+  CHECK(same(in.welcome, welcome()));
+
+  // Defaults of MethodConfig are omitted on the wire and must come back as the same defaults.
+  Welcome plain;
+  plain.config.dim = kDim;
+  CHECK(dec.decode(enc.encode(plain), in) == MessageKind::kWelcome);
+  CHECK(same(in.welcome, plain));
+
+  for (const Broadcast& b : {dense_broadcast(), delta_broadcast(), Broadcast{}}) {
+    CHECK(dec.decode(enc.encode(b), in) == MessageKind::kBroadcast);
+    CHECK(same(in.broadcast, b));
+  }
+
+  CHECK(dec.decode(enc.encode(ResyncRequest{4, 10, 12}), in) == MessageKind::kResyncRequest);
+  CHECK(in.resync_request == ResyncRequest{4, 10, 12});
+
+  CHECK(dec.decode(enc.encode(snapshot()), in) == MessageKind::kResyncResponse);
+  CHECK(same(in.resync, snapshot()));
+
+  CHECK(dec.decode(enc.encode(Heartbeat{1, UINT64_MAX}), in) == MessageKind::kHeartbeat);
+  CHECK(in.heartbeat == Heartbeat{1, UINT64_MAX});
+
+  CHECK(dec.decode(enc.encode(Bye{kCoordinatorId, "coordinator shutting down"}), in) ==
+        MessageKind::kBye);
+  CHECK(in.bye == Bye{kCoordinatorId, "coordinator shutting down"});
+
+  enc.set_session(7);
+  CHECK(dec.decode(enc.encode(Bye{0, ""}), in) == MessageKind::kBye);
+  CHECK(in.bye == Bye{0, ""});
+  CHECK(in.session == 7);
+}
+
+TEST_CASE("wire: every payload kind round-trips exactly") {
+  Encoder enc(kSession);
+  Decoder dec(run_limits());
+  Inbox in;
+  for (Payload& p : all_payloads()) {
+    Reply r = reply_with(std::move(p));
+    CAPTURE(static_cast<int>(r.payload.kind));
+    CHECK(dec.decode(enc.encode(r), in) == MessageKind::kReply);
+    CHECK(same(in.reply, r));
+
+    // Presence of the local loss survives, including a present -0.0 and an absent value.
+    for (const std::optional<double> loss :
+         {std::optional<double>(), std::optional<double>(-0.0), std::optional<double>(0.0)}) {
+      r.local_loss = loss;
+      REQUIRE(dec.decode(enc.encode(r), in) == MessageKind::kReply);
+      CHECK(same(in.reply, r));
+    }
+  }
+}
+
+TEST_CASE("wire: default-constructed messages round-trip (encoder and schema defaults agree)") {
+  // The Encoder leaves out every field equal to its schema default; if the two disagreed, the
+  // decoded value would differ here.
+  Encoder enc(0);
+  Decoder dec(Limits{});
+  Inbox in;
+  CHECK(dec.decode(enc.encode(Join{}), in) == MessageKind::kJoin);
+  CHECK(in.join == Join{});
+  CHECK(in.session == 0);
+  Welcome w;
+  w.config.compressor = "identity";
+  CHECK(dec.decode(enc.encode(w), in) == MessageKind::kWelcome);
+  CHECK(same(in.welcome, w));
+  CHECK(dec.decode(enc.encode(Broadcast{}), in) == MessageKind::kBroadcast);
+  CHECK(same(in.broadcast, Broadcast{}));
+  CHECK(dec.decode(enc.encode(Reply{}), in) == MessageKind::kReply);
+  CHECK(same(in.reply, Reply{}));
+  for (const PayloadKind kind :
+       {PayloadKind::kDense64, PayloadKind::kDense32, PayloadKind::kSparse, PayloadKind::kSeeded}) {
+    Reply r;
+    r.payload.kind = kind;
+    CHECK(dec.decode(enc.encode(r), in) == MessageKind::kReply);
+    CHECK(same(in.reply, r));
+  }
+  CHECK(dec.decode(enc.encode(ResyncRequest{}), in) == MessageKind::kResyncRequest);
+  CHECK(in.resync_request == ResyncRequest{});
+  CHECK(dec.decode(enc.encode(Snapshot{}), in) == MessageKind::kResyncResponse);
+  CHECK(same(in.resync, Snapshot{}));
+  CHECK(dec.decode(enc.encode(Heartbeat{}), in) == MessageKind::kHeartbeat);
+  CHECK(in.heartbeat == Heartbeat{});
+  CHECK(dec.decode(enc.encode(Bye{}), in) == MessageKind::kBye);
+  CHECK(in.bye == Bye{});
+
+  // Scalars are compared with their defaults bit by bit, so a -0.0 scalar survives too.
+  w.config.gamma = -0.0;
+  w.config.alpha = -0.0;
+  w.config.p = std::numeric_limits<double>::denorm_min();
+  CHECK(dec.decode(enc.encode(w), in) == MessageKind::kWelcome);
+  CHECK(same(in.welcome, w));
+  Reply q = reply_with(quantized_payload());
+  q.payload.norm = -0.0;
+  CHECK(dec.decode(enc.encode(q), in) == MessageKind::kReply);
+  CHECK(same(in.reply, q));
+}
+
+TEST_CASE("wire: the encoder reuses its buffer") {
+  Encoder enc(kSession);
+  const Reply r = reply_with(seeded_payload(10));
+  const uint8_t* first = enc.encode(r).data();
+  (void)enc.encode(snapshot());
+  CHECK(enc.encode(r).data() == first);
+}
+
+TEST_CASE("wire: decoding from misaligned buffers") {
+  Encoder enc(kSession);
+  Decoder dec(run_limits());
+  const Bytes bytes = copy(enc.encode(snapshot()));
+  const Bytes reply = copy(enc.encode(reply_with(dense32_payload())));
+  // uint64_t storage: offset 0 is 8-byte aligned, so offsets 1..7 are not.
+  std::vector<uint64_t> storage(bytes.size() / 8 + 2);
+  auto* base = reinterpret_cast<uint8_t*>(storage.data());
+  for (std::size_t offset : {1, 2, 3, 4, 5}) {
+    CAPTURE(offset);
+    Inbox in;
+    std::memcpy(base + offset, bytes.data(), bytes.size());
+    REQUIRE(dec.decode({base + offset, bytes.size()}, in) == MessageKind::kResyncResponse);
+    CHECK(same(in.resync, snapshot()));
+    std::memcpy(base + offset, reply.data(), reply.size());
+    REQUIRE(dec.decode({base + offset, reply.size()}, in) == MessageKind::kReply);
+    CHECK(same(in.reply, reply_with(dense32_payload())));
+  }
+}
+
+TEST_CASE("wire: one Inbox is reused across kinds and keeps its capacity") {
+  Encoder enc(kSession);
+  Decoder dec(run_limits());
+  Inbox in;
+  REQUIRE(dec.decode(enc.encode(dense_broadcast()), in) == MessageKind::kBroadcast);
+  REQUIRE(dec.decode(enc.encode(reply_with(sparse_payload())), in) == MessageKind::kReply);
+  CHECK(same(in.broadcast, dense_broadcast()));  // untouched by the reply
+  CHECK(same(in.reply, reply_with(sparse_payload())));
+
+  // A delta broadcast after a dense one: the dense vector empties, its capacity stays.
+  const double* dense_storage = in.broadcast.update.dense.data();
+  REQUIRE(dec.decode(enc.encode(delta_broadcast()), in) == MessageKind::kBroadcast);
+  CHECK(same(in.broadcast, delta_broadcast()));
+  CHECK(in.broadcast.update.dense.capacity() >= kDim);
+  REQUIRE(dec.decode(enc.encode(dense_broadcast()), in) == MessageKind::kBroadcast);
+  CHECK(in.broadcast.update.dense.data() == dense_storage);  // no reallocation
+
+  // A payload of another kind replaces every field of the previous one.
+  REQUIRE(dec.decode(enc.encode(reply_with(seeded_payload(4))), in) == MessageKind::kReply);
+  CHECK(same(in.reply, reply_with(seeded_payload(4))));
+
+  // A rejected message leaves everything, the session included, as it was.
+  Encoder other(kSession + 1);
+  Reply bad = reply_with(dense64_payload());
+  bad.payload.dense[3] = std::nan("");
+  CHECK_THROWS_AS((void)dec.decode(other.encode(bad), in), DecodeError);
+  CHECK(in.session == kSession);
+  CHECK(same(in.reply, reply_with(seeded_payload(4))));
+  CHECK(same(in.broadcast, dense_broadcast()));
+}
+
+TEST_CASE("wire: every truncation of a valid message is rejected") {
+  Decoder dec(run_limits());
+  for (const Bytes& bytes : sample_messages()) {
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+      // A fresh vector of exactly n bytes, so a read past the end is an ASan report.
+      const Bytes prefix(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n));
+      Inbox in;
+      CAPTURE(n);
+      CHECK_THROWS_AS((void)dec.decode(prefix, in), DecodeError);
+    }
+  }
+}
+
+TEST_CASE("wire: size, identifier and version are checked") {
+  Encoder enc(kSession);
+  const Bytes snap = copy(enc.encode(snapshot()));
+  Limits tight = run_limits();
+  tight.max_bytes = snap.size() - 1;
+  CHECK(reject_reason(snap, tight).find("exceeds the limit") != std::string::npos);
+  tight.max_bytes = snap.size();
+  CHECK(reject_reason(snap, tight).empty());
+
+  CHECK(reject_reason(Bytes{}).find("too short") != std::string::npos);
+
+  Bytes foreign = snap;
+  foreign[4] = 'X';
+  CHECK(reject_reason(foreign).find("file identifier") != std::string::npos);
+
+  CHECK(reject_reason(raw_envelope(kProtocolVersion, fb::Body::Heartbeat, true)).empty());
+  CHECK(reject_reason(raw_envelope(2, fb::Body::Heartbeat, true)) ==
+        "protocol version 2, expected 1");
+  CHECK(reject_reason(raw_envelope(0, fb::Body::Heartbeat, true)) ==
+        "protocol version 0, expected 1");
+  CHECK(reject_reason(raw_envelope(kProtocolVersion, static_cast<fb::Body>(9), true)) ==
+        "unknown message kind 9");
+  CHECK(reject_reason(raw_envelope(kProtocolVersion, fb::Body::Reply, false)) ==
+        "reply: message without a body");
+  CHECK(reject_reason(raw_envelope(kProtocolVersion, fb::Body::NONE, false)) ==
+        "message without a body");
+}
+
+TEST_CASE("wire: semantic bounds") {
+  Encoder enc(kSession);
+  auto reason = [&](const auto& message) { return reject_reason(enc.encode(message)); };
+
+  Reply r = reply_with(dense64_payload());
+  r.payload.dense.push_back(1.0);
+  CHECK(reason(r) == "reply: 14 values for d = 13");
+
+  r = reply_with(dense64_payload());
+  r.payload.dense[5] = std::numeric_limits<double>::quiet_NaN();
+  CHECK(reason(r) == "reply: value[5] is nan");
+  r = reply_with(dense32_payload());
+  r.payload.values[0] = -std::numeric_limits<float>::infinity();
+  CHECK(reason(r) == "reply: value[0] is -inf");
+  r = reply_with(seeded_payload(2));
+  r.local_loss = std::numeric_limits<double>::infinity();
+  CHECK(reason(r) == "reply: local loss is inf");
+
+  r = reply_with(sparse_payload());
+  r.payload.indices.back() = kDim;
+  CHECK(reason(r) == "reply: index[3] = 13 >= d = 13");
+  r.payload.indices = {0, 5, 5, 12};
+  CHECK(reason(r) == "reply: index not strictly increasing at position 2 (5 then 5)");
+  r.payload.indices = {0, 5, 12};
+  CHECK(reason(r) == "reply: sparse payload with 3 indices but 4 values");
+
+  r = reply_with(seeded_payload(14, 14));  // a payload for another d
+  CHECK(reason(r) == "reply: payload for d = 14 but d = 13");
+  r = reply_with(seeded_payload(14));
+  CHECK(reason(r) == "reply: 14 values for d = 13");
+
+  r = reply_with(quantized_payload());
+  r.payload.levels[2] = 5;
+  CHECK(reason(r) == "reply: level[2] = 5 outside [-s, s], s = 4");
+  r.payload.levels[2] = 4;
+  r.payload.norm = std::nan("");
+  CHECK(reason(r) == "reply: norm is nan");
+
+  r = reply_with(seeded_payload(2));
+  r.payload.kind = static_cast<PayloadKind>(17);
+  CHECK(reason(r) == "reply: unknown payload kind 17");
+
+  r = reply_with(seeded_payload(2));
+  r.worker = 5;
+  CHECK(reason(r) == "reply: worker 5 >= n = 5");
+  CHECK(reason(Heartbeat{5, 0}) == "heartbeat: worker 5 >= n = 5");
+  CHECK(reason(ResyncRequest{9, 0, 1}) == "resync-request: worker 9 >= n = 5");
+  CHECK(reason(Join{5, 1, kDim, 0, "x86_64"}) == "join: worker id 5 >= n = 5");
+  CHECK(reason(Bye{kCoordinatorId, "done"}).empty());
+
+  Broadcast b = delta_broadcast();
+  b.update.indices[1] = 0;
+  CHECK(reason(b) == "broadcast: delta index not strictly increasing at position 1 (0 then 0)");
+  b = delta_broadcast();
+  b.update.indices.back() = 100;
+  CHECK(reason(b) == "broadcast: delta index[3] = 100 >= d = 13");
+  b = delta_broadcast(kDim + 1);
+  CHECK(reason(b) == "broadcast: delta update of 14 entries for d = 13");
+  b = delta_broadcast();
+  b.update.values[0] = std::nan("");
+  CHECK(reason(b) == "broadcast: delta value[0] is nan");
+  b = dense_broadcast();
+  b.update.dense.pop_back();
+  CHECK(reason(b) == "broadcast: dense update of 12 values for d = 13");
+  b = dense_broadcast();
+  b.participants = {0, 5};
+  CHECK(reason(b) == "broadcast: participant 5 >= n = 5");
+  b.participants = {1, 0};
+  CHECK(reason(b) == "broadcast: participants not ascending at position 1");
+
+  Snapshot s = snapshot();
+  s.x.push_back(0.0);
+  CHECK(reason(s) == "resync-response: x of 14 values for d = 13");
+  s = snapshot();
+  s.aux[12] = std::numeric_limits<double>::infinity();
+  CHECK(reason(s) == "resync-response: aux[12] is inf");
+
+  Welcome w = welcome();
+  w.config.p = 1.5;
+  CHECK(reason(w) == "welcome: p = 1.5 outside [0, 1]");
+  w = welcome();
+  w.config.compressor.assign(kMaxStringBytes + 1, 'k');
+  CHECK(reason(w) == "welcome: compressor spec of 257 bytes (at most 256)");
+  w = welcome();
+  w.config.method = static_cast<Method>(6);
+  CHECK(reason(w) == "welcome: unknown method 6");
+
+  // With d unknown only the message's own consistency is checked.
+  Limits open{max_message_bytes(100, 0), 0, 0};
+  r = reply_with(seeded_payload(14, 14));
+  r.worker = 99;
+  CHECK(reject_reason(enc.encode(r), open).empty());
+}
+
+TEST_CASE("wire: random garbage never crashes the decoder") {
+  Decoder dec(run_limits());
+  marina::util::Rng rng(20240611);
+  int decoded = 0;
+  for (int trial = 0; trial < 4000; ++trial) {
+    Bytes bytes(rng.below(160));
+    for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng.next());
+    // Half the strings carry the identifier, so they reach the Verifier.
+    if (trial % 2 == 0 && bytes.size() >= 8) std::memcpy(bytes.data() + 4, "MRNA", 4);
+    decoded += survives(dec, bytes);
+  }
+  // Random strings almost never verify; valid messages with a few random bytes overwritten
+  // reach the semantic checks and the copies into the Inbox.
+  const std::vector<Bytes> samples = sample_messages();
+  for (int trial = 0; trial < 4000; ++trial) {
+    Bytes bytes = samples[rng.below(samples.size())];
+    for (uint64_t n = 1 + rng.below(4); n > 0; --n) {
+      bytes[rng.below(bytes.size())] = static_cast<uint8_t>(rng.next());
+    }
+    decoded += survives(dec, bytes);
+  }
+  MESSAGE("random strings and mutated messages that decoded: " << decoded << " of 8000");
+}
+
+TEST_CASE("wire: flipped bytes of valid messages never crash the decoder") {
+  Decoder dec(run_limits());
+  int decoded = 0, total = 0;
+  for (const Bytes& original : sample_messages()) {
+    Bytes bytes = original;
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      for (const uint8_t mask : {0x01, 0x10, 0x80, 0xFF}) {
+        bytes[i] ^= mask;
+        decoded += survives(dec, bytes);
+        ++total;
+        bytes[i] ^= mask;
+      }
+    }
+  }
+  MESSAGE("flipped messages that still decoded: " << decoded << " of " << total);
+}
+
+TEST_CASE("wire: seeded RandK reply stays within 4K + 96 bytes") {
+  Encoder enc(0x1234'5678'9ABC'DEF0ULL);
+  Decoder dec(Limits{max_message_bytes(1'000'000, 0), 1'000'000, 8});
+  Inbox in;
+  for (const std::size_t k : {1, 10, 1000}) {
+    Reply r;
+    r.worker = 4;
+    r.round = 123'456;
+    r.oracle_calls = 2 * 6'000;
+    r.payload = seeded_payload(k, 1'000'000);
+    const std::size_t size = enc.encode(r).size();
+    MESSAGE("seeded RandK reply, K = " << k << ": " << size << " bytes = 4K + " << size - 4 * k);
+    CHECK(size <= 4 * k + 96);
+    REQUIRE(dec.decode(enc.encode(r), in) == MessageKind::kReply);
+    CHECK(same(in.reply, r));
+  }
+
+  Reply dense = reply_with(dense64_payload());
+  MESSAGE("dense64 reply, d = 13, with local loss: " << enc.encode(dense).size() << " bytes");
+  dense.local_loss.reset();
+  MESSAGE("dense64 reply, d = 13, no local loss: " << enc.encode(dense).size() << " bytes");
+  MESSAGE("broadcast with a 10-entry delta: " << enc.encode(delta_broadcast(10)).size()
+                                              << " bytes");
+}
