@@ -1,58 +1,92 @@
-// marina-sim: runs a method in one process on a LibSVM file, the server half and n worker
-// halves stepped in worker order, and logs what the paper plots.
+// marina-sim: runs a method in one process. The coordinator and the n workers are the same
+// drivers as in the networked runtime, connected by the in-process transport, so every
+// message goes through the wire codec and the log equals a networked run's.
 
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
 #include "marina/cli/flags.h"
-#include "marina/data/dataset.h"
-#include "marina/methods/theory.h"
+#include "marina/drivers/coordinator.h"
+#include "marina/drivers/worker.h"
 #include "marina/run/log.h"
-#include "marina/run/simulation.h"
+#include "marina/transport/inproc_transport.h"
+#include "marina/util/random.h"
 
 namespace {
 
 int run(const std::string& data_file, const std::string& log_file,
-        const marina::cli::AlgorithmFlags& flags) {
+        const marina::cli::AlgorithmFlags& flags, bool verbose) {
   using namespace marina;
   std::string note;
   const auto shards = cli::load_shards(data_file, flags, &note);
   if (!note.empty()) std::cerr << "note: " << note << '\n';
 
-  std::string why;
-  const methods::MethodConfig config =
-      methods::resolve(cli::base_config(flags, shards.front().dim()), cli::choices(flags),
-                       methods::measure(shards), &why);
-  std::cerr << methods::to_string(config.method) << " with " << config.compressor << " on "
-            << data_file << ": n = " << config.workers << ", m = " << shards.front().rows()
-            << ", d = " << config.dim << "\n" << why << '\n';
+  drivers::CoordinatorSettings s;
+  s.base = cli::base_config(flags, shards.front().dim());
+  s.choices = cli::choices(flags);
+  s.loss = problem::parse_loss(flags.loss);
+  s.l2 = flags.l2;
+  s.bias = flags.bias;
+  s.shuffle_seed = flags.shuffle_seed;
+  s.rounds = flags.rounds;
+  s.stop_at = flags.stop_at;
+  s.session = util::derive(flags.seed, {0x5e55}) | 1;
+  s.round_timeout = std::chrono::milliseconds(60000);
+  s.evaluation = &shards;
+  s.on_info = [&](const std::string& line) {
+    if (verbose || line.find("gamma") != std::string::npos) std::cerr << line << '\n';
+  };
 
   std::unique_ptr<run::CsvLog> log;
   if (!log_file.empty()) log = std::make_unique<run::CsvLog>(log_file);
-
-  run::Simulation sim(config, shards);
-  const auto start = std::chrono::steady_clock::now();
   cli::Progress progress(flags.rounds);
-  run::LogRow row = sim.initial_row();
-  const double initial = *row.grad_norm_sq;
-  if (log) log->write(row);
-  while (row.round < flags.rounds) {
-    row = sim.step();
-    row.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  s.on_row = [&](const run::LogRow& row) {
     if (log) log->write(row);
     progress.update(row);
-    if (flags.stop_at && *row.grad_norm_sq <= *flags.stop_at * initial) break;
+  };
+
+  transport::InProcNetwork net(flags.workers);
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(flags.workers);
+  for (uint32_t i = 0; i < flags.workers; ++i) {
+    drivers::WorkerSettings w;
+    w.id = i;
+    w.shard = shards[i].data();
+    w.bias = flags.bias;
+    w.shuffle_seed = flags.shuffle_seed;
+    threads.emplace_back([&net, &errors, i, w = std::move(w)]() mutable {
+      try {
+        (void)drivers::run_worker(net.link(i), std::move(w));
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
   }
+  drivers::CoordinatorOutcome out;
+  try {
+    out = drivers::run_coordinator(net.hub(), s);
+  } catch (...) {
+    for (auto& t : threads) t.join();
+    throw;
+  }
+  for (auto& t : threads) t.join();
   progress.finish();
+  for (uint32_t i = 0; i < flags.workers; ++i)
+    if (!errors[i].empty())
+      throw std::runtime_error("worker " + std::to_string(i) + ": " + errors[i]);
+
+  const auto& row = out.last;
+  const double initial = out.initial_grad_norm_sq.value_or(0.0);
   std::printf(
       "%s/%s: %llu rounds in %.3f s, loss %s, ||grad f||^2 %s (%.3g of initial), "
       "bits/worker %s, oracle calls/worker %s\n",
-      std::string(methods::to_string(config.method)).c_str(), config.compressor.c_str(),
+      std::string(methods::to_string(out.config.method)).c_str(), out.config.compressor.c_str(),
       static_cast<unsigned long long>(row.round), row.wall_s, run::exact(*row.loss).c_str(),
       run::exact(*row.grad_norm_sq).c_str(), initial > 0 ? *row.grad_norm_sq / initial : 0.0,
       run::exact(row.bits_per_worker).c_str(), run::exact(row.oracle_calls).c_str());
@@ -64,13 +98,15 @@ int run(const std::string& data_file, const std::string& log_file,
 int main(int argc, char** argv) {
   CLI::App app{"marina-sim: run MARINA-family methods in one process on LibSVM data"};
   std::string data_file, log_file;
+  bool verbose = false;
   marina::cli::AlgorithmFlags flags;
   app.add_option("--data", data_file, "LibSVM file (labels ±1, 0/1 or 1/2)")->required();
   marina::cli::add_algorithm_flags(app, flags);
   app.add_option("--log", log_file, "CSV log, one row per round (round 0 included)");
+  app.add_flag("--verbose", verbose, "print the start-up protocol messages");
   CLI11_PARSE(app, argc, argv);
   try {
-    return run(data_file, log_file, flags);
+    return run(data_file, log_file, flags, verbose);
   } catch (const std::exception& e) {
     std::cerr << "marina-sim: error: " << e.what() << '\n';
     return 1;

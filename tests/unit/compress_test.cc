@@ -67,11 +67,13 @@ std::string message_of(const std::function<void()>& f) {
   return "<no std::invalid_argument>";
 }
 
-bool verbose() { return std::getenv("MARINA_TEST_VERBOSE") != nullptr; }
+bool verbose() {
+  return std::getenv("MARINA_TEST_VERBOSE") != nullptr;
+}
 
 struct MonteCarlo {
-  std::vector<double> mean, var;  // of each coordinate of Q(x)
-  std::vector<double> hit;        // fraction of draws where coordinate j is non-zero
+  std::vector<double> mean, var;    // of each coordinate of Q(x)
+  std::vector<double> hit;          // fraction of draws where coordinate j is non-zero
   double err_mean = 0, err_se = 0;  // of ||Q(x) − x||²
   double nnz_mean = 0, nnz_se = 0;
   std::size_t nnz_min = 0, nnz_max = 0;
@@ -289,7 +291,8 @@ TEST_CASE("compress: randk seeded indices are re-derived by the server") {
   for (Eigen::Index j = 0; j < 50; ++j) {
     const auto it = std::find(idx.begin(), idx.end(), static_cast<uint32_t>(j));
     const double want =
-        it == idx.end() ? 0.0 : static_cast<double>(p.values[static_cast<std::size_t>(it - idx.begin())]);
+        it == idx.end() ? 0.0
+                        : static_cast<double>(p.values[static_cast<std::size_t>(it - idx.begin())]);
     CHECK(dec[j] == want);
   }
 
@@ -338,7 +341,7 @@ TEST_CASE("compress: randk indices are uniform K-subsets") {
   }
 }
 
-TEST_CASE("compress: permk blocks partition [0, d) and average to x") {
+TEST_CASE("compress: permk blocks partition 0..d-1 and average to x") {
   auto q = mc::make_compressor("permk");
   for (auto [d, n] : {std::pair<std::size_t, uint32_t>{30, 5}, {32, 5}, {7, 7}, {3, 5}, {40, 1}}) {
     CAPTURE(d);
@@ -380,8 +383,8 @@ TEST_CASE("compress: permk blocks partition [0, d) and average to x") {
 TEST_CASE("compress: permk is unbiased per worker with omega = n - 1") {
   auto q = mc::make_compressor("permk");
   // n | d (plain blocks) and n ∤ d (padded permutation), for a middle and the last worker.
-  for (auto [d, n, worker] : {std::tuple<std::size_t, uint32_t, uint32_t>{30, 5, 2},
-                              {32, 5, 4}, {32, 5, 0}}) {
+  for (auto [d, n, worker] :
+       {std::tuple<std::size_t, uint32_t, uint32_t>{30, 5, 2}, {32, 5, 4}, {32, 5, 0}}) {
     CAPTURE(d);
     CAPTURE(n);
     CAPTURE(worker);
@@ -554,10 +557,10 @@ TEST_CASE("compress: same context gives the same payload, pinned across machines
         std::vector<uint32_t>{0, 1, 2, 3, 6, 7, 8, 13, 15, 18, 19, 21, 23, 24, 25, 26, 29});
   CHECK(p.levels == std::vector<int8_t>{-1, 1, -1, 1, 1, -1, 1, 1, -1, 1, 1, 1, -1, 1, -1, 1, 1});
   mc::make_compressor("natural")->compress(g, {2024, 1, 3}, p);
-  CHECK(p.values == std::vector<float>{-1.0f, 0.5f,  -1.0f,  1.0f,  -0.125f, -2.0f, 0.5f,  -0.5f,
-                                       2.0f,  0.0f,  -2.0f,  1.0f,  -0.5f,   1.0f,  0.25f, -1.0f,
-                                       1.0f,  -0.25f, 2.0f,  0.25f, -0.5f,   0.5f,  -0.25f, -2.0f,
-                                       0.25f, -1.0f, 1.0f,   -0.125f, -1.0f, 1.0f});
+  CHECK(p.values == std::vector<float>{-1.0f, 0.5f,   -1.0f, 1.0f,    -0.125f, -2.0f, 0.5f,   -0.5f,
+                                       2.0f,  0.0f,   -2.0f, 1.0f,    -0.5f,   1.0f,  0.25f,  -1.0f,
+                                       1.0f,  -0.25f, 2.0f,  0.25f,   -0.5f,   0.5f,  -0.25f, -2.0f,
+                                       0.25f, -1.0f,  1.0f,  -0.125f, -1.0f,   1.0f});
 }
 
 TEST_CASE("compress: a reused payload keeps its buffers") {
@@ -694,14 +697,17 @@ TEST_CASE("compress: accumulate rejects hostile payloads and leaves acc unchange
     std::string message;  // expected prefix
   };
   std::vector<Case> cases;
-  cases.push_back({"wrong dim", dense64(12), identity.get(), "payload: dimension 12 does not match d = 13"});
+  cases.push_back(
+      {"wrong dim", dense64(12), identity.get(), "payload: dimension 12 does not match d = 13"});
   {
     auto p = dense64(13);
     p.dense.pop_back();
-    cases.push_back({"dense64 short", p, identity.get(), "payload: dense64 payload has 12 values, expected 13"});
+    cases.push_back({"dense64 short", p, identity.get(),
+                     "payload: dense64 payload has 12 values, expected 13"});
     p = dense64(13);
     p.dense[12] = nan;
-    cases.push_back({"dense64 NaN", p, identity.get(), "payload: value nan at index 12 is not finite"});
+    cases.push_back(
+        {"dense64 NaN", p, identity.get(), "payload: value nan at index 12 is not finite"});
     p = dense64(13);
     p.dense[12] = -inf;
     cases.push_back({"dense64 Inf", p, identity.get(), "payload: value -inf at index 12"});
@@ -728,13 +734,16 @@ TEST_CASE("compress: accumulate rejects hostile payloads and leaves acc unchange
   {
     auto p = sparse({1, 2, 3});
     p.values.pop_back();
-    cases.push_back({"sparse count", p, identity.get(), "payload: sparse payload has 2 values for its indices, expected 3"});
+    cases.push_back({"sparse count", p, identity.get(),
+                     "payload: sparse payload has 2 values for its indices, expected 3"});
     p = sparse({1, 2, 3});
     p.values[2] = std::numeric_limits<float>::infinity();
     cases.push_back({"sparse Inf", p, identity.get(), "payload: value inf at index 3"});
   }
-  cases.push_back({"seeded short", seeded3(2), randk.get(), "payload: seeded payload has 2 values, expected 3"});
-  cases.push_back({"seeded long", seeded3(4), randk.get(), "payload: seeded payload has 4 values, expected 3"});
+  cases.push_back({"seeded short", seeded3(2), randk.get(),
+                   "payload: seeded payload has 2 values, expected 3"});
+  cases.push_back(
+      {"seeded long", seeded3(4), randk.get(), "payload: seeded payload has 4 values, expected 3"});
   {
     auto p = seeded3(3);
     p.values[2] = std::numeric_limits<float>::quiet_NaN();
@@ -745,7 +754,8 @@ TEST_CASE("compress: accumulate rejects hostile payloads and leaves acc unchange
   {
     auto p = seeded3(3);
     p.dim = 2;
-    cases.push_back({"seeded wrong dim", p, randk.get(), "payload: dimension 2 does not match d = 13"});
+    cases.push_back(
+        {"seeded wrong dim", p, randk.get(), "payload: dimension 2 does not match d = 13"});
   }
   cases.push_back({"level > s", quantized({1, 2}, {1, 5}), qsgd.get(),
                    "payload: level 5 at index 2 outside [-s, s] for s = 4"});

@@ -77,7 +77,8 @@ TEST_CASE("methods: every method decreases the gradient norm on a synthetic prob
       CAPTURE(q);
       auto c = config(m, q, 5, 10, 0, 0);
       c = methods::resolve(c, {}, k);
-      const auto rows = test::simulate(c, shards, 300);
+      // VR-DIANA's theoretical stepsize is about 50 times smaller than the others' here
+      const auto rows = test::simulate(c, shards, m == Method::kVrDiana ? 3000 : 300);
       CHECK(*rows.back().grad_norm_sq < 0.5 * *rows.front().grad_norm_sq);
       for (const auto& r : rows) REQUIRE(std::isfinite(*r.loss));
     }

@@ -71,7 +71,8 @@ bool same(const Broadcast& a, const Broadcast& b) {
 }
 
 bool same(const Snapshot& a, const Snapshot& b) {
-  return a.round == b.round && bit_equal(a.x, b.x) && bit_equal(a.aux, b.aux);
+  return a.round == b.round && bit_equal(a.x, b.x) && bit_equal(a.aux, b.aux) &&
+         bit_equal(a.x_prev, b.x_prev);
 }
 
 bool same(const Welcome& a, const Welcome& b) {
@@ -80,7 +81,8 @@ bool same(const Welcome& a, const Welcome& b) {
   return a.worker_id == b.worker_id && x.method == y.method && x.compressor == y.compressor &&
          x.workers == y.workers && x.dim == y.dim && x.seed == y.seed &&
          bit_equal(x.gamma, y.gamma) && bit_equal(x.p, y.p) && bit_equal(x.alpha, y.alpha) &&
-         x.batch == y.batch && x.online_batch == y.online_batch && x.clients == y.clients;
+         x.batch == y.batch && x.online_batch == y.online_batch && x.clients == y.clients &&
+         a.loss == b.loss && bit_equal(a.l2, b.l2);
 }
 
 // Doubles that a lossy encoding would get wrong: signed zero, denormals, extremes.
@@ -210,6 +212,8 @@ Welcome welcome() {
   w.config.batch = 16;
   w.config.online_batch = 64;
   w.config.clients = 2;
+  w.loss = marina::problem::Loss::kLogistic;
+  w.l2 = 1e-3;
   return w;
 }
 
@@ -219,6 +223,8 @@ Snapshot snapshot() {
   s.x = awkward_doubles(kDim);
   s.aux = awkward_doubles(kDim);
   s.aux[0] = 1.5;
+  s.x_prev = awkward_doubles(kDim);
+  s.x_prev[2] = -7.25;
   return s;
 }
 
@@ -226,7 +232,8 @@ Snapshot snapshot() {
 std::vector<Bytes> sample_messages() {
   Encoder enc(kSession);
   std::vector<Bytes> out;
-  out.push_back(copy(enc.encode(Join{1, 54, kDim, 0x3, "aarch64"})));
+  out.push_back(copy(
+      enc.encode(Join{1, 54, kDim, 0x3, "aarch64", {54, 2.5, 3.0, 4.0}, false, std::nullopt})));
   out.push_back(copy(enc.encode(welcome())));
   out.push_back(copy(enc.encode(dense_broadcast())));
   out.push_back(copy(enc.encode(delta_broadcast())));
@@ -318,7 +325,7 @@ TEST_CASE("wire: every message kind round-trips exactly") {
   Decoder dec(run_limits());
   Inbox in;
 
-  const Join join{4, 54, kDim, 0xA5A5A5A5u, "armv7l"};
+  const Join join{4, 54, kDim, 0xA5A5A5A5u, "armv7l", {54, 1.25, 7.5, 3.0}, true, 12345u};
   CHECK(dec.decode(enc.encode(join), in) == MessageKind::kJoin);
   CHECK(in.join == join);
   CHECK(in.session == kSession);
@@ -568,7 +575,8 @@ TEST_CASE("wire: semantic bounds") {
   CHECK(reason(r) == "reply: worker 5 >= n = 5");
   CHECK(reason(Heartbeat{5, 0}) == "heartbeat: worker 5 >= n = 5");
   CHECK(reason(ResyncRequest{9, 0, 1}) == "resync-request: worker 9 >= n = 5");
-  CHECK(reason(Join{5, 1, kDim, 0, "x86_64"}) == "join: worker id 5 >= n = 5");
+  CHECK(reason(Join{5, 1, kDim, 0, "x86_64", {1, 0.0, 0.0, 0.0}, false, std::nullopt}) ==
+        "join: worker id 5 >= n = 5");
   CHECK(reason(Bye{kCoordinatorId, "done"}).empty());
 
   Broadcast b = delta_broadcast();

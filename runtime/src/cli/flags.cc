@@ -32,8 +32,7 @@ void add_algorithm_flags(CLI::App& app, AlgorithmFlags& f) {
       ->capture_default_str();
   app.add_option("--method", f.method, "gd|marina|vr-marina|pp-marina|diana|vr-diana")
       ->capture_default_str();
-  app.add_option("--compressor", f.compressor,
-                 "identity|randk:K|permk|qsgd:S|natural|topk:K")
+  app.add_option("--compressor", f.compressor, "identity|randk:K|permk|qsgd:S|natural|topk:K")
       ->capture_default_str();
   app.add_option("--rounds", f.rounds, "number of rounds R")->capture_default_str();
   app.add_option("--seed", f.seed, "seed of all randomness")->capture_default_str();
@@ -46,7 +45,8 @@ void add_algorithm_flags(CLI::App& app, AlgorithmFlags& f) {
   app.add_option("--online-batch", f.online_batch,
                  "b: vr-marina online case, minibatch of full-sync rounds (0 = full gradient)")
       ->capture_default_str();
-  app.add_option("--clients", f.clients, "r: pp-marina clients per compressed round (default ⌈n/2⌉)");
+  app.add_option("--clients", f.clients,
+                 "r: pp-marina clients per compressed round (default ⌈n/2⌉)");
   app.add_option("--loss", f.loss, "nonconvex|logistic")->capture_default_str();
   app.add_option("--l2", f.l2, "lambda of the (lambda/2)||x||^2 regulariser")
       ->check(CLI::NonNegativeNumber)
@@ -111,8 +111,7 @@ void Progress::update(const run::LogRow& row, const std::string& extra) {
   last_ = now;
   const double secs = std::chrono::duration<double>(now - start_).count();
   std::fprintf(stderr, "\r\033[Kround %llu/%llu  ||grad||^2 %s  bits/worker %.4g  %.0f rounds/s%s",
-               static_cast<unsigned long long>(row.round),
-               static_cast<unsigned long long>(total_),
+               static_cast<unsigned long long>(row.round), static_cast<unsigned long long>(total_),
                row.grad_norm_sq ? run::exact(*row.grad_norm_sq).c_str() : "?", row.bits_per_worker,
                secs > 0 ? static_cast<double>(row.round) / secs : 0.0, extra.c_str());
   shown_ = true;

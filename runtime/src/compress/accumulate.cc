@@ -26,11 +26,16 @@ std::string str(double v) {
 
 const char* kind_name(PayloadKind k) {
   switch (k) {
-    case PayloadKind::kDense64: return "dense64";
-    case PayloadKind::kDense32: return "dense32";
-    case PayloadKind::kSparse: return "sparse";
-    case PayloadKind::kSeeded: return "seeded";
-    case PayloadKind::kQuantized: return "quantized";
+    case PayloadKind::kDense64:
+      return "dense64";
+    case PayloadKind::kDense32:
+      return "dense32";
+    case PayloadKind::kSparse:
+      return "sparse";
+    case PayloadKind::kSeeded:
+      return "seeded";
+    case PayloadKind::kQuantized:
+      return "quantized";
   }
   return "unknown";
 }
@@ -85,7 +90,8 @@ void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, do
   switch (p.kind) {
     case PayloadKind::kDense64:
       check_count(p.dense.size(), d, "values", p.kind);
-      add(d, dense, [&p](std::size_t i) { return p.dense[i]; }, weight, acc);
+      add(
+          d, dense, [&p](std::size_t i) { return p.dense[i]; }, weight, acc);
       return;
     case PayloadKind::kDense32:
       check_count(p.values.size(), d, "values", p.kind);
@@ -94,13 +100,15 @@ void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, do
     case PayloadKind::kSparse:
       check_count(p.values.size(), p.indices.size(), "values for its indices", p.kind);
       check_indices(p.indices, d);
-      add(p.indices.size(), [&p](std::size_t i) { return p.indices[i]; }, f32, weight, acc);
+      add(
+          p.indices.size(), [&p](std::size_t i) { return p.indices[i]; }, f32, weight, acc);
       return;
     case PayloadKind::kSeeded:
       q.seeded_indices(ctx, d, seeded);  // throws for a compressor without seeded payloads
       check_count(p.values.size(), seeded.size(), "values", p.kind);
       check_indices(seeded, d);
-      add(seeded.size(), [&seeded](std::size_t i) { return seeded[i]; }, f32, weight, acc);
+      add(
+          seeded.size(), [&seeded](std::size_t i) { return seeded[i]; }, f32, weight, acc);
       return;
     case PayloadKind::kQuantized: {
       const uint32_t s = p.levels_s;
@@ -120,7 +128,8 @@ void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, do
         }
       }
       const double sd = s;
-      add(p.indices.size(), [&p](std::size_t i) { return p.indices[i]; },
+      add(
+          p.indices.size(), [&p](std::size_t i) { return p.indices[i]; },
           [&p, sd](std::size_t i) { return p.norm * p.levels[i] / sd; }, weight, acc);
       return;
     }
@@ -134,8 +143,8 @@ void accumulate(const Payload& payload, const Compressor& q, const Context& ctx,
                 Eigen::Ref<Eigen::VectorXd> acc) {
   if (!std::isfinite(weight)) throw std::invalid_argument("accumulate: weight is not finite");
   if (static_cast<std::size_t>(acc.size()) != payload.dim) {
-    fail("dimension " + std::to_string(payload.dim) + " does not match d = " +
-         std::to_string(acc.size()));
+    fail("dimension " + std::to_string(payload.dim) +
+         " does not match d = " + std::to_string(acc.size()));
   }
   thread_local std::vector<uint32_t> seeded;
   check_and_add(payload, q, ctx, weight, acc, seeded);
@@ -144,8 +153,7 @@ void accumulate(const Payload& payload, const Compressor& q, const Context& ctx,
 // Sizes `out` from payload.dim (a dense payload must hold that many values, but a sparse one may
 // claim any d < 2^32): for untrusted input prefer accumulate into a vector of the expected size.
 // On an error `out` is left zero.
-void decode(const Payload& payload, const Compressor& q, const Context& ctx,
-            Eigen::VectorXd& out) {
+void decode(const Payload& payload, const Compressor& q, const Context& ctx, Eigen::VectorXd& out) {
   out.setZero(payload.dim);
   accumulate(payload, q, ctx, 1.0, out);
 }

@@ -50,8 +50,8 @@ uint32_t checked_dim(std::size_t d, const std::string& name) {
                                    const char* precision) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.9g", v);
-  throw std::invalid_argument(name + ": value " + buf + " at index " +
-                              std::to_string(j) + " is not finite in " + precision);
+  throw std::invalid_argument(name + ": value " + buf + " at index " + std::to_string(j) +
+                              " is not finite in " + precision);
 }
 
 void check_finite(std::span<const double> x, const std::string& name) {
@@ -73,7 +73,8 @@ void sample_sorted(util::Rng& rng, uint32_t d, uint32_t k, std::vector<uint32_t>
   thread_local std::vector<uint32_t> table;
   int bits = 1;
   while ((uint64_t{1} << bits) < 2 * uint64_t{k}) ++bits;
-  if (bits >= std::numeric_limits<std::size_t>::digits) throw std::length_error("randk: K too large");
+  if (bits >= std::numeric_limits<std::size_t>::digits)
+    throw std::length_error("randk: K too large");
   const std::size_t cap = std::size_t{1} << bits;
   if (table.size() < cap) table.resize(cap);
   std::fill_n(table.begin(), cap, kEmptySlot);
@@ -199,8 +200,8 @@ class PermK final : public Compressor {
     const uint64_t block = (d + n - 1) / n;
     const uint64_t padded = block * n;
     if (padded >= kEmptySlot) {
-      throw std::invalid_argument(name_ + ": d = " + std::to_string(d) + " with n = " +
-                                  std::to_string(n) + " workers is too large");
+      throw std::invalid_argument(name_ + ": d = " + std::to_string(d) +
+                                  " with n = " + std::to_string(n) + " workers is too large");
     }
     thread_local std::vector<uint32_t> perm;
     perm.resize(padded);
@@ -309,7 +310,7 @@ class Natural final : public Compressor {
       int e = 0;
       const double m = std::frexp(std::fabs(v), &e);  // |v| = m·2^e, m ∈ [1/2, 1)
       const double lower = std::fabs(v) / (2.0 * m);  // 2^(e−1), exact
-      const double up = 2.0 * m - 1.0;  // exact
+      const double up = 2.0 * m - 1.0;                // exact
       const double r = (up > 0.0 && rng.uniform() < up) ? 2.0 * lower : lower;
       out.values[j] = to_wire(std::copysign(r, v), name_, j);
     }
@@ -358,8 +359,7 @@ class TopK final : public Compressor {
   std::string name_;
 };
 
-constexpr const char* kAccepted =
-    "(expected identity, randk:K, permk, qsgd:S, natural, topk:K)";
+constexpr const char* kAccepted = "(expected identity, randk:K, permk, qsgd:S, natural, topk:K)";
 
 // Decimal digits only (no sign, no spaces); nullopt if empty, malformed or out of range.
 std::optional<uint64_t> parse_uint(std::string_view s) {
@@ -413,12 +413,7 @@ std::unique_ptr<Compressor> make_compressor(std::string_view spec) {
   throw std::invalid_argument("unknown compressor '" + s + "' " + kAccepted);
 }
 
-// ω and ζ for a run with n workers: the same as q.omega(d) / q.zeta(d) except for PermK, whose
-// values depend on n (ω = n − 1, ζ = d/n). Not yet declared in compressor.h; proposed there as
-//   [[nodiscard]] double omega(const Compressor& q, std::size_t d, uint32_t workers);
-//   [[nodiscard]] double zeta(const Compressor& q, std::size_t d, uint32_t workers);
-double omega(const Compressor& q, std::size_t d, uint32_t workers);
-double zeta(const Compressor& q, std::size_t d, uint32_t workers);
+// PermK's ω = n − 1 and ζ = d/n depend on n, which the members cannot see.
 
 double omega(const Compressor& q, std::size_t d, uint32_t workers) {
   if (dynamic_cast<const PermK*>(&q) != nullptr) {

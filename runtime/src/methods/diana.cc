@@ -21,7 +21,9 @@ DianaServer::DianaServer(const MethodConfig& config) : ServerHalf(config) {
   h_ = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(config.dim));
 }
 
-void DianaServer::plan(Broadcast& b) { b.full_sync = false; }
+void DianaServer::plan(Broadcast& b) {
+  b.full_sync = false;
+}
 
 void DianaServer::aggregate(ModelUpdate& next) {
   weighted_sum(sum_);  // (1/n) Σ m_i
@@ -78,7 +80,8 @@ void VrDianaWorker::respond(const Broadcast& b, Reply& reply) {
     reply.oracle_calls += m;
     have_reference_ = true;
   }
-  util::Rng batch_rng(util::derive(config_.seed, {b.round, id_, util::tag(util::Stream::kMinibatch)}));
+  util::Rng batch_rng(
+      util::derive(config_.seed, {b.round, id_, util::tag(util::Stream::kMinibatch)}));
   batch_.resize(config_.batch);
   for (auto& j : batch_) j = static_cast<uint32_t>(batch_rng.below(m));
   f_.minibatch_difference(x_, w_, batch_, grad_);

@@ -10,12 +10,18 @@ namespace marina::methods {
 
 std::string_view to_string(Method m) {
   switch (m) {
-    case Method::kGd: return "gd";
-    case Method::kMarina: return "marina";
-    case Method::kVrMarina: return "vr-marina";
-    case Method::kPpMarina: return "pp-marina";
-    case Method::kDiana: return "diana";
-    case Method::kVrDiana: return "vr-diana";
+    case Method::kGd:
+      return "gd";
+    case Method::kMarina:
+      return "marina";
+    case Method::kVrMarina:
+      return "vr-marina";
+    case Method::kPpMarina:
+      return "pp-marina";
+    case Method::kDiana:
+      return "diana";
+    case Method::kVrDiana:
+      return "vr-diana";
   }
   return "?";
 }
@@ -30,12 +36,16 @@ Method parse_method(std::string_view name) {
 
 std::unique_ptr<ServerHalf> make_server(const MethodConfig& c) {
   switch (c.method) {
-    case Method::kGd: return std::make_unique<GdServer>(c);
+    case Method::kGd:
+      return std::make_unique<GdServer>(c);
     case Method::kMarina:
-    case Method::kVrMarina: return std::make_unique<MarinaServer>(c);
-    case Method::kPpMarina: return std::make_unique<PpMarinaServer>(c);
+    case Method::kVrMarina:
+      return std::make_unique<MarinaServer>(c);
+    case Method::kPpMarina:
+      return std::make_unique<PpMarinaServer>(c);
     case Method::kDiana:
-    case Method::kVrDiana: return std::make_unique<DianaServer>(c);
+    case Method::kVrDiana:
+      return std::make_unique<DianaServer>(c);
   }
   throw std::invalid_argument("make_server: unknown method");
 }
@@ -43,12 +53,18 @@ std::unique_ptr<ServerHalf> make_server(const MethodConfig& c) {
 std::unique_ptr<WorkerHalf> make_worker(const MethodConfig& c, uint32_t id,
                                         const problem::Objective& f) {
   switch (c.method) {
-    case Method::kGd: return std::make_unique<GdWorker>(c, id, f);
-    case Method::kMarina: return std::make_unique<MarinaWorker>(c, id, f);
-    case Method::kVrMarina: return std::make_unique<VrMarinaWorker>(c, id, f);
-    case Method::kPpMarina: return std::make_unique<PpMarinaWorker>(c, id, f);
-    case Method::kDiana: return std::make_unique<DianaWorker>(c, id, f);
-    case Method::kVrDiana: return std::make_unique<VrDianaWorker>(c, id, f);
+    case Method::kGd:
+      return std::make_unique<GdWorker>(c, id, f);
+    case Method::kMarina:
+      return std::make_unique<MarinaWorker>(c, id, f);
+    case Method::kVrMarina:
+      return std::make_unique<VrMarinaWorker>(c, id, f);
+    case Method::kPpMarina:
+      return std::make_unique<PpMarinaWorker>(c, id, f);
+    case Method::kDiana:
+      return std::make_unique<DianaWorker>(c, id, f);
+    case Method::kVrDiana:
+      return std::make_unique<VrDianaWorker>(c, id, f);
   }
   throw std::invalid_argument("make_worker: unknown method");
 }

@@ -6,6 +6,8 @@
 
 namespace marina::methods {
 
-void GdServer::plan(Broadcast& b) { b.full_sync = true; }
+void GdServer::plan(Broadcast& b) {
+  b.full_sync = true;
+}
 
 }  // namespace marina::methods

@@ -27,7 +27,9 @@ bool MarinaServer::coin() const {
   return rng.bernoulli(config_.p);
 }
 
-void MarinaServer::plan(Broadcast& b) { b.full_sync = round_ == 0 || coin(); }
+void MarinaServer::plan(Broadcast& b) {
+  b.full_sync = round_ == 0 || coin();
+}
 
 void MarinaServer::aggregate(ModelUpdate& next) {
   weighted_sum(sum_);  // (1/n) Σ of the dense gradients, or of the Q(Δ_i)

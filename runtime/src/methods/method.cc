@@ -56,8 +56,8 @@ bool ServerHalf::expects(uint32_t worker) const {
 }
 
 void ServerHalf::accept(const Reply& reply) {
-  const std::string where =
-      "reply of worker " + std::to_string(reply.worker) + " for round " + std::to_string(reply.round);
+  const std::string where = "reply of worker " + std::to_string(reply.worker) + " for round " +
+                            std::to_string(reply.round);
   if (!open_) throw ProtocolError(where + ": no round is open");
   if (reply.round != round_)
     throw ProtocolError(where + ": the open round is " + std::to_string(round_));
@@ -65,6 +65,9 @@ void ServerHalf::accept(const Reply& reply) {
     throw ProtocolError(where + ": unknown worker (n = " + std::to_string(config_.workers) + ")");
   if (!expects(reply.worker)) throw ProtocolError(where + ": worker was not drawn this round");
   if (received_[reply.worker]) throw ProtocolError(where + ": duplicate");
+  if (reply.payload.dim != config_.dim)
+    throw ProtocolError(where + ": payload has d = " + std::to_string(reply.payload.dim) +
+                        ", the run has d = " + std::to_string(config_.dim));
   const bool dense = reply.payload.kind == compress::PayloadKind::kDense64;
   if (broadcast_.full_sync && !dense)
     throw ProtocolError(where + ": full-sync round needs a dense gradient");
@@ -80,7 +83,9 @@ void ServerHalf::accept(const Reply& reply) {
   ++received_count_;
 }
 
-bool ServerHalf::complete() const { return open_ && received_count_ == expected_count_; }
+bool ServerHalf::complete() const {
+  return open_ && received_count_ == expected_count_;
+}
 
 std::vector<uint32_t> ServerHalf::missing() const {
   std::vector<uint32_t> out;
@@ -129,16 +134,15 @@ void ServerHalf::to_delta(const Eigen::VectorXd& v, ModelUpdate& out) {
 
 // ---- worker ---------------------------------------------------------------------------------
 
-WorkerHalf::WorkerHalf(const MethodConfig& config, uint32_t id,
-                       const problem::Objective& objective)
+WorkerHalf::WorkerHalf(const MethodConfig& config, uint32_t id, const problem::Objective& objective)
     : config_(config), id_(id), f_(objective), q_(compress::make_compressor(config.compressor)) {
   if (id_ >= config_.workers)
-    throw std::invalid_argument("worker id " + std::to_string(id_) + " out of range (n = " +
-                                std::to_string(config_.workers) + ")");
+    throw std::invalid_argument("worker id " + std::to_string(id_) +
+                                " out of range (n = " + std::to_string(config_.workers) + ")");
   if (objective.dim() != config_.dim)
-    throw std::invalid_argument("worker " + std::to_string(id_) + ": shard has d = " +
-                                std::to_string(objective.dim()) + " but the run has d = " +
-                                std::to_string(config_.dim));
+    throw std::invalid_argument("worker " + std::to_string(id_) +
+                                ": shard has d = " + std::to_string(objective.dim()) +
+                                " but the run has d = " + std::to_string(config_.dim));
   const auto d = static_cast<Eigen::Index>(config_.dim);
   x_ = Eigen::VectorXd::Zero(d);
   x_prev_ = Eigen::VectorXd::Zero(d);
@@ -151,8 +155,8 @@ bool WorkerHalf::on_broadcast(const Broadcast& b, Reply& reply) {
   if (b.round > next_round_) throw OutOfSync(next_round_, b.round);
   for (uint32_t p : b.participants)
     if (p >= config_.workers)
-      throw ProtocolError("broadcast of round " + std::to_string(b.round) +
-                          ": participant id " + std::to_string(p) + " out of range");
+      throw ProtocolError("broadcast of round " + std::to_string(b.round) + ": participant id " +
+                          std::to_string(p) + " out of range");
   if (!restored_) {
     validate(b.update, static_cast<Eigen::Index>(config_.dim));
     advance(b.update);

@@ -14,8 +14,8 @@ void validate(const ModelUpdate& u, Eigen::Index d) {
       return;
     case UpdateKind::kDense:
       if (u.dense.size() != n)
-        throw ProtocolError("update: " + std::to_string(u.dense.size()) + " values for d = " +
-                            std::to_string(n));
+        throw ProtocolError("update: " + std::to_string(u.dense.size()) +
+                            " values for d = " + std::to_string(n));
       for (double v : u.dense)
         if (!std::isfinite(v)) throw ProtocolError("update: non-finite value");
       return;

@@ -37,8 +37,8 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
   const auto q = compress::make_compressor(c.compressor);
   const auto d = static_cast<double>(c.dim);
   const auto n = static_cast<double>(c.workers);
-  const double omega = q->omega(c.dim);
-  const double zeta = q->zeta(c.dim);
+  const double omega = compress::omega(*q, c.dim, c.workers);
+  const double zeta = compress::zeta(*q, c.dim, c.workers);
   std::ostringstream why;
   why.precision(6);
 
@@ -53,8 +53,8 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
   }
   if (c.method == Method::kPpMarina) {
     if (c.clients == 0) c.clients = (c.workers + 1) / 2;
-    why << "clients r = " << c.clients << (c.clients == (c.workers + 1) / 2 ? " (default ⌈n/2⌉)" : "")
-        << "\n";
+    why << "clients r = " << c.clients
+        << (c.clients == (c.workers + 1) / 2 ? " (default ⌈n/2⌉)" : "") << "\n";
   }
 
   double p = 1.0, gamma = 0.0;
@@ -74,8 +74,8 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
       // Theorem 3.1 (finite sum): p = min(ζ_Q/d, b′/(m+b′)); Theorem 3.3 (online):
       // p = min(ζ_Q/d, b′/(b+b′)); γ = 1/(L + sqrt((1−p)/(pn)·(ωL² + (1+ω)𝓛²/b′))).
       const auto b1 = static_cast<double>(c.batch);
-      const double other = c.online_batch > 0 ? static_cast<double>(c.online_batch)
-                                              : static_cast<double>(k.rows);
+      const double other =
+          c.online_batch > 0 ? static_cast<double>(c.online_batch) : static_cast<double>(k.rows);
       p = choices.p.value_or(std::min(zeta / d, b1 / (other + b1)));
       gamma = 1.0 / (k.L + std::sqrt((1.0 - p) / (p * n) *
                                      (omega * k.L * k.L + (1.0 + omega) * k.L_mean_sq / b1)));
@@ -107,8 +107,8 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
       const auto m = static_cast<double>(k.rows);
       p = choices.p.value_or(1.0 / m);
       c.alpha = 1.0 / (1.0 + omega);
-      gamma = 1.0 / (10.0 * k.L_max * std::sqrt(1.0 + omega / n) *
-                     (std::cbrt(m * m) + omega + 1.0));
+      gamma =
+          1.0 / (10.0 * k.L_max * std::sqrt(1.0 + omega / n) * (std::cbrt(m * m) + omega + 1.0));
       why << "VR-DIANA (Horvath et al. 2019, non-convex theorem): alpha = 1/(1+omega), p = 1/m, "
              "gamma = 1/(10 Lmax sqrt(1+omega/n)(m^(2/3)+omega+1))\n";
       break;

@@ -19,8 +19,8 @@ double phi(Loss loss, double m) {
 
 double dphi(Loss loss, double m) {
   if (loss == Loss::kNonConvex) {
-    const double s = 1.0 / (1.0 + std::exp(-m));     // σ(m)
-    const double t = 1.0 / (1.0 + std::exp(m));      // 1 − σ(m)
+    const double s = 1.0 / (1.0 + std::exp(-m));  // σ(m)
+    const double t = 1.0 / (1.0 + std::exp(m));   // 1 − σ(m)
     return -2.0 * s * t * t;
   }
   return -1.0 / (1.0 + std::exp(m));  // −σ(−m)
@@ -39,7 +39,9 @@ Loss parse_loss(std::string_view name) {
                               "' (expected nonconvex or logistic)");
 }
 
-double curvature_bound(Loss loss) { return loss == Loss::kNonConvex ? 0.15405 : 0.25; }
+double curvature_bound(Loss loss) {
+  return loss == Loss::kNonConvex ? 0.15405 : 0.25;
+}
 
 Objective::Objective(data::Dataset shard, Loss loss, double l2)
     : data_(std::move(shard)), loss_(loss), l2_(l2) {
@@ -103,8 +105,7 @@ void Objective::minibatch_gradient(const Eigen::VectorXd& x, std::span<const uin
 }
 
 void Objective::minibatch_difference(const Eigen::VectorXd& x, const Eigen::VectorXd& y,
-                                     std::span<const uint32_t> batch,
-                                     Eigen::VectorXd& grad) const {
+                                     std::span<const uint32_t> batch, Eigen::VectorXd& grad) const {
   grad.setZero(static_cast<Eigen::Index>(dim()));
   for (uint32_t j : batch) {
     const double label = data_.y[static_cast<Eigen::Index>(j)];

@@ -8,8 +8,8 @@ Simulation::Simulation(const methods::MethodConfig& config,
                        const std::vector<problem::Objective>& shards)
     : shards_(shards), server_(methods::make_server(config)), tally_(config.workers) {
   if (shards.size() != config.workers)
-    throw std::invalid_argument("simulation: " + std::to_string(shards.size()) +
-                                " shards for " + std::to_string(config.workers) + " workers");
+    throw std::invalid_argument("simulation: " + std::to_string(shards.size()) + " shards for " +
+                                std::to_string(config.workers) + " workers");
   for (uint32_t i = 0; i < config.workers; ++i)
     workers_.push_back(methods::make_worker(config, i, shards[i]));
 }

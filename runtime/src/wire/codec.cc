@@ -167,7 +167,7 @@ class TableWriter {
   }
 
   flatbuffers::FlatBufferBuilder& fbb_;
-  std::array<Field, 16> fields_{};  // the widest table (Reply, Welcome) has 12 fields
+  std::array<Field, 16> fields_{};  // the widest table (Welcome) has 14 fields
   std::size_t count_ = 0;
 };
 
@@ -216,6 +216,12 @@ std::span<const uint8_t> Encoder::encode(const Join& m) {
   t.scalar<uint64_t>(fb::Join::VT_DIM, m.dim, 0);
   t.scalar<uint32_t>(fb::Join::VT_CAPABILITIES, m.capabilities, 0);
   t.offset(fb::Join::VT_ARCH, arch);
+  t.scalar<double>(fb::Join::VT_LAMBDA_MAX, m.stats.lambda_max, 0.0);
+  t.scalar<double>(fb::Join::VT_MEAN_ROW_NORM4, m.stats.mean_row_norm4, 0.0);
+  t.scalar<double>(fb::Join::VT_MAX_ROW_NORM_SQ, m.stats.max_row_norm_sq, 0.0);
+  t.scalar<uint8_t>(fb::Join::VT_BIAS, m.bias ? 1 : 0, 0);
+  t.scalar<uint8_t>(fb::Join::VT_SHUFFLED, m.shuffle_seed ? 1 : 0, 0);
+  t.scalar<uint64_t>(fb::Join::VT_SHUFFLE_SEED, m.shuffle_seed.value_or(0), 0);
   return finish(fbb_, session_, fb::Body::Join, t.finish());
 }
 
@@ -236,6 +242,8 @@ std::span<const uint8_t> Encoder::encode(const Welcome& m) {
   t.scalar<uint64_t>(fb::Welcome::VT_BATCH, c.batch, 1);
   t.scalar<uint64_t>(fb::Welcome::VT_ONLINE_BATCH, c.online_batch, 0);
   t.scalar<uint32_t>(fb::Welcome::VT_CLIENTS, c.clients, 0);
+  t.scalar<uint8_t>(fb::Welcome::VT_LOSS, static_cast<uint8_t>(m.loss), 0);
+  t.scalar<double>(fb::Welcome::VT_L2, m.l2, 0.0);
   return finish(fbb_, session_, fb::Body::Welcome, t.finish());
 }
 
@@ -328,10 +336,12 @@ std::span<const uint8_t> Encoder::encode(const methods::Snapshot& m) {
   fbb_.Clear();
   const auto x = vector_or_absent(fbb_, m.x);
   const auto aux = vector_or_absent(fbb_, m.aux);
+  const auto x_prev = vector_or_absent(fbb_, m.x_prev);
   TableWriter t(fbb_);
   t.scalar<uint64_t>(fb::ResyncResponse::VT_ROUND, m.round, 0);
   t.offset(fb::ResyncResponse::VT_X, x);
   t.offset(fb::ResyncResponse::VT_AUX, aux);
+  t.offset(fb::ResyncResponse::VT_X_PREV, x_prev);
   return finish(fbb_, session_, fb::Body::ResyncResponse, t.finish());
 }
 

@@ -105,6 +105,8 @@ class Checker {
   void join(const fb::Join& m) const {
     worker("worker id", m.worker_id());
     check_string(kind_, "arch", m.arch());
+    for (double v : {m.lambda_max(), m.mean_row_norm4(), m.max_row_norm_sq()})
+      if (!std::isfinite(v) || v < 0) fail(kind_, "shard statistics must be finite and >= 0");
   }
 
   void welcome(const fb::Welcome& m) const {
@@ -117,6 +119,8 @@ class Checker {
     }
     check_string(kind_, "compressor spec", m.compressor());
     if (m.workers() == 0) fail(kind_, "n = 0 workers");
+    if (m.loss() > 1) fail(kind_, "unknown loss ", static_cast<unsigned>(m.loss()));
+    if (!std::isfinite(m.l2()) || m.l2() < 0) fail(kind_, "l2 must be finite and >= 0");
     if (m.worker_id() >= m.workers()) {
       fail(kind_, "worker id ", m.worker_id(), " >= n = ", m.workers());
     }
@@ -249,14 +253,19 @@ class Checker {
   void resync_response(const fb::ResyncResponse& m) const {
     const std::size_t n_x = count(m.x());
     const std::size_t n_aux = count(m.aux());
+    const std::size_t n_prev = count(m.x_prev());
     if (limits_.dim != 0) {
       if (n_x != limits_.dim) fail(kind_, "x of ", n_x, " values for d = ", limits_.dim);
+      if (n_prev != 0 && n_prev != limits_.dim) {
+        fail(kind_, "x_prev of ", n_prev, " values for d = ", limits_.dim);
+      }
       if (n_aux != 0 && n_aux != limits_.dim) {
         fail(kind_, "aux of ", n_aux, " values for d = ", limits_.dim);
       }
     }
     check_finite(kind_, "x", m.x());
     check_finite(kind_, "aux", m.aux());
+    check_finite(kind_, "x_prev", m.x_prev());
   }
 
   void heartbeat(const fb::Heartbeat& m) const { worker("worker", m.worker(), true); }
@@ -348,6 +357,13 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox) {
       out.dim = m.dim();
       out.capabilities = m.capabilities();
       copy_into(m.arch(), out.arch);
+      out.stats.rows = m.shard_rows();
+      out.stats.lambda_max = m.lambda_max();
+      out.stats.mean_row_norm4 = m.mean_row_norm4();
+      out.stats.max_row_norm_sq = m.max_row_norm_sq();
+      out.bias = m.bias();
+      out.shuffle_seed.reset();
+      if (m.shuffled()) out.shuffle_seed = m.shuffle_seed();
       break;
     }
     case MessageKind::kWelcome: {
@@ -367,6 +383,8 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox) {
       c.batch = m.batch();
       c.online_batch = m.online_batch();
       c.clients = m.clients();
+      out.loss = static_cast<problem::Loss>(m.loss());
+      out.l2 = m.l2();
       break;
     }
     case MessageKind::kBroadcast: {
@@ -416,6 +434,7 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox) {
       out.round = m.round();
       copy_into(m.x(), out.x);
       copy_into(m.aux(), out.aux);
+      copy_into(m.x_prev(), out.x_prev);
       break;
     }
     case MessageKind::kHeartbeat: {

@@ -39,9 +39,13 @@ class Compressor {
   virtual void compress(std::span<const double> x, const Context& ctx, Payload& out) const = 0;
 
   // Indices of a kSeeded payload, strictly increasing (only seeded compressors implement it).
-  virtual void seeded_indices(const Context& ctx, std::size_t d,
-                              std::vector<uint32_t>& out) const;
+  virtual void seeded_indices(const Context& ctx, std::size_t d, std::vector<uint32_t>& out) const;
 };
+
+// ω and ζ of `q` in a run with `workers` workers (PermK's depend on n; the others forward to
+// the members).
+[[nodiscard]] double omega(const Compressor& q, std::size_t d, uint32_t workers);
+[[nodiscard]] double zeta(const Compressor& q, std::size_t d, uint32_t workers);
 
 // Parses "identity", "randk:K", "permk", "qsgd:S", "natural", "topk:K".
 // Throws std::invalid_argument naming the spec and what is wrong.
@@ -54,7 +58,6 @@ void accumulate(const Payload& payload, const Compressor& q, const Context& ctx,
                 Eigen::Ref<Eigen::VectorXd> acc);
 
 // Dense decode: out = decode(payload).
-void decode(const Payload& payload, const Compressor& q, const Context& ctx,
-            Eigen::VectorXd& out);
+void decode(const Payload& payload, const Compressor& q, const Context& ctx, Eigen::VectorXd& out);
 
 }  // namespace marina::compress

@@ -17,8 +17,8 @@ namespace marina::data {
 using SparseMatrix = Eigen::SparseMatrix<double, Eigen::RowMajor, int>;
 
 struct Dataset {
-  SparseMatrix A;       // one row per sample, d columns
-  Eigen::VectorXd y;    // labels, each −1 or +1
+  SparseMatrix A;     // one row per sample, d columns
+  Eigen::VectorXd y;  // labels, each −1 or +1
   [[nodiscard]] std::size_t rows() const { return static_cast<std::size_t>(A.rows()); }
   [[nodiscard]] std::size_t dim() const { return static_cast<std::size_t>(A.cols()); }
 };
@@ -33,16 +33,16 @@ class ParseError : public std::runtime_error {
 // Which rows of a file to keep, and in which order. A shard is a contiguous slice of the
 // (optionally shuffled) row order, so a worker can read just its own rows.
 struct ShardSpec {
-  std::size_t index = 0;    // i in [0, count)
-  std::size_t count = 1;    // n
+  std::size_t index = 0;                 // i in [0, count)
+  std::size_t count = 1;                 // n
   std::optional<uint64_t> shuffle_seed;  // permute rows before slicing
 };
 
 struct ShardInfo {
-  std::size_t file_rows = 0;   // data rows in the file
+  std::size_t file_rows = 0;  // data rows in the file
   std::size_t rows_per_shard = 0;
-  std::size_t dropped = 0;     // file_rows − count·rows_per_shard, the remainder that is dropped
-  std::size_t dim = 0;         // d = largest feature index in the whole file
+  std::size_t dropped = 0;  // file_rows − count·rows_per_shard, the remainder that is dropped
+  std::size_t dim = 0;      // d = largest feature index in the whole file
 };
 
 // Reads a LibSVM file: "label idx:val idx:val ...", 1-based strictly increasing indices,

@@ -21,12 +21,12 @@ struct MethodConfig {
   uint32_t workers = 1;                 // n
   uint64_t dim = 0;                     // d
   uint64_t seed = 0;
-  double gamma = 0.0;        // stepsize γ (resolved: never "auto" here)
-  double p = 1.0;            // MARINA family: P(c_k = 1); VR-DIANA: reference-update probability
-  double alpha = 0.0;        // DIANA / VR-DIANA shift stepsize
-  uint64_t batch = 1;        // b′: minibatch of compressed rounds (VR-MARINA, VR-DIANA)
-  uint64_t online_batch = 0; // b: VR-MARINA online case; 0 = finite sum (full local gradient)
-  uint32_t clients = 0;      // r: PP-MARINA clients drawn per compressed round
+  double gamma = 0.0;         // stepsize γ (resolved: never "auto" here)
+  double p = 1.0;             // MARINA family: P(c_k = 1); VR-DIANA: reference-update probability
+  double alpha = 0.0;         // DIANA / VR-DIANA shift stepsize
+  uint64_t batch = 1;         // b′: minibatch of compressed rounds (VR-MARINA, VR-DIANA)
+  uint64_t online_batch = 0;  // b: VR-MARINA online case; 0 = finite sum (full local gradient)
+  uint32_t clients = 0;       // r: PP-MARINA clients drawn per compressed round
 };
 
 }  // namespace marina::methods

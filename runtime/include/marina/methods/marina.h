@@ -34,9 +34,9 @@ class MarinaWorker : public WorkerHalf {
   void advance(const ModelUpdate& u) override;
   void respond(const Broadcast& b, Reply& reply) override;
 
-  Eigen::VectorXd g_;          // g^{k−1}
-  Eigen::VectorXd grad_;       // ∇f_i at x^{grad_round_}
-  Eigen::VectorXd grad_new_;   // scratch
+  Eigen::VectorXd g_;         // g^{k−1}
+  Eigen::VectorXd grad_;      // ∇f_i at x^{grad_round_}
+  Eigen::VectorXd grad_new_;  // scratch
   uint64_t grad_round_ = UINT64_MAX;
 };
 

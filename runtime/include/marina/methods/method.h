@@ -92,9 +92,9 @@ class ServerHalf {
   [[nodiscard]] bool expects(uint32_t worker) const;
 
   bool open_ = false;
-  ModelUpdate pending_;                  // update for the next broadcast
-  std::vector<Eigen::VectorXd> decoded_; // per worker, the decoded payload of this round
-  std::vector<uint32_t> multiplicity_;   // per worker, how often it is counted this round
+  ModelUpdate pending_;                   // update for the next broadcast
+  std::vector<Eigen::VectorXd> decoded_;  // per worker, the decoded payload of this round
+  std::vector<uint32_t> multiplicity_;    // per worker, how often it is counted this round
   std::vector<bool> received_;
   uint32_t expected_count_ = 0;
   uint32_t received_count_ = 0;
@@ -133,7 +133,7 @@ class WorkerHalf {
   Eigen::VectorXd x_;       // x^k
   Eigen::VectorXd x_prev_;  // x^{k−1}
   uint64_t next_round_ = 0;
-  bool restored_ = false;   // x_ already holds the state of next_round_
+  bool restored_ = false;  // x_ already holds the state of next_round_
 };
 
 [[nodiscard]] std::unique_ptr<ServerHalf> make_server(const MethodConfig& config);

@@ -35,6 +35,7 @@ struct ShardStats {
   double lambda_max = 0.0;       // λ_max(AᵀA/m), by power iteration from a fixed start
   double mean_row_norm4 = 0.0;   // (1/m) Σ_j ||a_j||⁴
   double max_row_norm_sq = 0.0;  // max_j ||a_j||²
+  bool operator==(const ShardStats&) const = default;
 };
 [[nodiscard]] ShardStats shard_stats(const data::Dataset& shard);
 

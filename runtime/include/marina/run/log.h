@@ -15,14 +15,14 @@ namespace marina::run {
 
 struct LogRow {
   uint64_t round = 0;
-  std::optional<double> loss;          // unknown to a coordinator without --data
+  std::optional<double> loss;  // unknown to a coordinator without --data
   std::optional<double> grad_norm_sq;
-  bool full_sync = false;              // the round that produced x^k was a full sync
-  uint32_t participants = 0;           // distinct workers that replied in that round
-  double bits_per_worker = 0.0;        // cumulative uplink bits per worker, 32 per value
-  uint64_t wire_bytes_up = 0;          // cumulative bytes of all encoded replies
-  uint64_t wire_bytes_down = 0;        // cumulative bytes of broadcasts, times their receivers
-  double oracle_calls = 0.0;           // cumulative per-sample gradients per worker
+  bool full_sync = false;        // the round that produced x^k was a full sync
+  uint32_t participants = 0;     // distinct workers that replied in that round
+  double bits_per_worker = 0.0;  // cumulative uplink bits per worker, 32 per value
+  uint64_t wire_bytes_up = 0;    // cumulative bytes of all encoded replies
+  uint64_t wire_bytes_down = 0;  // cumulative bytes of broadcasts, times their receivers
+  double oracle_calls = 0.0;     // cumulative per-sample gradients per worker
   double wall_s = 0.0;
 };
 

@@ -30,16 +30,18 @@ namespace marina::util {
 
 // Purposes, used as the last tag of derive() so that streams never collide.
 enum class Stream : uint64_t {
-  kCoin = 1,         // server: c_k ~ Bernoulli(p)
-  kRoundSeed = 2,    // server: the shared round seed for compressors
-  kClients = 3,      // server: PP-MARINA client draws
-  kCompress = 4,     // worker: private compressor randomness
-  kMinibatch = 5,    // worker: minibatch indices
-  kReference = 6,    // worker: VR-DIANA reference-point coin
-  kShuffle = 7,      // data: row shuffle
+  kCoin = 1,       // server: c_k ~ Bernoulli(p)
+  kRoundSeed = 2,  // server: the shared round seed for compressors
+  kClients = 3,    // server: PP-MARINA client draws
+  kCompress = 4,   // worker: private compressor randomness
+  kMinibatch = 5,  // worker: minibatch indices
+  kReference = 6,  // worker: VR-DIANA reference-point coin
+  kShuffle = 7,    // data: row shuffle
 };
 
-[[nodiscard]] constexpr uint64_t tag(Stream s) { return static_cast<uint64_t>(s); }
+[[nodiscard]] constexpr uint64_t tag(Stream s) {
+  return static_cast<uint64_t>(s);
+}
 
 // xoshiro256** (Blackman & Vigna), seeded through SplitMix64.
 class Rng {

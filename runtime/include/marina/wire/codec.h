@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -21,6 +22,7 @@
 
 #include "marina/methods/config.h"
 #include "marina/methods/messages.h"
+#include "marina/problem/objective.h"
 
 namespace marina::wire {
 
@@ -60,6 +62,9 @@ struct Join {
   uint64_t dim = 0;
   uint32_t capabilities = 0;  // bitmask, meaning defined by the drivers
   std::string arch;           // e.g. "aarch64"
+  problem::ShardStats stats;  // for the theoretical stepsizes (stats.rows == shard_rows)
+  bool bias = false;          // data settings the coordinator checks against its own
+  std::optional<uint64_t> shuffle_seed;
 
   bool operator==(const Join&) const = default;
 };
@@ -68,6 +73,8 @@ struct Join {
 struct Welcome {
   uint32_t worker_id = 0;
   methods::MethodConfig config;
+  problem::Loss loss = problem::Loss::kNonConvex;
+  double l2 = 0.0;
 };
 
 // Worker -> coordinator: "I have round have_round, send me the state of want_round".

@@ -1,0 +1,89 @@
+// marina-worker: an edge worker. Holds only its shard, joins the coordinator (retrying with
+// backoff until it answers), replies to each round, leaves on bye and reports its peak RSS.
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "marina/drivers/worker.h"
+#include "marina/transport/zmq_transport.h"
+#include "marina/wire/codec.h"
+
+namespace {
+
+// "I/N" with 0 ≤ I < N.
+std::pair<uint32_t, uint32_t> parse_shard(const std::string& text) {
+  const auto slash = text.find('/');
+  uint32_t i = 0, n = 0;
+  const char* b = text.data();
+  const char* e = text.data() + text.size();
+  if (slash == std::string::npos || std::from_chars(b, b + slash, i).ptr != b + slash ||
+      std::from_chars(b + slash + 1, e, n).ptr != e || n == 0 || i >= n)
+    throw std::invalid_argument("--shard '" + text + "': expected I/N with 0 <= I < N");
+  return {i, n};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace marina;
+  CLI::App app{"marina-worker: an edge worker of the MARINA runtime"};
+  std::string connect, data_file, shard_text;
+  std::optional<uint32_t> id;
+  std::optional<uint64_t> shuffle_seed;
+  bool bias = false, quiet = false;
+  int64_t connect_timeout_ms = 60000, idle_timeout_ms = 120000;
+  app.add_option("--connect", connect, "coordinator tcp://HOST:PORT (PUB port; PORT+1 too)")
+      ->required();
+  app.add_option("--data", data_file, "LibSVM file; only this worker's shard is kept")->required();
+  app.add_option("--shard", shard_text, "I/N: this worker's contiguous shard")->required();
+  app.add_option("--id", id, "worker id (default: I of --shard)");
+  app.add_option("--shuffle-seed", shuffle_seed, "must match the coordinator's");
+  app.add_flag("--bias", bias, "append a constant feature (must match the coordinator)");
+  app.add_option("--connect-timeout-ms", connect_timeout_ms, "give up joining after this long")
+      ->capture_default_str();
+  app.add_option("--idle-timeout-ms", idle_timeout_ms, "give up when the coordinator is silent")
+      ->capture_default_str();
+  app.add_flag("--quiet", quiet, "only errors and the exit summary");
+  CLI11_PARSE(app, argc, argv);
+
+  const std::string tag = "marina-worker";
+  try {
+    const auto ep = transport::parse_endpoint(connect);
+    if (ep.port == 0) throw std::invalid_argument("--connect: port 0 is not an address");
+    const auto [index, count] = parse_shard(shard_text);
+    drivers::WorkerSettings s;
+    s.id = id.value_or(index);
+    data::ShardInfo info;
+    s.shard = data::read_libsvm_shard(data_file, {index, count, shuffle_seed}, &info);
+    if (bias) data::append_bias(s.shard);
+    s.bias = bias;
+    s.shuffle_seed = shuffle_seed;
+    s.connect_timeout = std::chrono::milliseconds(connect_timeout_ms);
+    s.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
+    const std::string me = tag + " " + std::to_string(s.id);
+    if (!quiet)
+      s.on_info = [me](const std::string& line) { std::cerr << (me + ": " + line + "\n"); };
+    transport::ZmqLink link(ep, "worker-" + std::to_string(s.id) + "-" + std::to_string(getpid()),
+                            wire::max_message_bytes(s.shard.dim(), 1u << 16));
+    const auto out = drivers::run_worker(link, std::move(s));
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    // One write per line, so lines of workers sharing a terminal do not interleave.
+    const std::string line = me + ": done (" + out.bye_reason + "): " + std::to_string(out.rounds) +
+                             " rounds, " + std::to_string(out.replies) + " replies, " +
+                             std::to_string(out.resyncs) + " resyncs, " +
+                             std::to_string(out.rejected) + " rejected messages, peak RSS " +
+                             std::to_string(ru.ru_maxrss) + " KiB\n";
+    std::cerr << line << std::flush;
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << (tag + ": error: " + e.what() + "\n");
+    return 1;
+  }
+}

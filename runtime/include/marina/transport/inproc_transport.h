@@ -1,0 +1,49 @@
+#pragma once
+// In-process transport: mutex-protected queues between one Hub and n Links, for marina-sim
+// and the tests. Thread-safe, so the coordinator and worker drivers can run on their own
+// threads exactly as they do over ZeroMQ. A test can make publish() drop messages.
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "marina/transport/transport.h"
+
+namespace marina::transport {
+
+class InProcNetwork {
+ public:
+  explicit InProcNetwork(uint32_t workers);
+  ~InProcNetwork();
+  InProcNetwork(const InProcNetwork&) = delete;
+  InProcNetwork& operator=(const InProcNetwork&) = delete;
+  [[nodiscard]] Hub& hub();
+  [[nodiscard]] Link& link(uint32_t worker);
+  // Called for each (message, receiving worker) of publish(); true drops that copy, as a
+  // PUB socket may.
+  void set_publish_filter(std::function<bool(Bytes, uint32_t)> drop);
+
+ private:
+  struct Queue {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Incoming> items;
+    void push(Incoming item);
+    bool pop(Incoming& out, std::chrono::milliseconds timeout);
+  };
+  class HubImpl;
+  class LinkImpl;
+  friend class HubImpl;
+  friend class LinkImpl;
+
+  Queue to_hub_;
+  std::vector<std::unique_ptr<Queue>> to_worker_;
+  std::unique_ptr<HubImpl> hub_;
+  std::vector<std::unique_ptr<LinkImpl>> links_;
+  std::function<bool(Bytes, uint32_t)> drop_;
+};
+
+}  // namespace marina::transport

@@ -1,0 +1,60 @@
+#pragma once
+// ZeroMQ transport (cppzmq). The coordinator binds two sockets on one host:
+//   PUB    on tcp://HOST:PORT      round broadcasts (and start-up probes, bye)
+//   ROUTER on tcp://HOST:PORT+1    joins, replies, resync requests in; welcome, resync,
+//                                  repaired broadcasts out (addressed by routing id)
+// A worker connects SUB to PORT and DEALER to PORT+1.
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "marina/transport/transport.h"
+
+namespace marina::transport {
+
+struct Endpoint {
+  std::string host;   // e.g. 127.0.0.1, or * to listen on every interface
+  uint16_t port = 0;  // PUB port; the ROUTER listens on port + 1
+  [[nodiscard]] std::string pub() const;
+  [[nodiscard]] std::string router() const;
+  [[nodiscard]] std::string str() const;  // tcp://host:port
+};
+
+// Parses "tcp://HOST:PORT"; throws std::invalid_argument naming the text otherwise.
+// PORT 0 (listen only) asks for a free pair of ports.
+[[nodiscard]] Endpoint parse_endpoint(const std::string& text);
+
+class ZmqHub : public Hub {
+ public:
+  // Binds both sockets; with port 0 tries random free pairs. `max_message` bounds what a
+  // peer may send (ZMQ_MAXMSGSIZE: a peer sending more is disconnected).
+  ZmqHub(Endpoint listen, std::size_t max_message);
+  [[nodiscard]] const Endpoint& endpoint() const { return ep_; }
+  void publish(Bytes message) override;
+  bool send(const Peer& to, Bytes message) override;
+  bool receive(Incoming& in, std::chrono::milliseconds timeout) override;
+
+ private:
+  zmq::context_t ctx_;
+  zmq::socket_t pub_;
+  zmq::socket_t router_;
+  Endpoint ep_;
+};
+
+class ZmqLink : public Link {
+ public:
+  // `identity` becomes the DEALER routing id (unique per worker).
+  ZmqLink(const Endpoint& coordinator, const std::string& identity, std::size_t max_message);
+  void send(Bytes message) override;
+  bool receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) override;
+
+ private:
+  zmq::context_t ctx_;
+  zmq::socket_t sub_;
+  zmq::socket_t dealer_;
+};
+
+}  // namespace marina::transport

@@ -1,0 +1,83 @@
+#include "marina/transport/inproc_transport.h"
+
+#include <string>
+
+namespace marina::transport {
+
+void InProcNetwork::Queue::push(Incoming item) {
+  {
+    std::lock_guard lock(mu);
+    items.push_back(std::move(item));
+  }
+  cv.notify_one();
+}
+
+bool InProcNetwork::Queue::pop(Incoming& out, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu);
+  if (!cv.wait_for(lock, timeout, [&] { return !items.empty(); })) return false;
+  out.from = std::move(items.front().from);
+  out.bytes.swap(items.front().bytes);
+  items.pop_front();
+  return true;
+}
+
+class InProcNetwork::HubImpl : public Hub {
+ public:
+  explicit HubImpl(InProcNetwork& net) : net_(net) {}
+  void publish(Bytes m) override {
+    for (uint32_t w = 0; w < net_.to_worker_.size(); ++w) {
+      if (net_.drop_ && net_.drop_(m, w)) continue;
+      net_.to_worker_[w]->push(Incoming{"", {m.begin(), m.end()}});
+    }
+  }
+  bool send(const Peer& to, Bytes m) override {
+    const auto w = std::stoul(to);
+    if (w >= net_.to_worker_.size()) return false;
+    net_.to_worker_[w]->push(Incoming{"", {m.begin(), m.end()}});
+    return true;
+  }
+  bool receive(Incoming& in, std::chrono::milliseconds timeout) override {
+    return net_.to_hub_.pop(in, timeout);
+  }
+
+ private:
+  InProcNetwork& net_;
+};
+
+class InProcNetwork::LinkImpl : public Link {
+ public:
+  LinkImpl(InProcNetwork& net, uint32_t w) : net_(net), peer_(std::to_string(w)), w_(w) {}
+  void send(Bytes m) override { net_.to_hub_.push(Incoming{peer_, {m.begin(), m.end()}}); }
+  bool receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) override {
+    if (!net_.to_worker_[w_]->pop(scratch_, timeout)) return false;
+    bytes.swap(scratch_.bytes);
+    return true;
+  }
+
+ private:
+  InProcNetwork& net_;
+  Peer peer_;
+  uint32_t w_;
+  Incoming scratch_;
+};
+
+InProcNetwork::InProcNetwork(uint32_t workers) : hub_(std::make_unique<HubImpl>(*this)) {
+  for (uint32_t w = 0; w < workers; ++w) {
+    to_worker_.push_back(std::make_unique<Queue>());
+    links_.push_back(std::make_unique<LinkImpl>(*this, w));
+  }
+}
+
+InProcNetwork::~InProcNetwork() = default;
+
+Hub& InProcNetwork::hub() {
+  return *hub_;
+}
+Link& InProcNetwork::link(uint32_t worker) {
+  return *links_.at(worker);
+}
+void InProcNetwork::set_publish_filter(std::function<bool(Bytes, uint32_t)> drop) {
+  drop_ = std::move(drop);
+}
+
+}  // namespace marina::transport

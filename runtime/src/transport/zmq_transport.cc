@@ -1,0 +1,144 @@
+#include "marina/transport/zmq_transport.h"
+
+#include <charconv>
+#include <random>
+#include <stdexcept>
+
+namespace marina::transport {
+
+std::string Endpoint::pub() const {
+  return "tcp://" + host + ":" + std::to_string(port);
+}
+std::string Endpoint::router() const {
+  return "tcp://" + host + ":" + std::to_string(port + 1);
+}
+std::string Endpoint::str() const {
+  return pub();
+}
+
+Endpoint parse_endpoint(const std::string& text) {
+  const std::string prefix = "tcp://";
+  const auto colon = text.rfind(':');
+  if (text.rfind(prefix, 0) != 0 || colon == std::string::npos || colon < prefix.size())
+    throw std::invalid_argument("endpoint '" + text + "': expected tcp://HOST:PORT");
+  Endpoint ep;
+  ep.host = text.substr(prefix.size(), colon - prefix.size());
+  const std::string port = text.substr(colon + 1);
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ep.host.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65534)
+    throw std::invalid_argument("endpoint '" + text + "': bad port (0..65534; PORT+1 is used too)");
+  ep.port = static_cast<uint16_t>(value);
+  return ep;
+}
+
+ZmqHub::ZmqHub(Endpoint listen, std::size_t max_message)
+    : pub_(ctx_, zmq::socket_type::pub), router_(ctx_, zmq::socket_type::router), ep_(listen) {
+  // A full subscriber queue drops messages silently; round messages are few and small, so a
+  // deep queue plus round numbers (and repair over the ROUTER) handle it.
+  pub_.set(zmq::sockopt::sndhwm, 10000);
+  pub_.set(zmq::sockopt::linger, 200);
+  router_.set(zmq::sockopt::linger, 200);
+  router_.set(zmq::sockopt::router_mandatory, true);
+  router_.set(zmq::sockopt::router_handover, true);
+  router_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_message));
+  if (ep_.port != 0) {
+    pub_.bind(ep_.pub());
+    router_.bind(ep_.router());
+    return;
+  }
+  std::random_device rd;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    ep_.port = static_cast<uint16_t>(20000 + rd() % 40000);
+    try {
+      pub_.bind(ep_.pub());
+    } catch (const zmq::error_t&) {
+      continue;
+    }
+    try {
+      router_.bind(ep_.router());
+      return;
+    } catch (const zmq::error_t&) {
+      pub_.unbind(ep_.pub());
+    }
+  }
+  throw std::runtime_error("could not find two free adjacent ports on " + ep_.host);
+}
+
+void ZmqHub::publish(Bytes m) {
+  pub_.send(zmq::buffer(m.data(), m.size()), zmq::send_flags::none);
+}
+
+bool ZmqHub::send(const Peer& to, Bytes m) {
+  try {
+    if (!router_.send(zmq::buffer(to), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+      return false;
+    return router_.send(zmq::buffer(m.data(), m.size()), zmq::send_flags::dontwait).has_value();
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EHOSTUNREACH) return false;  // the peer is gone
+    throw;
+  }
+}
+
+bool ZmqHub::receive(Incoming& in, std::chrono::milliseconds timeout) {
+  zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}};
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (zmq::poll(items, 1, std::max(left, std::chrono::milliseconds(0))) == 0) return false;
+    zmq::message_t id, body;
+    if (!router_.recv(id, zmq::recv_flags::dontwait)) continue;
+    // A well-formed message is exactly [routing id][body]; anything else is skipped whole.
+    if (!id.more()) continue;
+    (void)router_.recv(body, zmq::recv_flags::none);
+    bool extra = body.more();
+    while (extra) {
+      zmq::message_t rest;
+      (void)router_.recv(rest, zmq::recv_flags::none);
+      extra = rest.more();
+    }
+    if (body.more()) continue;
+    in.from.assign(static_cast<const char*>(id.data()), id.size());
+    const auto* p = static_cast<const uint8_t*>(body.data());
+    in.bytes.assign(p, p + body.size());
+    return true;
+  }
+}
+
+ZmqLink::ZmqLink(const Endpoint& coordinator, const std::string& identity, std::size_t max_message)
+    : sub_(ctx_, zmq::socket_type::sub), dealer_(ctx_, zmq::socket_type::dealer) {
+  sub_.set(zmq::sockopt::subscribe, "");
+  sub_.set(zmq::sockopt::rcvhwm, 10000);
+  sub_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_message));
+  sub_.set(zmq::sockopt::linger, 0);
+  dealer_.set(zmq::sockopt::routing_id, identity);
+  dealer_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_message));
+  dealer_.set(zmq::sockopt::linger, 500);
+  sub_.connect(coordinator.pub());
+  dealer_.connect(coordinator.router());
+}
+
+void ZmqLink::send(Bytes m) {
+  dealer_.send(zmq::buffer(m.data(), m.size()), zmq::send_flags::none);
+}
+
+bool ZmqLink::receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) {
+  zmq::pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLIN, 0},
+                             {sub_.handle(), 0, ZMQ_POLLIN, 0}};
+  if (zmq::poll(items, 2, timeout) == 0) return false;
+  // Direct messages first: a resync or repaired broadcast must not wait behind the queue.
+  zmq::socket_t& from = (items[0].revents & ZMQ_POLLIN) ? dealer_ : sub_;
+  zmq::message_t msg;
+  if (!from.recv(msg, zmq::recv_flags::dontwait)) return false;
+  while (msg.more()) {  // multi-frame messages are not ours: drop the rest
+    zmq::message_t rest;
+    (void)from.recv(rest, zmq::recv_flags::none);
+    if (!rest.more()) return false;
+  }
+  const auto* p = static_cast<const uint8_t*>(msg.data());
+  bytes.assign(p, p + msg.size());
+  return true;
+}
+
+}  // namespace marina::transport
