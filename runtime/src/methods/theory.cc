@@ -120,9 +120,11 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
     p = *choices.p;
   }
   if (choices.gamma) gamma = *choices.gamma;
-  if (!(p > 0.0 && p <= 1.0)) throw std::invalid_argument("p must be in (0, 1]");
+  if (!(p > 0.0 && p <= 1.0))
+    throw std::invalid_argument("--p: p must be in (0, 1], got " + std::to_string(p));
   if (!(gamma > 0.0) || !std::isfinite(gamma))
-    throw std::invalid_argument("gamma must be a positive finite number");
+    throw std::invalid_argument("--gamma: the stepsize must be a positive finite number, got " +
+                                std::to_string(gamma));
   c.p = p;
   c.gamma = gamma;
   why << "omega = " << omega << ", zeta = " << zeta << ", L = " << k.L << ", p = " << p
