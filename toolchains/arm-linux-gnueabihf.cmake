@@ -9,6 +9,9 @@
 # no double-precision lanes, so it would not change the (double) arithmetic of the worker.
 #   cmake --preset rpi-armhf && cmake --build --preset rpi-armhf
 set(CMAKE_SYSTEM_PROCESSOR armv7l)
+# GCC notes on every std::span argument that its passing changed in GCC 7.1: irrelevant here,
+# everything is compiled by GCC 12 (Raspberry Pi OS bookworm's own libraries included).
+set(CMAKE_CXX_FLAGS_INIT "-Wno-psabi")
 set(MARINA_CROSS_ARCH armhf)
 set(MARINA_CROSS_TRIPLET arm-linux-gnueabihf)
 set(MARINA_CROSS_QEMU qemu-arm)

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include <doctest/doctest.h>
 
@@ -279,4 +280,38 @@ TEST_CASE("methods: theory defaults") {
   CHECK_THROWS_AS((void)methods::resolve(config(Method::kMarina, "randk:1", 5, 10, 0, 0),
                                          {std::nullopt, 1.5}, k),
                   std::invalid_argument);
+}
+
+TEST_CASE("methods: every method converges on heart_scale in the paper's setting") {
+  // n = 5 contiguous shards, RandK with K = 1, theoretical parameters (DESIGN §2).
+  const auto file = test::dataset("heart_scale");
+  REQUIRE_MESSAGE(std::filesystem::exists(file), file.string(), " missing: run scripts/fetch-data.sh");
+  std::vector<problem::Objective> shards;
+  for (uint32_t i = 0; i < 5; ++i)
+    shards.emplace_back(data::read_libsvm_shard(file, {i, 5, std::nullopt}),
+                        problem::Loss::kNonConvex, 0.0);
+  const auto k = methods::measure(shards);
+  struct Goal {
+    Method m;
+    uint64_t rounds;
+    double fraction;  // of the initial ‖∇f‖², reached within `rounds`
+  };
+  // Measured here (docs/RESULTS.md): MARINA reaches 1e-2 in 54 rounds, PP-MARINA in 98,
+  // VR-MARINA in 312, DIANA in 2356; VR-DIANA's stepsize is ~300 times smaller than MARINA's.
+  for (const Goal g : {Goal{Method::kGd, 100, 1e-3}, Goal{Method::kMarina, 300, 1e-2},
+                       Goal{Method::kPpMarina, 500, 1e-2}, Goal{Method::kVrMarina, 1500, 1e-2},
+                       Goal{Method::kDiana, 4000, 1e-2}, Goal{Method::kVrDiana, 4000, 0.5}}) {
+    CAPTURE(methods::to_string(g.m));
+    auto c = config(g.m, g.m == Method::kGd ? "identity" : "randk:1", 5, 13, 0, 0);
+    c.seed = 1;
+    c.batch = 1;
+    c.clients = 0;
+    c = methods::resolve(c, {}, k);
+    run::Simulation sim(c, shards);
+    const double initial = *sim.initial_row().grad_norm_sq;
+    double best = initial;
+    for (uint64_t r = 0; r < g.rounds && best > g.fraction * initial; ++r)
+      best = std::min(best, *sim.step().grad_norm_sq);
+    CHECK(best <= g.fraction * initial);
+  }
 }
