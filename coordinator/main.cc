@@ -113,15 +113,7 @@ int main(int argc, char** argv) {
       if (!note.empty()) std::cerr << "note: " << note << '\n';
     }
 
-    drivers::CoordinatorSettings s;
-    s.base = cli::base_config(flags, shards.empty() ? 1 : shards.front().dim());
-    s.choices = cli::choices(flags);
-    s.loss = problem::parse_loss(flags.loss);
-    s.l2 = flags.l2;
-    s.bias = flags.bias;
-    s.shuffle_seed = flags.shuffle_seed;
-    s.rounds = flags.rounds;
-    s.stop_at = flags.stop_at;
+    auto s = cli::coordinator_settings(flags, shards.empty() ? 1 : shards.front().dim());
     s.session = (std::random_device{}() * 0x100000001ULL) | 1;
     s.round_timeout = std::chrono::milliseconds(round_timeout_ms);
     s.join_timeout = std::chrono::milliseconds(join_timeout_ms);

@@ -48,6 +48,10 @@ packages=(
 )
 # Architecture-independent headers (Multi-Arch: foreign, "all").
 packages_all=(libeigen3-dev libcli11-dev)
+# For dpkg-shlibdeps only (the Depends of the .deb packages, see packaging/): the target's
+# packages of every library the worker needs, unpacked with their control files into
+# DIR/.shlibs/PACKAGE, outside the library and include folders the build searches.
+packages_shlibs=(libc6 libgcc-s1 libstdc++6 libzmq5)
 
 for tool in apt-get dpkg-deb readelf flock; do
   command -v "$tool" >/dev/null || die "'$tool' not found (this script needs Debian's apt, dpkg and binutils)"
@@ -55,7 +59,7 @@ done
 
 mkdir -p "$(dirname "$dir")"
 dir="$(cd "$(dirname "$dir")" && pwd)/$(basename "$dir")"
-stamp_content="marina sysroot v1 $arch: ${packages[*]} ${packages_all[*]} ${MARINA_SYSROOT_SOURCES:-}"
+stamp_content="marina sysroot v1 $arch: ${packages[*]} ${packages_all[*]} shlibs: ${packages_shlibs[*]} ${MARINA_SYSROOT_SOURCES:-}"
 
 # One builder at a time per sysroot (two configure steps, or ctest running the arm64 and
 # armhf builds, may ask at once).
@@ -122,6 +126,7 @@ fetch() {
 }
 fetch "${packages[@]}"
 fetch "${packages_all[@]}"
+fetch "${packages_shlibs[@]}"
 
 # Unpack into a fresh folder, then swap it in: a half-built sysroot is never taken as done.
 rm -rf "$dir.new"
@@ -131,9 +136,13 @@ for p in "${packages[@]}" "${packages_all[@]}"; do
   dpkg-deb -x "$deb" "$dir.new"
   echo "$(basename "$deb")" >>"$dir.new/.packages"
 done
+for p in "${packages_shlibs[@]}"; do
+  deb="$(ls "$debs/${p}"_*.deb | sort -V | tail -n1)"
+  dpkg-deb -R "$deb" "$dir.new/.shlibs/$p"
+done
 # Debian 12 packages still ship libraries in /lib/TRIPLET; the Raspberry Pi's merged /usr does
 # not matter here. Absolute symlinks (none expected) would point into the host: refuse them.
-if bad="$(find "$dir.new" -type l -lname '/*' -print -quit)" && [[ -n "$bad" ]]; then
+if bad="$(find "$dir.new" -path "$dir.new/.shlibs" -prune -o -type l -lname '/*' -print -quit)" && [[ -n "$bad" ]]; then
   die "absolute symlink in the sysroot: $bad -> $(readlink "$bad")"
 fi
 

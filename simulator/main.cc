@@ -27,15 +27,7 @@ int run(const std::string& data_file, const std::string& log_file,
   const auto shards = cli::load_shards(data_file, flags, &note);
   if (!note.empty()) std::cerr << "note: " << note << '\n';
 
-  drivers::CoordinatorSettings s;
-  s.base = cli::base_config(flags, shards.front().dim());
-  s.choices = cli::choices(flags);
-  s.loss = problem::parse_loss(flags.loss);
-  s.l2 = flags.l2;
-  s.bias = flags.bias;
-  s.shuffle_seed = flags.shuffle_seed;
-  s.rounds = flags.rounds;
-  s.stop_at = flags.stop_at;
+  auto s = cli::coordinator_settings(flags, shards.front().dim());
   s.session = util::derive(flags.seed, {0x5e55}) | 1;
   s.round_timeout = std::chrono::milliseconds(60000);
   s.evaluation = &shards;

@@ -56,19 +56,6 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
   return r;
 }
 
-void check_same_log(const std::vector<run::LogRow>& a, const std::vector<run::LogRow>& b) {
-  REQUIRE(a.size() == b.size());
-  for (std::size_t k = 0; k < a.size(); ++k) {
-    CAPTURE(k);
-    CHECK(*a[k].loss == *b[k].loss);
-    CHECK(*a[k].grad_norm_sq == *b[k].grad_norm_sq);
-    CHECK(a[k].full_sync == b[k].full_sync);
-    CHECK(a[k].participants == b[k].participants);
-    CHECK(a[k].bits_per_worker == b[k].bits_per_worker);
-    // oracle_calls may differ: a resynchronised worker evaluates its gradient once more
-  }
-}
-
 // Which round a published message carries, if it is a broadcast.
 std::optional<uint64_t> broadcast_round(transport::Bytes bytes) {
   static thread_local wire::Decoder dec(wire::Limits{1u << 20, 0, 0});
@@ -87,14 +74,7 @@ TEST_CASE("drivers: the in-process run logs what the reference simulation logs")
   const auto r = run_inproc(methods::Method::kMarina, "randk:2", all, 4, 40);
   // The reference: the halves stepped directly, with the parameters the coordinator chose.
   const auto ref = test::simulate(r.out.config, test::shards_of(all, 4), 40);
-  REQUIRE(r.rows.size() == ref.size());
-  for (std::size_t k = 0; k < ref.size(); ++k) {
-    CAPTURE(k);
-    CHECK(*r.rows[k].loss == *ref[k].loss);
-    CHECK(*r.rows[k].grad_norm_sq == *ref[k].grad_norm_sq);
-    CHECK(r.rows[k].bits_per_worker == ref[k].bits_per_worker);
-    CHECK(r.rows[k].full_sync == ref[k].full_sync);
-  }
+  test::check_same_rows(r.rows, ref);
   CHECK(r.rows.back().wire_bytes_up > 0);
   CHECK(r.rows.back().wire_bytes_down > 0);
   for (const auto& w : r.workers) CHECK(w.bye_reason == "run complete");
@@ -109,7 +89,7 @@ TEST_CASE("drivers: a dropped broadcast is repaired and changes nothing") {
                                   return w == 1 && k && (*k == 5 || *k == 17);
                                 });
   CHECK(lossy.out.repairs == 2);
-  check_same_log(clean.rows, lossy.rows);
+  test::check_same_rows(clean.rows, lossy.rows);
 }
 
 TEST_CASE("drivers: a worker that missed a round it sat out resyncs (PP-MARINA)") {
@@ -124,5 +104,5 @@ TEST_CASE("drivers: a worker that missed a round it sat out resyncs (PP-MARINA)"
                                 });
   CHECK(lossy.out.resyncs >= 1);
   CHECK(lossy.workers[3].resyncs >= 1);
-  check_same_log(clean.rows, lossy.rows);
+  test::check_same_rows(clean.rows, lossy.rows, /*oracle_calls=*/false);
 }

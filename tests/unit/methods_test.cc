@@ -30,26 +30,13 @@ MethodConfig config(Method m, const std::string& q, uint32_t n, uint64_t d, doub
   return c;
 }
 
-void check_identical(const std::vector<run::LogRow>& a, const std::vector<run::LogRow>& b) {
-  REQUIRE(a.size() == b.size());
-  for (std::size_t k = 0; k < a.size(); ++k) {
-    CAPTURE(k);
-    CHECK(*a[k].loss == *b[k].loss);
-    CHECK(*a[k].grad_norm_sq == *b[k].grad_norm_sq);
-    CHECK(a[k].full_sync == b[k].full_sync);
-    CHECK(a[k].participants == b[k].participants);
-    CHECK(a[k].bits_per_worker == b[k].bits_per_worker);
-    CHECK(a[k].oracle_calls == b[k].oracle_calls);
-  }
-}
-
 }  // namespace
 
 TEST_CASE("methods: MARINA with identity and p = 1 logs exactly what GD logs") {
   const auto shards = test::shards_of(test::synthetic(100, 9, 0.5, 1), 4);
   const auto gd = test::simulate(config(Method::kGd, "identity", 4, 9, 0.8, 1.0), shards, 30);
   const auto ma = test::simulate(config(Method::kMarina, "identity", 4, 9, 0.8, 1.0), shards, 30);
-  check_identical(gd, ma);
+  test::check_same_rows(gd, ma);
   CHECK(*gd.back().grad_norm_sq < *gd.front().grad_norm_sq);
   CHECK(gd.back().bits_per_worker == 30 * 9 * 32);
 }
@@ -285,7 +272,8 @@ TEST_CASE("methods: theory defaults") {
 TEST_CASE("methods: every method converges on heart_scale in the paper's setting") {
   // n = 5 contiguous shards, RandK with K = 1, theoretical parameters (DESIGN §2).
   const auto file = test::dataset("heart_scale");
-  REQUIRE_MESSAGE(std::filesystem::exists(file), file.string(), " missing: run scripts/fetch-data.sh");
+  REQUIRE_MESSAGE(std::filesystem::exists(file), file.string(),
+                  " missing: run scripts/fetch-data.sh");
   std::vector<problem::Objective> shards;
   for (uint32_t i = 0; i < 5; ++i)
     shards.emplace_back(data::read_libsvm_shard(file, {i, 5, std::nullopt}),

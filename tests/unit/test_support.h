@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <doctest/doctest.h>
 #include <Eigen/SparseCore>
 
 #include "marina/data/dataset.h"
@@ -64,6 +65,22 @@ inline std::vector<run::LogRow> simulate(const methods::MethodConfig& c,
   std::vector<run::LogRow> rows{sim.initial_row()};
   for (uint64_t k = 0; k < rounds; ++k) rows.push_back(sim.step());
   return rows;
+}
+
+// Two logs agree in every column a run's determinism promises (wall_s and the wire counters
+// aside); oracle calls optionally, since a resynchronised worker evaluates once more.
+inline void check_same_rows(const std::vector<run::LogRow>& a, const std::vector<run::LogRow>& b,
+                            bool oracle_calls = true) {
+  REQUIRE(a.size() == b.size());
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    CAPTURE(k);
+    CHECK(*a[k].loss == *b[k].loss);
+    CHECK(*a[k].grad_norm_sq == *b[k].grad_norm_sq);
+    CHECK(a[k].full_sync == b[k].full_sync);
+    CHECK(a[k].participants == b[k].participants);
+    CHECK(a[k].bits_per_worker == b[k].bits_per_worker);
+    if (oracle_calls) CHECK(a[k].oracle_calls == b[k].oracle_calls);
+  }
 }
 
 // Real data fetched by scripts/fetch-data.sh (the README's test command runs it first).

@@ -77,6 +77,19 @@ methods::Choices choices(const AlgorithmFlags& f) {
   return methods::Choices{auto_or_number("--gamma", f.gamma), auto_or_number("--p", f.p)};
 }
 
+drivers::CoordinatorSettings coordinator_settings(const AlgorithmFlags& f, uint64_t dim) {
+  drivers::CoordinatorSettings s;
+  s.base = base_config(f, dim);
+  s.choices = choices(f);
+  s.loss = problem::parse_loss(f.loss);
+  s.l2 = f.l2;
+  s.bias = f.bias;
+  s.shuffle_seed = f.shuffle_seed;
+  s.rounds = f.rounds;
+  s.stop_at = f.stop_at;
+  return s;
+}
+
 std::vector<problem::Objective> load_shards(const std::string& file, const AlgorithmFlags& f,
                                             std::string* note) {
   const problem::Loss loss = problem::parse_loss(f.loss);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "marina/drivers/coordinator.h"
 #include "marina/methods/config.h"
 #include "marina/methods/theory.h"
 #include "marina/problem/objective.h"
@@ -44,6 +45,11 @@ void add_algorithm_flags(CLI::App& app, AlgorithmFlags& flags);
 // naming the flag.
 [[nodiscard]] methods::MethodConfig base_config(const AlgorithmFlags& flags, uint64_t dim);
 [[nodiscard]] methods::Choices choices(const AlgorithmFlags& flags);
+
+// The coordinator settings the flags describe (the drivers' own timeouts and callbacks are
+// left at their defaults). `dim` is a placeholder until the workers report theirs.
+[[nodiscard]] drivers::CoordinatorSettings coordinator_settings(const AlgorithmFlags& flags,
+                                                                uint64_t dim);
 
 // Reads all n shards of `file` (contiguous split, remainder dropped) as objectives.
 // `note` receives a line about dropped rows, if any.
