@@ -136,6 +136,7 @@ for p in "${packages[@]}" "${packages_all[@]}"; do
   dpkg-deb -x "$deb" "$dir.new"
   echo "$(basename "$deb")" >>"$dir.new/.packages"
 done
+mkdir -p "$dir.new/.shlibs"
 for p in "${packages_shlibs[@]}"; do
   deb="$(ls "$debs/${p}"_*.deb | sort -V | tail -n1)"
   dpkg-deb -R "$deb" "$dir.new/.shlibs/$p"
