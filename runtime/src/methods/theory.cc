@@ -92,7 +92,9 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
       break;
     }
     case Method::kDiana:
-      // Horváth et al. 2019, non-convex VR-DIANA theorem with m = 1 (every worker uses its
+      // Horváth, Kovalev, Mishchenko, Richtárik, Stich, "Stochastic distributed learning with
+      // gradient quantization and variance reduction" (2019, arXiv:1904.05115): the
+      // non-convex theorem for VR-DIANA, taken with m = 1 (every worker uses its
       // full gradient, so the variance-reduction terms vanish and VR-DIANA is DIANA):
       // α = 1/(1+ω), γ = 1/(10 L sqrt(1+ω/n) (ω + 2)).
       p = 1.0;
@@ -102,7 +104,7 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
              "gamma = 1/(10 L sqrt(1+omega/n)(omega+2))\n";
       break;
     case Method::kVrDiana: {
-      // Horváth et al. 2019, non-convex VR-DIANA theorem: α = 1/(1+ω), p = 1/m,
+      // Horváth et al. 2019 (arXiv:1904.05115), the non-convex VR-DIANA theorem: α = 1/(1+ω), p = 1/m,
       // γ = 1/(10 L_max sqrt(1+ω/n) (m^{2/3} + ω + 1)), L_max the per-sample smoothness.
       const auto m = static_cast<double>(k.rows);
       p = choices.p.value_or(1.0 / m);
