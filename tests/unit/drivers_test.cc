@@ -9,6 +9,7 @@
 #include "marina/drivers/worker.h"
 #include "marina/methods/theory.h"
 #include "marina/transport/inproc_transport.h"
+#include "marina/util/random.h"
 #include "marina/wire/codec.h"
 #include "test_support.h"
 
@@ -23,7 +24,8 @@ struct Run {
 };
 
 Run run_inproc(methods::Method method, const std::string& q, const data::Dataset& all, uint32_t n,
-               uint64_t rounds, std::function<bool(transport::Bytes, uint32_t)> drop = {}) {
+               uint64_t rounds, std::function<bool(transport::Bytes, uint32_t)> drop = {},
+               std::function<void(transport::Link&)> rogue = {}) {
   const auto shards = test::shards_of(all, n);
   drivers::CoordinatorSettings s;
   s.base.method = method;
@@ -51,6 +53,8 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
       r.workers[i] = drivers::run_worker(net.link(i), std::move(w));
     });
   }
+  // A hostile sender sharing worker 0's connection (as an unauthenticated peer could).
+  if (rogue) threads.emplace_back([&] { rogue(net.link(0)); });
   r.out = drivers::run_coordinator(net.hub(), s);
   for (auto& t : threads) t.join();
   return r;
@@ -105,4 +109,33 @@ TEST_CASE("drivers: a worker that missed a round it sat out resyncs (PP-MARINA)"
   CHECK(lossy.out.resyncs >= 1);
   CHECK(lossy.workers[3].resyncs >= 1);
   test::check_same_rows(clean.rows, lossy.rows, /*oracle_calls=*/false);
+}
+
+TEST_CASE("drivers: hostile messages are rejected and change nothing") {
+  const auto all = test::synthetic(120, 8, 0.5, 24);
+  const auto clean = run_inproc(methods::Method::kMarina, "randk:2", all, 4, 30);
+  const auto attacked =
+      run_inproc(methods::Method::kMarina, "randk:2", all, 4, 30, {}, [](transport::Link& link) {
+        util::Rng rng(77);
+        wire::Encoder enc(99);  // the run's session: the attacker has seen it
+        std::vector<uint8_t> junk;
+        for (int i = 0; i < 400; ++i) {
+          if (i % 4 == 0) {  // random bytes
+            junk.resize(1 + rng.below(300));
+            for (auto& b : junk) b = static_cast<uint8_t>(rng.below(256));
+            link.send(junk);
+          } else {  // a well-formed reply that claims to come from another worker
+            methods::Reply fake;
+            fake.worker = 1 + static_cast<uint32_t>(rng.below(3));
+            fake.round = rng.below(30);
+            fake.payload.kind = compress::PayloadKind::kDense64;
+            fake.payload.dim = 8;
+            fake.payload.dense.assign(8, 1e6);
+            link.send(enc.encode(fake));
+          }
+          if (i % 16 == 0) std::this_thread::yield();
+        }
+      });
+  CHECK(attacked.out.rejected >= 400);
+  test::check_same_rows(clean.rows, attacked.rows);
 }

@@ -77,8 +77,11 @@ class Coordinator {
                                  " workers joined within " +
                                  std::to_string(s_.join_timeout.count()) + " ms");
       wire::MessageKind kind;
-      if (!hub_.receive(in_, 100ms) || !decode(in_, kind) || kind != wire::MessageKind::kJoin)
+      if (!hub_.receive(in_, 100ms) || !decode(in_, kind)) continue;
+      if (kind != wire::MessageKind::kJoin) {  // nothing but joins makes sense yet
+        ++out_.rejected;
         continue;
+      }
       const wire::Join& j = inbox_.join;
       const std::string who = "worker " + std::to_string(j.worker_id);
       std::string problem;
@@ -143,10 +146,13 @@ class Coordinator {
       const auto w = worker_of(in_.from);
       if (kind == wire::MessageKind::kJoin && w) {
         hub_.send(in_.from, enc_.encode(welcome_for(*w)));  // its Welcome crossed a restart
-      } else if (kind == wire::MessageKind::kHeartbeat && w && inbox_.heartbeat.worker == *w &&
-                 !acked_[*w]) {
-        acked_[*w] = true;
-        ++confirmed;
+      } else if (kind == wire::MessageKind::kHeartbeat && w && inbox_.heartbeat.worker == *w) {
+        if (!acked_[*w]) {
+          acked_[*w] = true;
+          ++confirmed;
+        }
+      } else {
+        ++out_.rejected;
       }
     }
   }
