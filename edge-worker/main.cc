@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
     const auto [index, count] = parse_shard(shard_text);
     drivers::WorkerSettings s;
     s.id = id.value_or(index);
+    s.shard_count = count;
     data::ShardInfo info;
     s.shard = data::read_libsvm_shard(data_file, {index, count, shuffle_seed}, &info);
     if (bias) data::append_bias(s.shard);

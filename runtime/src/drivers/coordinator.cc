@@ -31,8 +31,8 @@ class Coordinator {
       welcome();
       confirm_subscriptions();
       rounds();
-    } catch (...) {
-      goodbye("coordinator stopped on an error");
+    } catch (const std::exception& e) {
+      goodbye(std::string("coordinator stopped: ") + e.what());
       throw;
     }
     goodbye("run complete");
@@ -97,7 +97,9 @@ class Coordinator {
         problem = who + " shuffles its rows differently (--shuffle-seed must match)";
       if (!problem.empty()) {
         info("refused: " + problem);
-        hub_.send(in_.from, enc_.encode(wire::Bye{wire::kCoordinatorId, "refused: " + problem}));
+        const std::string why = "refused: " + problem;
+        hub_.send(in_.from, enc_.encode(wire::Bye{wire::kCoordinatorId,
+                                                  why.substr(0, wire::kMaxStringBytes)}));
         continue;
       }
       dim = j.dim;
@@ -108,6 +110,11 @@ class Coordinator {
            (j.arch.empty() ? std::string("?") : j.arch) + ")");
     }
     const uint64_t rows = stats_.front().rows;
+    if (s_.evaluation && !s_.evaluation->empty() && s_.evaluation->front().rows() != rows)
+      throw std::runtime_error("workers hold " + std::to_string(rows) + " rows each, but --data " +
+                               "split into " + std::to_string(n_) + " shards gives " +
+                               std::to_string(s_.evaluation->front().rows()) +
+                               ": the workers use another file or another --shard I/N");
     for (const auto& st : stats_)
       if (st.rows != rows)
         throw std::runtime_error("workers hold shards of different sizes (" + std::to_string(rows) +
@@ -270,7 +277,8 @@ class Coordinator {
   }
 
   void goodbye(const std::string& reason) {
-    const wire::Bye bye{wire::kCoordinatorId, reason};
+    // The decoder refuses strings longer than kMaxStringBytes: cut, never lose the bye.
+    const wire::Bye bye{wire::kCoordinatorId, reason.substr(0, wire::kMaxStringBytes)};
     const auto bytes = enc_.encode(bye);
     std::vector<uint8_t> copy(bytes.begin(), bytes.end());
     hub_.publish(copy);

@@ -97,6 +97,10 @@ class Worker {
     if (c.dim != s_.shard.dim() || c.workers == 0 || s_.id >= c.workers)
       throw std::runtime_error("welcome does not fit this worker (d = " + std::to_string(c.dim) +
                                ", n = " + std::to_string(c.workers) + ")");
+    if (s_.shard_count && *s_.shard_count != c.workers)
+      throw std::runtime_error("the coordinator runs n = " + std::to_string(c.workers) +
+                               " workers but this worker holds a shard of a split into " +
+                               std::to_string(*s_.shard_count) + " (--shard I/N)");
     session_ = session;
     enc_.set_session(session);
     dec_.set_limits(wire::Limits{wire::max_message_bytes(c.dim, c.workers), c.dim, c.workers});

@@ -16,8 +16,9 @@ namespace marina::drivers {
 
 struct WorkerSettings {
   uint32_t id = 0;
-  data::Dataset shard;  // moved into the objective once the Welcome says which loss
-  bool bias = false;    // reported, so the coordinator can refuse a mismatch
+  std::optional<uint32_t> shard_count;  // N of --shard I/N, checked against the run's n
+  data::Dataset shard;                  // moved into the objective once the Welcome says which loss
+  bool bias = false;                    // reported, so the coordinator can refuse a mismatch
   std::optional<uint64_t> shuffle_seed;
   std::chrono::milliseconds connect_timeout{60000};  // give up joining after this
   std::chrono::milliseconds idle_timeout{120000};    // coordinator silent this long: give up
