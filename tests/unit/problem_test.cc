@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "marina/problem/objective.h"
+#include "marina/util/portable_math.h"
 #include "test_support.h"
 
 using namespace marina;
@@ -76,4 +77,28 @@ TEST_CASE("problem: loss names") {
   CHECK_THROWS_WITH_AS((void)problem::parse_loss("hinge"),
                        "unknown loss 'hinge' (expected nonconvex or logistic)",
                        std::invalid_argument);
+}
+
+TEST_CASE("problem: portable exp and log1p stay within 1 and 2 ulp of the C library's") {
+  const auto ulps = [](double a, double b) {
+    if (a == b) return 0.0;
+    return std::abs(a - b) / (std::nextafter(std::abs(b), INFINITY) - std::abs(b));
+  };
+  double worst_exp = 0, worst_log1p = 0;
+  util::Rng rng(2021);
+  for (int i = 0; i < 200000; ++i) {
+    const double x = -745.0 + 1454.0 * rng.uniform();
+    worst_exp = std::max(worst_exp, ulps(util::portable_exp(x), std::exp(x)));
+    const double y = rng.uniform();
+    worst_log1p = std::max(worst_log1p, ulps(util::portable_log1p(y), std::log1p(y)));
+  }
+  for (const double x : {-1e-300, 0.0, 1e-300, 1.0, 709.78, -745.1})
+    CHECK(ulps(util::portable_exp(x), std::exp(x)) <= 1.0);
+  CHECK(util::portable_exp(710.0) == INFINITY);
+  CHECK(util::portable_exp(-746.0) == 0.0);
+  CHECK(std::isnan(util::portable_exp(NAN)));
+  CHECK(util::portable_log1p(1e-20) == 1e-20);
+  MESSAGE("worst: exp ", worst_exp, " ulp, log1p ", worst_log1p, " ulp");
+  CHECK(worst_exp <= 1.0);
+  CHECK(worst_log1p <= 2.0);
 }

@@ -1,5 +1,7 @@
 #include "marina/problem/objective.h"
 
+#include "marina/util/portable_math.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -11,19 +13,20 @@ namespace {
 // φ(m) and φ'(m) for each loss, written to stay finite for any finite margin.
 double phi(Loss loss, double m) {
   if (loss == Loss::kNonConvex) {
-    const double one_minus_sigma = 1.0 / (1.0 + std::exp(m));  // 1 − σ(m) = σ(−m)
+    const double one_minus_sigma = 1.0 / (1.0 + util::portable_exp(m));  // 1 − σ(m) = σ(−m)
     return one_minus_sigma * one_minus_sigma;
   }
-  return m > 0 ? std::log1p(std::exp(-m)) : -m + std::log1p(std::exp(m));
+  return m > 0 ? util::portable_log1p(util::portable_exp(-m))
+               : -m + util::portable_log1p(util::portable_exp(m));
 }
 
 double dphi(Loss loss, double m) {
   if (loss == Loss::kNonConvex) {
-    const double s = 1.0 / (1.0 + std::exp(-m));  // σ(m)
-    const double t = 1.0 / (1.0 + std::exp(m));   // 1 − σ(m)
+    const double s = 1.0 / (1.0 + util::portable_exp(-m));  // σ(m)
+    const double t = 1.0 / (1.0 + util::portable_exp(m));   // 1 − σ(m)
     return -2.0 * s * t * t;
   }
-  return -1.0 / (1.0 + std::exp(m));  // −σ(−m)
+  return -1.0 / (1.0 + util::portable_exp(m));  // −σ(−m)
 }
 
 }  // namespace
@@ -140,8 +143,10 @@ ShardStats shard_stats(const data::Dataset& shard) {
     av = A * v;
     w = A.transpose() * av;
     w /= m;
-    const double next = v.dot(w);  // Rayleigh quotient, v normalised
-    const double norm = w.norm();
+    double next = 0.0, sq = 0.0;  // sequential sums: the same order on every architecture
+    for (Eigen::Index i = 0; i < d; ++i) next += v[i] * w[i];  // Rayleigh quotient
+    for (Eigen::Index i = 0; i < d; ++i) sq += w[i] * w[i];
+    const double norm = std::sqrt(sq);
     if (norm == 0.0) break;
     v = w / norm;
     const bool done = std::abs(next - s.lambda_max) <= 1e-12 * std::abs(next);

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Package test: runs cpack in BUILD_DIR and checks the .deb files it writes with dpkg-deb:
+# Package, Architecture and Depends (libc6, libgcc-s1, libstdc++6, libzmq5 with versions), the
+# files (binaries stripped and for ARCH; marina-worker@.service and the example conf in the
+# worker package) and the maintainer scripts.
+#
+# Usage: package.sh BUILD_DIR ARCH PACKAGE...     e.g. package.sh build-rpi-arm64 arm64 marina-worker
+set -euo pipefail
+build="$(cd "$1" && pwd)"; arch="$2"; shift 2
+case "$arch" in
+  amd64) elf="ELF 64-bit LSB .*x86-64" ;;
+  arm64) elf="ELF 64-bit LSB .*ARM aarch64" ;;
+  armhf) elf="ELF 32-bit LSB .*ARM, EABI5" ;;
+  *) echo "package: unknown architecture $arch" >&2; exit 2 ;;
+esac
+fail() { echo "package: $*" >&2; exit 1; }
+
+rm -rf "$build/packages"
+(cd "$build" && cpack -G DEB)
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+for pkg in "$@"; do
+  deb="$(ls "$build"/packages/"${pkg}"_*_"$arch".deb 2>/dev/null | head -n1)"
+  [[ -n "$deb" ]] || fail "no ${pkg}_*_$arch.deb in $build/packages: $(ls "$build/packages")"
+  echo "== $deb"
+  dpkg-deb -I "$deb"
+  dpkg-deb -c "$deb"
+  [[ "$(dpkg-deb -f "$deb" Package)" == "$pkg" ]] || fail "$deb: wrong Package"
+  [[ "$(dpkg-deb -f "$deb" Architecture)" == "$arch" ]] || fail "$deb: Architecture is not $arch"
+  depends="$(dpkg-deb -f "$deb" Depends)"
+  for want in 'libc6 (>= 2.' 'libgcc-s1 (>= ' 'libstdc++6 (>= ' 'libzmq5 (>= 4.'; do
+    [[ "$depends" == *"$want"* ]] || fail "$deb: Depends '$depends' lacks '$want…'"
+  done
+  rm -rf "$work/x" && dpkg-deb -x "$deb" "$work/x"
+  case "$pkg" in
+    marina-worker) bins=(usr/bin/marina-worker)
+      for f in usr/lib/systemd/system/marina-worker@.service \
+               usr/share/doc/marina-worker/examples/worker-0.conf; do
+        [[ -f "$work/x/$f" ]] || fail "$deb: /$f missing"
+      done
+      grep -q '^EnvironmentFile=/etc/marina/worker-%i.conf$' \
+        "$work/x/usr/lib/systemd/system/marina-worker@.service" || fail "unit: no EnvironmentFile"
+      if command -v systemd-analyze >/dev/null; then
+        # Offline check of the unit (syntax, keys, specifiers); the binary is not installed here.
+        cp "$work/x/usr/lib/systemd/system/marina-worker@.service" "$work/marina-worker@0.service"
+        notes="$(systemd-analyze verify "$work/marina-worker@0.service" 2>&1 |
+                 grep -v 'Command /usr/bin/marina-worker is not executable' || true)"
+        [[ -z "$notes" ]] || fail "systemd-analyze verify marina-worker@.service: $notes"
+      fi
+      rm -rf "$work/c" && dpkg-deb -e "$deb" "$work/c"
+      for s in postinst prerm postrm; do
+        [[ -x "$work/c/$s" ]] || fail "$deb: maintainer script $s missing"
+        sh -n "$work/c/$s" || fail "$deb: $s is not valid sh"
+      done ;;
+    marina-coordinator) bins=(usr/bin/marina-coordinator usr/bin/marina-sim) ;;
+    *) bins=() ;;
+  esac
+  for b in "${bins[@]}"; do
+    description="$(file -b "$work/x/$b")"
+    [[ "$description" =~ $elf ]] || fail "$deb: /$b is not an $arch binary: $description"
+    [[ "$description" == *", stripped"* ]] || fail "$deb: /$b is not stripped: $description"
+    echo "package: /$b: $(stat -c %s "$work/x/$b") bytes, $description"
+  done
+done
+echo "package: $* ($arch) checked"
