@@ -36,7 +36,9 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
   s.base.clients = 2;
   s.rounds = rounds;
   s.session = 99;
+  // Short timeouts make lossy runs quick; many repairs keep a loaded machine from failing them.
   s.round_timeout = std::chrono::milliseconds(drop ? 30 : 20000);
+  s.max_repairs = 1000;
   s.join_timeout = std::chrono::milliseconds(20000);
   s.evaluation = &shards;
   Run r;
@@ -54,7 +56,12 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
     });
   }
   // A hostile sender sharing worker 0's connection (as an unauthenticated peer could).
-  if (rogue) threads.emplace_back([&] { rogue(net.link(0)); });
+  // Half of it is queued before the coordinator starts (so it is certainly processed), half
+  // arrives while rounds run.
+  if (rogue) {
+    rogue(net.link(0));
+    threads.emplace_back([&] { rogue(net.link(0)); });
+  }
   r.out = drivers::run_coordinator(net.hub(), s);
   for (auto& t : threads) t.join();
   return r;
@@ -92,7 +99,7 @@ TEST_CASE("drivers: a dropped broadcast is repaired and changes nothing") {
                                   const auto k = broadcast_round(b);
                                   return w == 1 && k && (*k == 5 || *k == 17);
                                 });
-  CHECK(lossy.out.repairs == 2);
+  CHECK(lossy.out.repairs >= 2);  // more if a worker was slower than the 30 ms timeout
   test::check_same_rows(clean.rows, lossy.rows);
 }
 
@@ -116,10 +123,11 @@ TEST_CASE("drivers: hostile messages are rejected and change nothing") {
   const auto clean = run_inproc(methods::Method::kMarina, "randk:2", all, 4, 30);
   const auto attacked =
       run_inproc(methods::Method::kMarina, "randk:2", all, 4, 30, {}, [](transport::Link& link) {
-        util::Rng rng(77);
+        thread_local uint64_t calls = 0;
+        util::Rng rng(77 + calls++);
         wire::Encoder enc(99);  // the run's session: the attacker has seen it
         std::vector<uint8_t> junk;
-        for (int i = 0; i < 400; ++i) {
+        for (int i = 0; i < 200; ++i) {
           if (i % 4 == 0) {  // random bytes
             junk.resize(1 + rng.below(300));
             for (auto& b : junk) b = static_cast<uint8_t>(rng.below(256));
@@ -136,6 +144,6 @@ TEST_CASE("drivers: hostile messages are rejected and change nothing") {
           if (i % 16 == 0) std::this_thread::yield();
         }
       });
-  CHECK(attacked.out.rejected >= 400);
+  CHECK(attacked.out.rejected >= 200);
   test::check_same_rows(clean.rows, attacked.rows);
 }

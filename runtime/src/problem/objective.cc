@@ -10,6 +10,13 @@
 namespace marina::problem {
 namespace {
 
+// Σ v_i² in index order (Eigen's reductions sum in an order that depends on the SIMD width).
+double sum_sq(const Eigen::VectorXd& v) {
+  double s = 0.0;
+  for (Eigen::Index i = 0; i < v.size(); ++i) s += v[i] * v[i];
+  return s;
+}
+
 // φ(m) and φ'(m) for each loss, written to stay finite for any finite margin.
 double phi(Loss loss, double m) {
   if (loss == Loss::kNonConvex) {
@@ -76,7 +83,7 @@ double Objective::value(const Eigen::VectorXd& x) const {
   double sum = 0.0;
   for (std::size_t j = 0; j < rows(); ++j) sum += phi(loss_, margin(j, x));
   double f = sum / static_cast<double>(rows());
-  if (l2_ > 0.0) f += 0.5 * l2_ * x.squaredNorm();
+  if (l2_ > 0.0) f += 0.5 * l2_ * sum_sq(x);
   return f;
 }
 
@@ -93,7 +100,7 @@ double Objective::gradient(const Eigen::VectorXd& x, Eigen::VectorXd& grad) cons
   double f = sum * inv;
   if (l2_ > 0.0) {
     for (Eigen::Index i = 0; i < grad.size(); ++i) grad[i] += l2_ * x[i];
-    f += 0.5 * l2_ * x.squaredNorm();
+    f += 0.5 * l2_ * sum_sq(x);
   }
   return f;
 }
@@ -130,7 +137,9 @@ ShardStats shard_stats(const data::Dataset& shard) {
   const auto& A = shard.A;
   const auto m = static_cast<double>(s.rows);
   for (Eigen::Index j = 0; j < A.rows(); ++j) {
-    const double r = A.row(j).squaredNorm();
+    double r = 0.0;
+    for (int k = A.outerIndexPtr()[j]; k < A.outerIndexPtr()[j + 1]; ++k)
+      r += A.valuePtr()[k] * A.valuePtr()[k];
     s.mean_row_norm4 += r * r;
     s.max_row_norm_sq = std::max(s.max_row_norm_sq, r);
   }
@@ -178,7 +187,7 @@ Evaluation evaluate(std::span<const Objective> shards, const Eigen::VectorXd& x,
   const double inv = 1.0 / static_cast<double>(shards.size());
   e.loss *= inv;
   grad *= inv;
-  e.grad_norm_sq = grad.squaredNorm();
+  e.grad_norm_sq = sum_sq(grad);
   return e;
 }
 
