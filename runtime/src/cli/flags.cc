@@ -67,8 +67,6 @@ methods::MethodConfig base_config(const AlgorithmFlags& f, uint64_t dim) {
   c.batch = f.batch;
   c.online_batch = f.online_batch;
   c.clients = f.clients;
-  if (c.method == methods::Method::kPpMarina && f.clients > f.workers * 64u)
-    throw std::invalid_argument("--clients: r is far larger than n");
   (void)compress::make_compressor(f.compressor);  // validates the spec early
   return c;
 }

@@ -53,6 +53,10 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
   }
   if (c.method == Method::kPpMarina) {
     if (c.clients == 0) c.clients = (c.workers + 1) / 2;
+    if (c.clients > c.workers)
+      throw std::invalid_argument("--clients: r = " + std::to_string(c.clients) +
+                                  " exceeds the number of workers n = " +
+                                  std::to_string(c.workers));
     why << "clients r = " << c.clients
         << (c.clients == (c.workers + 1) / 2 ? " (default ⌈n/2⌉)" : "") << "\n";
   }

@@ -35,7 +35,6 @@ class Tally {
   // Closes a round: the next row reports it.
   void end_round(uint64_t round_closed, bool full_sync, uint32_t participants);
   [[nodiscard]] const LogRow& row() const { return row_; }
-  LogRow& row() { return row_; }
 
  private:
   uint32_t workers_;
