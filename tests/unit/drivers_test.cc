@@ -25,7 +25,7 @@ struct Run {
 
 Run run_inproc(methods::Method method, const std::string& q, const data::Dataset& all, uint32_t n,
                uint64_t rounds, std::function<bool(transport::Bytes, uint32_t)> drop = {},
-               std::function<void(transport::Link&)> rogue = {}) {
+               std::function<void(transport::Link&)> rogue = {}, bool evaluate = true) {
   const auto shards = test::shards_of(all, n);
   drivers::CoordinatorSettings s;
   s.base.method = method;
@@ -40,7 +40,7 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
   s.round_timeout = std::chrono::milliseconds(drop ? 30 : 20000);
   s.max_repairs = 1000;
   s.join_timeout = std::chrono::milliseconds(20000);
-  s.evaluation = &shards;
+  if (evaluate) s.evaluation = &shards;
   Run r;
   s.on_row = [&](const run::LogRow& row) { r.rows.push_back(row); };
   transport::InProcNetwork net(n);
@@ -146,4 +146,19 @@ TEST_CASE("drivers: hostile messages are rejected and change nothing") {
       });
   CHECK(attacked.out.rejected >= 200);
   test::check_same_rows(clean.rows, attacked.rows);
+}
+
+TEST_CASE("drivers: without the data the log reports the loss from the workers' local losses") {
+  const auto all = test::synthetic(120, 8, 0.5, 25);
+  const auto with_data = run_inproc(methods::Method::kDiana, "randk:2", all, 4, 20);
+  const auto blind = run_inproc(methods::Method::kDiana, "randk:2", all, 4, 20, {}, {}, false);
+  REQUIRE(blind.rows.size() == with_data.rows.size());
+  for (std::size_t k = 0; k + 1 < blind.rows.size(); ++k) {
+    CAPTURE(k);
+    REQUIRE(blind.rows[k].loss.has_value());
+    CHECK(*blind.rows[k].loss == doctest::Approx(*with_data.rows[k].loss).epsilon(1e-14));
+    CHECK_FALSE(blind.rows[k].grad_norm_sq.has_value());
+    CHECK(blind.rows[k].bits_per_worker == with_data.rows[k].bits_per_worker);
+  }
+  CHECK_FALSE(blind.rows.back().loss.has_value());  // no round evaluated the last iterate
 }

@@ -184,28 +184,46 @@ class Coordinator {
       row.grad_norm_sq = e.grad_norm_sq;
     };
     const auto start = Clock::now();
+    // Without --data the coordinator learns f(x^k) only from the local losses of round k's
+    // replies, so row k is held back until round k has closed.
+    std::optional<run::LogRow> held;
+    const auto publish_row = [&](const run::LogRow& r) {
+      if (s_.evaluation)
+        emit(r);
+      else
+        held = r;
+    };
     run::LogRow row = tally.row();
     evaluate(row);
     out_.initial_grad_norm_sq = row.grad_norm_sq;
-    emit(row);
+    publish_row(row);
     while (row.round < s_.rounds) {
       const methods::Broadcast& b = server->begin_round();
       const auto bytes = enc_.encode(b);
       broadcast_.assign(bytes.begin(), bytes.end());
       hub_.publish(broadcast_);
       tally.on_broadcast(broadcast_.size(), n_);
+      local_loss_sum_ = 0.0;
+      local_loss_count_ = 0;
       collect(*server, tally, b.round);
+      if (held) {
+        // f(x^k) = (1/n) Σ f_i(x^k) when every worker evaluated its whole shard.
+        if (local_loss_count_ == n_) held->loss = local_loss_sum_ / static_cast<double>(n_);
+        emit(*held);
+        held.reset();
+      }
       const bool full_sync = b.full_sync;
       server->end_round();
       tally.end_round(b.round, full_sync, server->last_participants());
       row = tally.row();
       row.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
       evaluate(row);
-      emit(row);
+      publish_row(row);
       if (s_.stop_at && row.grad_norm_sq && out_.initial_grad_norm_sq &&
           *row.grad_norm_sq <= *s_.stop_at * *out_.initial_grad_norm_sq)
         break;
     }
+    if (held) emit(*held);  // the last iterate: no round has evaluated it
     out_.last = row;
   }
 
@@ -257,6 +275,10 @@ class Coordinator {
           try {
             server.accept(inbox_.reply);
             tally.on_reply(inbox_.reply, in_.bytes.size());
+            if (inbox_.reply.local_loss) {
+              local_loss_sum_ += *inbox_.reply.local_loss;
+              ++local_loss_count_;
+            }
           } catch (const methods::ProtocolError& e) {
             ++out_.rejected;
             info(std::string("ignored: ") + e.what());
@@ -299,6 +321,8 @@ class Coordinator {
   std::vector<uint8_t> broadcast_;
   methods::MethodConfig config_;
   CoordinatorOutcome out_;
+  double local_loss_sum_ = 0.0;  // of the open round's accepted replies
+  uint32_t local_loss_count_ = 0;
 };
 
 }  // namespace
