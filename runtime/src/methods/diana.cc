@@ -66,9 +66,7 @@ void DianaWorker::respond(const Broadcast& b, Reply& reply) {
 }
 
 void DianaWorker::restore(const Snapshot& s) {
-  if (s.aux.size() != static_cast<std::size_t>(config_.dim))
-    throw ProtocolError("snapshot of round " + std::to_string(s.round) + " has the wrong size");
-  WorkerHalf::restore(s);
+  WorkerHalf::restore(s);  // checks every size
   h_ = Eigen::Map<const Eigen::VectorXd>(s.aux.data(), static_cast<Eigen::Index>(s.aux.size()));
 }
 

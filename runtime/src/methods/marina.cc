@@ -87,9 +87,7 @@ void MarinaWorker::respond(const Broadcast& b, Reply& reply) {
 }
 
 void MarinaWorker::restore(const Snapshot& s) {
-  if (s.aux.size() != static_cast<std::size_t>(config_.dim))
-    throw ProtocolError("snapshot of round " + std::to_string(s.round) + " has the wrong size");
-  WorkerHalf::restore(s);
+  WorkerHalf::restore(s);  // checks every size
   g_ = Eigen::Map<const Eigen::VectorXd>(s.aux.data(), static_cast<Eigen::Index>(s.aux.size()));
   grad_round_ = UINT64_MAX;
 }

@@ -176,7 +176,8 @@ bool WorkerHalf::on_broadcast(const Broadcast& b, Reply& reply) {
 
 void WorkerHalf::restore(const Snapshot& s) {
   const auto d = static_cast<std::size_t>(config_.dim);
-  if (s.x.size() != d || (!s.x_prev.empty() && s.x_prev.size() != d))
+  // Every method mirrors one auxiliary d-vector (g^{k−1} or h^k) besides x.
+  if (s.x.size() != d || s.aux.size() != d || (!s.x_prev.empty() && s.x_prev.size() != d))
     throw ProtocolError("snapshot of round " + std::to_string(s.round) + " has the wrong size");
   x_ = Eigen::Map<const Eigen::VectorXd>(s.x.data(), static_cast<Eigen::Index>(d));
   if (s.x_prev.empty())
