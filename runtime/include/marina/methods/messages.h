@@ -23,6 +23,8 @@ struct ModelUpdate {
   std::vector<double> dense;      // kDense: d values
   std::vector<uint32_t> indices;  // kDelta: strictly increasing
   std::vector<double> values;     // kDelta
+
+  bool operator==(const ModelUpdate&) const = default;
 };
 
 // Server → all workers, once per round.

@@ -24,6 +24,17 @@ struct LogRow {
   uint64_t wire_bytes_down = 0;  // cumulative bytes of broadcasts, times their receivers
   double oracle_calls = 0.0;     // cumulative per-sample gradients per worker
   double wall_s = 0.0;
+
+  bool operator==(const LogRow&) const = default;
+};
+
+// A Tally's running totals, for checkpoints.
+struct TallyState {
+  double values = 0.0;  // uplink values sent, all workers together
+  double oracle = 0.0;  // per-sample gradients, all workers together
+  LogRow row;           // the last closed round's row
+
+  bool operator==(const TallyState&) const = default;
 };
 
 // Running totals; feed it every reply and every broadcast, then read row().
@@ -35,6 +46,12 @@ class Tally {
   // Closes a round: the next row reports it.
   void end_round(uint64_t round_closed, bool full_sync, uint32_t participants);
   [[nodiscard]] const LogRow& row() const { return row_; }
+  [[nodiscard]] TallyState state() const { return {values_, oracle_, row_}; }
+  void restore(const TallyState& s) {
+    values_ = s.values;
+    oracle_ = s.oracle;
+    row_ = s.row;
+  }
 
  private:
   uint32_t workers_;
