@@ -1,5 +1,6 @@
 #include "marina/run/log.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -34,10 +35,68 @@ std::string exact(double v) {
   return std::string(buf, end);
 }
 
-CsvLog::CsvLog(const std::filesystem::path& file) : path_(file), out_(file) {
+namespace {
+
+// The rows in the first `size` bytes of a log being resumed; checks that they start with the
+// header and end at a line break, so appended rows continue a well-formed CSV.
+uint64_t count_rows(const std::filesystem::path& file, uint64_t size) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw std::runtime_error(file.string() + ": cannot read log: " + std::strerror(errno));
+  const std::string expected = CsvLog::header() + '\n';
+  std::string first(expected.size(), '\0');
+  if (size < expected.size() ||
+      !in.read(first.data(), static_cast<std::streamsize>(first.size())) || first != expected) {
+    throw std::runtime_error(file.string() + ": cannot resume log: its first " +
+                             std::to_string(size) + " bytes do not start with the header");
+  }
+  uint64_t newlines = 0;
+  char last = '\n';
+  char buf[1 << 16];
+  for (uint64_t left = size - expected.size(); left > 0;) {
+    const auto chunk = static_cast<std::streamsize>(std::min<uint64_t>(left, sizeof buf));
+    if (!in.read(buf, chunk)) throw std::runtime_error(file.string() + ": cannot read log");
+    newlines += static_cast<uint64_t>(std::count(buf, buf + chunk, '\n'));
+    last = buf[chunk - 1];
+    left -= static_cast<uint64_t>(chunk);
+  }
+  if (last != '\n') {
+    throw std::runtime_error(file.string() + ": cannot resume log: byte " + std::to_string(size) +
+                             " is not the end of a row");
+  }
+  return newlines;
+}
+
+}  // namespace
+
+CsvLog::CsvLog(const std::filesystem::path& file, std::optional<uint64_t> truncate_to)
+    : path_(file) {
+  namespace fs = std::filesystem;
+  if (truncate_to) {
+    std::error_code ec;
+    const uint64_t size = fs::file_size(file, ec);
+    if (ec) throw std::runtime_error(file.string() + ": cannot resume log: " + ec.message());
+    if (size < *truncate_to) {
+      throw std::runtime_error(file.string() + ": cannot resume log: it has " +
+                               std::to_string(size) + " bytes, fewer than the " +
+                               std::to_string(*truncate_to) + " to keep");
+    }
+    rows_ = count_rows(file, *truncate_to);
+    fs::resize_file(file, *truncate_to, ec);
+    if (ec) throw std::runtime_error(file.string() + ": cannot truncate log: " + ec.message());
+    out_.open(file, std::ios::binary | std::ios::app);
+    if (!out_)
+      throw std::runtime_error(file.string() + ": cannot open log: " + std::strerror(errno));
+    bytes_ = *truncate_to;
+    return;
+  }
+  out_.open(file, std::ios::binary | std::ios::trunc);
   if (!out_)
     throw std::runtime_error(file.string() + ": cannot create log: " + std::strerror(errno));
-  out_ << header() << '\n';
+  const std::string line = header() + '\n';
+  out_ << line;
+  out_.flush();
+  if (!out_) throw std::runtime_error(path_.string() + ": write failed");
+  bytes_ = line.size();
 }
 
 std::string CsvLog::header() {
@@ -60,8 +119,13 @@ std::string CsvLog::format(const LogRow& r) {
 }
 
 void CsvLog::write(const LogRow& row) {
-  out_ << format(row) << '\n';
+  std::string line = format(row);
+  line += '\n';
+  out_ << line;
+  out_.flush();
   if (!out_) throw std::runtime_error(path_.string() + ": write failed");
+  bytes_ += line.size();
+  ++rows_;
 }
 
 }  // namespace marina::run

@@ -63,15 +63,24 @@ class Tally {
 // CSV with a header, numbers printed shortest-round-trip exact (std::to_chars).
 class CsvLog {
  public:
-  // Throws std::runtime_error naming the file when it cannot be created.
-  explicit CsvLog(const std::filesystem::path& file);
+  // Without `truncate_to`, creates (or replaces) the file and writes the header. With it, resumes
+  // an existing log: the file is cut to that many bytes, which must hold the header and whole
+  // rows, and rows are appended after them. Throws std::runtime_error naming the file when it
+  // cannot be created, or is missing, shorter than `truncate_to` or not cut at a row's end.
+  explicit CsvLog(const std::filesystem::path& file,
+                  std::optional<uint64_t> truncate_to = std::nullopt);
+  // Writes and flushes one row, so a killed process loses at most the row being written.
   void write(const LogRow& row);
+  [[nodiscard]] uint64_t bytes() const { return bytes_; }  // the file's size so far
+  [[nodiscard]] uint64_t rows() const { return rows_; }    // header excluded
   static std::string header();
   static std::string format(const LogRow& row);
 
  private:
   std::filesystem::path path_;
   std::ofstream out_;
+  uint64_t bytes_ = 0;
+  uint64_t rows_ = 0;
 };
 
 // Shortest representation that parses back to the same double ("nan" when absent).
