@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -49,6 +50,9 @@ class CheckpointError : public std::runtime_error {
 // Writes DIR/checkpoint-<server.round>.mrck atomically (creating DIR if needed) and removes
 // all but the two newest checkpoints. Returns the file written. Throws CheckpointError (naming
 // the path and errno text) when it cannot write.
+// "Newest" is relative to the file written: it and the newest older one are kept, and files of
+// later rounds are removed too. Those can only be left by a run that was resumed from an older
+// checkpoint, and read_latest_checkpoint() would otherwise prefer them to the new one.
 std::filesystem::path write_checkpoint(const std::filesystem::path& dir, const Checkpoint& c);
 
 // Reads and verifies one file: size, identifier, FlatBuffers Verifier, format version, CRC,
@@ -66,5 +70,18 @@ struct LoadedCheckpoint {
 // checkpoint files but none verifies (the message lists each file and its reason).
 [[nodiscard]] std::optional<LoadedCheckpoint> read_latest_checkpoint(
     const std::filesystem::path& dir);
+
+// The format version this build writes and the only one read_checkpoint() accepts.
+inline constexpr uint16_t kCheckpointFormatVersion = 1;
+
+// CRC-32 as IEEE 802.3 and zlib define it (reflected polynomial 0xEDB88320, initial value and
+// final xor 0xFFFFFFFF): crc32("123456789") == 0xCBF43926.
+[[nodiscard]] uint32_t crc32(std::span<const uint8_t> bytes);
+
+// The bytes of a checkpoint file around an already serialised state (a FlatBuffer whose root is
+// marina.checkpoint.fb.State): identifier, format version, CRC-32 of `state`, `state`.
+// write_checkpoint() writes exactly these bytes and read_checkpoint() accepts no other framing;
+// tests use it to craft states that only the consistency checks can refuse.
+[[nodiscard]] std::vector<uint8_t> frame_checkpoint(std::span<const uint8_t> state);
 
 }  // namespace marina::drivers

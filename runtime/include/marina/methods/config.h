@@ -27,6 +27,8 @@ struct MethodConfig {
   uint64_t batch = 1;         // b′: minibatch of compressed rounds (VR-MARINA, VR-DIANA)
   uint64_t online_batch = 0;  // b: VR-MARINA online case; 0 = finite sum (full local gradient)
   uint32_t clients = 0;       // r: PP-MARINA clients drawn per compressed round
+
+  bool operator==(const MethodConfig&) const = default;
 };
 
 }  // namespace marina::methods
