@@ -3,8 +3,12 @@
 
 #include <signal.h>
 #include <spawn.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <cstring>
 
 #include <chrono>
 #include <cstdio>
@@ -16,7 +20,9 @@
 #include <CLI/CLI.hpp>
 
 #include "marina/cli/flags.h"
+#include "marina/drivers/checkpoint.h"
 #include "marina/drivers/coordinator.h"
+#include "marina/run/events.h"
 #include "marina/transport/zmq_transport.h"
 #include "marina/wire/codec.h"
 
@@ -26,32 +32,55 @@ namespace {
 
 using namespace marina;
 
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_signal(int) {
+  g_stop.store(true);
+}
+
+// Local workers started by --spawn-local. They are always reaped: after the grace period a
+// child still running gets SIGTERM (it leaves cleanly), and SIGKILL one more grace later.
 struct Children {
   std::vector<pid_t> pids;
-  // Waits for every child; kills those still running after `grace`.
   int reap(std::chrono::milliseconds grace) {
     int failures = 0;
-    const auto deadline = std::chrono::steady_clock::now() + grace;
-    for (pid_t pid : pids) {
-      int status = 0;
-      for (;;) {
-        const pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) break;
-        if (r < 0) break;
-        if (std::chrono::steady_clock::now() > deadline) {
-          kill(pid, SIGTERM);
-          waitpid(pid, &status, 0);
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    bool termed = false;
+    std::vector<bool> done(pids.size(), false);
+    for (std::size_t left = pids.size(); left > 0;) {
+      for (std::size_t i = 0; i < pids.size(); ++i) {
+        if (done[i]) continue;
+        int status = 0;
+        const pid_t r = waitpid(pids[i], &status, WNOHANG);
+        if (r == 0) continue;
+        done[i] = true;
+        --left;
+        if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failures;
       }
-      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failures;
+      if (left == 0) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        for (std::size_t i = 0; i < pids.size(); ++i)
+          if (!done[i]) kill(pids[i], termed ? SIGKILL : SIGTERM);
+        deadline = std::chrono::steady_clock::now() + grace;
+        termed = true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     pids.clear();
     return failures;
   }
   ~Children() { reap(std::chrono::milliseconds(2000)); }
 };
+
+// 64 bits from the OS: a session id nobody can guess from the time or a PID.
+uint64_t random_session() {
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v)) {
+    std::random_device rd;
+    v = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  }
+  return v | 1;
+}
 
 std::filesystem::path default_worker_binary() {
   const auto self = std::filesystem::read_symlink("/proc/self/exe");
@@ -77,7 +106,11 @@ int main(int argc, char** argv) {
   CLI::App app{"marina-coordinator: publish MARINA-family rounds to edge workers over ZeroMQ"};
   std::string listen = "tcp://127.0.0.1:0", data_file, log_file, worker_binary;
   cli::AlgorithmFlags flags;
-  int64_t round_timeout_ms = 10000, join_timeout_ms = 60000;
+  int64_t round_timeout_ms = 2000, sync_timeout_ms = 0, join_timeout_ms = 60000,
+          quorum_timeout_ms = 60000;
+  uint32_t min_workers = 0, miss_limit = 3;
+  uint64_t checkpoint_every = 0;
+  std::string checkpoint_dir, resume_dir, events_file;
   bool spawn_local = false, quiet = false;
   app.add_option("--listen", listen,
                  "tcp://HOST:PORT: PUB on PORT, ROUTER on PORT+1 (PORT 0: pick free ports)")
@@ -88,12 +121,37 @@ int main(int argc, char** argv) {
                  "with --spawn-local)");
   app.add_option("--log", log_file, "CSV log, one row per round (round 0 included)");
   app.add_option("--round-timeout-ms", round_timeout_ms,
-                 "repair a round's broadcast to workers silent this long (3 repairs, then stop)")
+                 "deadline of a compressed round: it closes over the replies in by then (the "
+                 "broadcast is repaired to silent workers half-way)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--join-timeout-ms", join_timeout_ms, "wait this long for the workers to join")
+  app.add_option("--sync-timeout-ms", sync_timeout_ms,
+                 "deadline of a full-sync round (default 3 x --round-timeout-ms)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--join-timeout-ms", join_timeout_ms,
+                 "wait this long for all workers to join, then start with those present (at "
+                 "least --min-workers)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--min-workers", min_workers,
+                 "run while at least this many workers are live (default: ceil(n/2))");
+  app.add_option("--quorum-timeout-ms", quorum_timeout_ms,
+                 "below --min-workers, wait this long for workers to return, then stop")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--miss-limit", miss_limit,
+                 "a worker missing this many deadlines in a row is marked gone")
+      ->check(CLI::Range(1u, 1000000u))
+      ->capture_default_str();
+  app.add_option("--checkpoint", checkpoint_dir,
+                 "directory for checkpoints (written atomically; the two newest are kept)");
+  app.add_option("--checkpoint-every", checkpoint_every,
+                 "rounds between checkpoints (0: only when the run ends or stops)")
+      ->capture_default_str();
+  app.add_option("--resume", resume_dir,
+                 "continue from the newest valid checkpoint in this directory (same flags); "
+                 "--log and --events are truncated to the checkpoint and appended to");
+  app.add_option("--events", events_file, "events, one JSON object a line (JSONL)");
   app.add_flag(
       "--spawn-local", spawn_local,
       "start --workers local marina-worker processes on loopback and stop them at the end");
@@ -114,15 +172,46 @@ int main(int argc, char** argv) {
     }
 
     auto s = cli::coordinator_settings(flags, shards.empty() ? 1 : shards.front().dim());
-    s.session = (std::random_device{}() * 0x100000001ULL) | 1;
+    s.session = random_session();
     s.round_timeout = std::chrono::milliseconds(round_timeout_ms);
+    s.sync_timeout = std::chrono::milliseconds(sync_timeout_ms);
     s.join_timeout = std::chrono::milliseconds(join_timeout_ms);
+    s.quorum_timeout = std::chrono::milliseconds(quorum_timeout_ms);
+    s.min_workers = min_workers;
+    s.miss_limit = miss_limit;
+    s.stop = &g_stop;
     if (!shards.empty()) s.evaluation = &shards;
     if (!quiet) s.on_info = [](const std::string& line) { std::cerr << line << '\n'; };
+    if (min_workers > flags.workers)
+      throw std::invalid_argument("--min-workers " + std::to_string(min_workers) +
+                                  " exceeds --workers " + std::to_string(flags.workers));
+
+    std::optional<drivers::LoadedCheckpoint> resumed;
+    if (!resume_dir.empty()) {
+      resumed = drivers::read_latest_checkpoint(resume_dir);
+      if (!resumed) throw std::runtime_error("--resume " + resume_dir + ": no checkpoint there");
+      for (const auto& r : resumed->refused) std::cerr << "refused checkpoint: " << r << '\n';
+      std::cerr << "resuming from " << resumed->file.string() << '\n';
+      s.resume = &resumed->checkpoint;
+      if (checkpoint_dir.empty()) checkpoint_dir = resume_dir;
+    }
+    s.checkpoint_dir = checkpoint_dir;
+    s.checkpoint_every = checkpoint_every;
+    if (checkpoint_every > 0 && checkpoint_dir.empty())
+      throw std::invalid_argument("--checkpoint-every needs --checkpoint DIR");
+
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
 
     transport::ZmqHub hub(ep, wire::max_message_bytes(1u << 24, flags.workers));
     std::cerr << "listening: PUB " << hub.endpoint().pub() << ", ROUTER " << hub.endpoint().router()
               << '\n';
+    if (ep.host != "127.0.0.1" && ep.host != "localhost" && ep.host != "::1")
+      std::cerr << "warning: listening on " << ep.host
+                << " without authentication: anyone who can reach the ports can join\n";
 
     Children children;
     if (spawn_local) {
@@ -148,16 +237,40 @@ int main(int argc, char** argv) {
     }
 
     std::unique_ptr<run::CsvLog> log;
-    if (!log_file.empty()) log = std::make_unique<run::CsvLog>(log_file);
+    std::unique_ptr<run::EventLog> events;
+    const auto& cp = s.resume;
+    if (!log_file.empty())
+      log = std::make_unique<run::CsvLog>(
+          log_file, cp ? std::optional<uint64_t>(cp->log_bytes) : std::nullopt);
+    if (!events_file.empty())
+      events = std::make_unique<run::EventLog>(
+          events_file,
+          cp && cp->events_bytes > 0 ? std::optional<uint64_t>(cp->events_bytes) : std::nullopt);
+    s.log_position = [&] {
+      drivers::LogPosition p;
+      if (log) {
+        p.rows = log->rows();
+        p.bytes = log->bytes();
+      }
+      if (events) p.events_bytes = events->bytes();
+      return p;
+    };
+    if (events) s.on_event = [&](const run::Event& e) { events->write(e); };
     cli::Progress progress(flags.rounds);
-    const std::string present = " workers " + std::to_string(flags.workers);
     s.on_row = [&](const run::LogRow& row) {
       if (log) log->write(row);
-      progress.update(row, present + "  up " + std::to_string(row.wire_bytes_up) + " B  down " +
+      progress.update(row, " workers " + std::to_string(row.participants) + "  up " +
+                               std::to_string(row.wire_bytes_up) + " B  down " +
                                std::to_string(row.wire_bytes_down) + " B");
     };
     const auto out = drivers::run_coordinator(hub, s);
     progress.finish();
+    if (out.interrupted) {
+      std::cerr << "marina-coordinator: stopped by a signal; events: " << out.events.summary()
+                << '\n';
+      children.reap(std::chrono::milliseconds(3000));
+      return 0;
+    }
     const auto& r = out.last;
     std::printf(
         "%s/%s: %llu rounds in %.3f s (%.1f rounds/s), loss %s, ||grad f||^2 %s, "
@@ -170,6 +283,7 @@ int main(int argc, char** argv) {
         run::exact(r.bits_per_worker).c_str(), static_cast<unsigned long long>(r.wire_bytes_up),
         static_cast<unsigned long long>(r.wire_bytes_down),
         static_cast<unsigned long long>(out.repairs), static_cast<unsigned long long>(out.resyncs));
+    std::printf("events: %s\n", out.events.summary().c_str());
     if (children.reap(std::chrono::milliseconds(5000)) > 0) {
       std::cerr << "marina-coordinator: error: a local worker failed\n";
       return 1;

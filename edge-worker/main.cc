@@ -1,8 +1,13 @@
 // marina-worker: an edge worker. Holds only its shard, joins the coordinator (retrying with
 // backoff until it answers), replies to each round, leaves on bye and reports its peak RSS.
 
+#include <signal.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
 
 #include <charconv>
 #include <iostream>
@@ -15,6 +20,23 @@
 #include "marina/wire/codec.h"
 
 namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_signal(int) {
+  g_stop.store(true);
+}
+
+// A routing id of its own per process: a restarted worker is a new peer, and the coordinator
+// decides from liveness (not from a guessable id) when it may take its worker id over.
+std::string routing_id(uint32_t worker) {
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r))
+    r = static_cast<uint64_t>(getpid()) * 0x9e3779b97f4a7c15ULL;
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "worker-%u-%016llx", worker, static_cast<unsigned long long>(r));
+  return buf;
+}
 
 // "I/N" with 0 ≤ I < N.
 std::pair<uint32_t, uint32_t> parse_shard(const std::string& text) {
@@ -37,7 +59,7 @@ int main(int argc, char** argv) {
   std::optional<uint32_t> id;
   std::optional<uint64_t> shuffle_seed;
   bool bias = false, quiet = false;
-  int64_t connect_timeout_ms = 60000, idle_timeout_ms = 120000;
+  int64_t connect_timeout_ms = 60000, idle_timeout_ms = 120000, liveness_ms = 5000;
   app.add_option("--connect", connect, "coordinator tcp://HOST:PORT (PUB port; PORT+1 too)")
       ->required();
   app.add_option("--data", data_file, "LibSVM file; only this worker's shard is kept")->required();
@@ -47,7 +69,13 @@ int main(int argc, char** argv) {
   app.add_flag("--bias", bias, "append a constant feature (must match the coordinator)");
   app.add_option("--connect-timeout-ms", connect_timeout_ms, "give up joining after this long")
       ->capture_default_str();
-  app.add_option("--idle-timeout-ms", idle_timeout_ms, "give up when the coordinator is silent")
+  app.add_option("--liveness-ms", liveness_ms,
+                 "coordinator silent this long: it is lost; join it again with backoff")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--idle-timeout-ms", idle_timeout_ms,
+                 "give up (exit 1) after trying this long to reach a lost coordinator")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_flag("--quiet", quiet, "only errors and the exit summary");
   CLI11_PARSE(app, argc, argv);
@@ -67,20 +95,27 @@ int main(int argc, char** argv) {
     s.shuffle_seed = shuffle_seed;
     s.connect_timeout = std::chrono::milliseconds(connect_timeout_ms);
     s.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
+    s.liveness = std::chrono::milliseconds(liveness_ms);
+    s.stop = &g_stop;
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
     const std::string me = tag + " " + std::to_string(s.id);
     if (!quiet)
       s.on_info = [me](const std::string& line) { std::cerr << (me + ": " + line + "\n"); };
-    transport::ZmqLink link(ep, "worker-" + std::to_string(s.id) + "-" + std::to_string(getpid()),
-                            wire::max_message_bytes(s.shard.dim(), 1u << 16));
+    transport::ZmqLink link(ep, routing_id(s.id), wire::max_message_bytes(s.shard.dim(), 1u << 16));
     const auto out = drivers::run_worker(link, std::move(s));
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
     // One write per line, so lines of workers sharing a terminal do not interleave.
-    const std::string line = me + ": done (" + out.bye_reason + "): " + std::to_string(out.rounds) +
-                             " rounds, " + std::to_string(out.replies) + " replies, " +
-                             std::to_string(out.resyncs) + " resyncs, " +
-                             std::to_string(out.rejected) + " rejected messages, peak RSS " +
-                             std::to_string(ru.ru_maxrss) + " KiB\n";
+    const std::string why = out.left ? std::string("left on a signal") : out.bye_reason;
+    const std::string line =
+        me + ": done (" + why + "): " + std::to_string(out.rounds) + " rounds, " +
+        std::to_string(out.replies) + " replies, " + std::to_string(out.resyncs) + " resyncs, " +
+        std::to_string(out.rejoins) + " rejoins, " + std::to_string(out.rejected) +
+        " rejected messages, peak RSS " + std::to_string(ru.ru_maxrss) + " KiB\n";
     std::cerr << line << std::flush;
     return 0;
   } catch (const std::exception& e) {

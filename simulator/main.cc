@@ -14,15 +14,25 @@
 #include "marina/cli/flags.h"
 #include "marina/drivers/coordinator.h"
 #include "marina/drivers/worker.h"
+#include "marina/run/faults.h"
 #include "marina/run/log.h"
 #include "marina/transport/inproc_transport.h"
 #include "marina/util/random.h"
 
 namespace {
 
+struct FaultFlags {
+  double dropout = 0.0;
+  std::string faults_file;
+};
+
 int run(const std::string& data_file, const std::string& log_file,
-        const marina::cli::AlgorithmFlags& flags, bool verbose) {
+        const marina::cli::AlgorithmFlags& flags, const FaultFlags& fault_flags, bool verbose) {
   using namespace marina;
+  std::vector<run::Fault> schedule;
+  if (!fault_flags.faults_file.empty())
+    schedule = run::read_faults(fault_flags.faults_file, flags.workers);
+  const run::FaultPlan plan(flags.workers, flags.seed, fault_flags.dropout, std::move(schedule));
   std::string note;
   const auto shards = cli::load_shards(data_file, flags, &note);
   if (!note.empty()) std::cerr << "note: " << note << '\n';
@@ -31,6 +41,10 @@ int run(const std::string& data_file, const std::string& log_file,
   s.session = util::derive(flags.seed, {0x5e55}) | 1;
   s.round_timeout = std::chrono::milliseconds(60000);
   s.evaluation = &shards;
+  // Absences come from the plan, never from the clock: the run is deterministic.
+  s.min_workers = 1;
+  if (!plan.empty())
+    s.absent = [&plan](uint64_t round, uint32_t w) { return plan.absent(round, w); };
   s.on_info = [&](const std::string& line) {
     if (verbose || line.find("gamma") != std::string::npos) std::cerr << line << '\n';
   };
@@ -52,6 +66,7 @@ int run(const std::string& data_file, const std::string& log_file,
     w.shard = shards[i].data();
     w.bias = flags.bias;
     w.shuffle_seed = flags.shuffle_seed;
+    if (!plan.empty()) w.absent = [&plan, i](uint64_t round) { return plan.absent(round, i); };
     threads.emplace_back([&net, &errors, i, w = std::move(w)]() mutable {
       try {
         (void)drivers::run_worker(net.link(i), std::move(w));
@@ -96,9 +111,15 @@ int main(int argc, char** argv) {
   marina::cli::add_algorithm_flags(app, flags);
   app.add_option("--log", log_file, "CSV log, one row per round (round 0 included)");
   app.add_flag("--verbose", verbose, "print the start-up protocol messages");
+  FaultFlags faults;
+  app.add_option("--dropout", faults.dropout,
+                 "each worker is absent from each round with this probability (from --seed)")
+      ->check(CLI::Range(0.0, 0.999999));
+  app.add_option("--faults", faults.faults_file,
+                 "fault schedule: lines 'ROUND WORKER down|up' (absent from ROUND until up)");
   CLI11_PARSE(app, argc, argv);
   try {
-    return run(data_file, log_file, flags, verbose);
+    return run(data_file, log_file, flags, faults, verbose);
   } catch (const std::exception& e) {
     std::cerr << "marina-sim: error: " << e.what() << '\n';
     return 1;

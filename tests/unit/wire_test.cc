@@ -67,12 +67,12 @@ bool same(const Broadcast& a, const Broadcast& b) {
   return a.round == b.round && a.full_sync == b.full_sync && a.round_seed == b.round_seed &&
          a.participants == b.participants && a.update.kind == b.update.kind &&
          bit_equal(a.update.dense, b.update.dense) && a.update.indices == b.update.indices &&
-         bit_equal(a.update.values, b.update.values);
+         bit_equal(a.update.values, b.update.values) && a.dropped == b.dropped;
 }
 
 bool same(const Snapshot& a, const Snapshot& b) {
   return a.round == b.round && bit_equal(a.x, b.x) && bit_equal(a.aux, b.aux) &&
-         bit_equal(a.x_prev, b.x_prev);
+         bit_equal(a.x_prev, b.x_prev) && bit_equal(a.worker_aux, b.worker_aux);
 }
 
 bool same(const Welcome& a, const Welcome& b) {
@@ -195,6 +195,7 @@ Broadcast delta_broadcast(std::size_t entries = 4) {
   b.update.kind = UpdateKind::kDelta;
   for (std::size_t i = 0; i < entries; ++i) b.update.indices.push_back(static_cast<uint32_t>(i));
   b.update.values = awkward_doubles(entries);
+  b.dropped = {0, 3};
   return b;
 }
 
@@ -225,6 +226,8 @@ Snapshot snapshot() {
   s.aux[0] = 1.5;
   s.x_prev = awkward_doubles(kDim);
   s.x_prev[2] = -7.25;
+  s.worker_aux = awkward_doubles(kDim);
+  s.worker_aux[1] = 0.5;
   return s;
 }
 
@@ -233,7 +236,7 @@ std::vector<Bytes> sample_messages() {
   Encoder enc(kSession);
   std::vector<Bytes> out;
   out.push_back(copy(
-      enc.encode(Join{1, 54, kDim, 0x3, "aarch64", {54, 2.5, 3.0, 4.0}, false, std::nullopt})));
+      enc.encode(Join{1, 54, kDim, 0x3, "aarch64", {54, 2.5, 3.0, 4.0}, false, std::nullopt, 5})));
   out.push_back(copy(enc.encode(welcome())));
   out.push_back(copy(enc.encode(dense_broadcast())));
   out.push_back(copy(enc.encode(delta_broadcast())));
@@ -516,10 +519,12 @@ TEST_CASE("wire: size, identifier and version are checked") {
   CHECK(reject_reason(foreign).find("file identifier") != std::string::npos);
 
   CHECK(reject_reason(raw_envelope(kProtocolVersion, fb::Body::Heartbeat, true)).empty());
-  CHECK(reject_reason(raw_envelope(2, fb::Body::Heartbeat, true)) ==
-        "protocol version 2, expected 1");
+  const std::string advice =
+      ": the peer runs another marina release; install the same on both sides";
+  CHECK(reject_reason(raw_envelope(1, fb::Body::Heartbeat, true)) ==
+        "protocol version 1, expected 2" + advice);
   CHECK(reject_reason(raw_envelope(0, fb::Body::Heartbeat, true)) ==
-        "protocol version 0, expected 1");
+        "protocol version 0, expected 2" + advice);
   CHECK(reject_reason(raw_envelope(kProtocolVersion, static_cast<fb::Body>(9), true)) ==
         "unknown message kind 9");
   CHECK(reject_reason(raw_envelope(kProtocolVersion, fb::Body::Reply, false)) ==

@@ -1,9 +1,11 @@
 #include "marina/drivers/coordinator.h"
 
 #include <algorithm>
-#include <map>
+#include <cmath>
+#include <sstream>
 #include <stdexcept>
 
+#include "marina/drivers/membership.h"
 #include "marina/methods/method.h"
 #include "marina/wire/codec.h"
 
@@ -13,155 +15,282 @@ namespace {
 using namespace std::chrono_literals;
 using transport::Clock;
 
+std::string ms(std::chrono::milliseconds t) {
+  return std::to_string(t.count()) + " ms";
+}
+
 class Coordinator {
  public:
   Coordinator(transport::Hub& hub, const CoordinatorSettings& s)
       : hub_(hub),
         s_(s),
         n_(s.base.workers),
+        min_workers_(s.min_workers == 0 ? (n_ + 1) / 2 : std::min(s.min_workers, n_)),
+        sync_timeout_(s.sync_timeout.count() > 0 ? s.sync_timeout : 3 * s.round_timeout),
         enc_(s.session),
         dec_(wire::Limits{wire::max_message_bytes(1, 1), 0, s.base.workers}),
-        peers_(n_),
+        members_(n_, s.miss_limit),
         stats_(n_),
-        acked_(n_, false) {}
+        start_(Clock::now()) {
+    if (s_.resume)
+      start_ -= std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(s_.resume->wall_s));
+  }
 
   CoordinatorOutcome run() {
     try {
-      gather_joins();
-      welcome();
-      confirm_subscriptions();
-      rounds();
+      admit_initial();
+      if (!stopping()) {
+        welcome_all();
+        confirm_subscriptions();
+      }
+      if (!stopping()) rounds();
+      if (stopping()) {
+        out_.interrupted = true;
+        if (server_) {
+          server_->abandon_round();
+          checkpoint("stopped");
+        }
+        goodbye("coordinator stopped by a signal");
+        return std::move(out_);
+      }
+    } catch (const QuorumLost& e) {
+      if (server_) {
+        server_->abandon_round();
+        checkpoint("quorum lost");
+      }
+      goodbye(std::string("coordinator stopped: ") + e.what());
+      throw std::runtime_error(e.what());
     } catch (const std::exception& e) {
       goodbye(std::string("coordinator stopped: ") + e.what());
       throw;
     }
     goodbye("run complete");
-    return out_;
+    return std::move(out_);
   }
 
  private:
+  struct QuorumLost : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+
+  // ---- facts ------------------------------------------------------------------------------
+
   void info(const std::string& line) const {
     if (s_.on_info) s_.on_info(line);
   }
+
+  double elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+
+  uint64_t round_now() const { return server_ ? server_->round() : 0; }
+
+  void event(const std::string& kind, std::optional<uint32_t> worker, const std::string& detail) {
+    run::Event e{round_now(), elapsed(), worker, kind, detail};
+    out_.events.add(kind);
+    if (s_.on_event) s_.on_event(e);
+    std::string line = "round " + std::to_string(e.round) + ": ";
+    if (worker) line += "worker " + std::to_string(*worker) + " ";
+    info(line + kind + (detail.empty() ? "" : " (" + detail + ")"));
+  }
+
+  void reject(const std::string& why) {
+    ++out_.rejected;
+    event("rejected", std::nullopt, why);
+  }
+
+  bool stopping() const { return s_.stop && s_.stop->load(); }
+
+  // ---- messages ---------------------------------------------------------------------------
 
   // Decodes one incoming message; false (and counted) when it is malformed or foreign.
   bool decode(const transport::Incoming& in, wire::MessageKind& kind) {
     try {
       kind = dec_.decode(in.bytes, inbox_);
     } catch (const wire::DecodeError& e) {
-      ++out_.rejected;
-      info("rejected a message from peer '" + in.from + "': " + e.what());
+      reject("from peer '" + in.from + "': " + e.what());
       return false;
     }
     if (kind != wire::MessageKind::kJoin && inbox_.session != s_.session) {
-      ++out_.rejected;
+      ++out_.rejected;  // a worker of an earlier session: it rejoins on our heartbeat
       return false;
     }
     return true;
   }
 
-  // The worker id a peer joined as, if it did.
-  std::optional<uint32_t> worker_of(const transport::Peer& peer) const {
-    for (uint32_t w = 0; w < n_; ++w)
-      if (peers_[w] == peer) return w;
-    return std::nullopt;
+  void send(uint32_t w, std::span<const uint8_t> bytes) {
+    if (!hub_.send(members_[w].peer, bytes) && members_.live(w)) {
+      members_.mark_gone(w, "unreachable");
+      event("gone", w, "its connection is closed (send failed)");
+    }
   }
 
-  void gather_joins() {
+  void publish(std::span<const uint8_t> bytes) {
+    hub_.publish(bytes);
+    last_publish_ = Clock::now();
+  }
+
+  // Heartbeats keep silent stretches (quorum waits, long rounds) distinguishable from a dead
+  // coordinator, and make workers of an earlier session rejoin. Workers answer each one. A
+  // live worker not heard from within a heartbeat is also pinged directly: a send that fails
+  // means its connection is gone (ZMTP heartbeats close a stalled one).
+  void heartbeat_tick() {
+    const auto now = Clock::now();
+    if (now - last_publish_ < s_.heartbeat) return;
+    const auto bytes = enc_.encode(wire::Heartbeat{wire::kCoordinatorId, round_now()});
+    std::vector<uint8_t> copy(bytes.begin(), bytes.end());
+    publish(copy);
+    if (!welcomed_) return;
+    for (uint32_t w : members_.live_ids())
+      if (now - members_[w].last_seen > s_.heartbeat) send(w, copy);
+  }
+
+  std::string compatibility_problem(const wire::Join& j) const {
+    const std::string who = "worker " + std::to_string(j.worker_id);
+    if (j.worker_id >= n_)
+      return who + " is out of range: the run has --workers " + std::to_string(n_) + " (ids 0.." +
+             std::to_string(n_ - 1) + ")";
+    if (j.shard_count != 0 && j.shard_count != n_)
+      return who + " holds a shard of a split into " + std::to_string(j.shard_count) +
+             " (--shard I/" + std::to_string(j.shard_count) +
+             "), the run has n = " + std::to_string(n_) + ": use --shard I/" + std::to_string(n_);
+    if (dim_ && j.dim != *dim_)
+      return who + " has d = " + std::to_string(j.dim) +
+             " features, the run has d = " + std::to_string(*dim_) +
+             ": every worker and --data must use the same data file";
+    if (s_.evaluation && !s_.evaluation->empty() &&
+        j.dim != static_cast<uint64_t>(s_.evaluation->front().dim()))
+      return who + " has d = " + std::to_string(j.dim) +
+             " features but the coordinator's --data has d = " +
+             std::to_string(s_.evaluation->front().dim()) +
+             ": the workers use another data file (or --bias differs)";
+    if (rows_ && j.shard_rows != *rows_)
+      return who + " holds " + std::to_string(j.shard_rows) + " rows, the others " +
+             std::to_string(*rows_) + ": all must use the same --shard I/N of one file";
+    if (s_.evaluation && !s_.evaluation->empty() &&
+        j.shard_rows != static_cast<uint64_t>(s_.evaluation->front().rows()))
+      return who + " holds " + std::to_string(j.shard_rows) + " rows, but --data split into " +
+             std::to_string(n_) + " shards gives " + std::to_string(s_.evaluation->front().rows()) +
+             ": the workers use another file or another --shard I/N";
+    if (j.bias != s_.bias)
+      return who + (j.bias ? " uses --bias" : " does not use --bias") + ", the coordinator " +
+             (s_.bias ? "does" : "does not");
+    if (j.shuffle_seed != s_.shuffle_seed)
+      return who + " shuffles its rows differently (--shuffle-seed must match the coordinator's)";
+    return {};
+  }
+
+  void refuse(const transport::Peer& peer, const std::string& problem) {
+    event("refused", std::nullopt, problem);
+    const std::string why = "refused: " + problem;
+    hub_.send(peer,
+              enc_.encode(wire::Bye{wire::kCoordinatorId, why.substr(0, wire::kMaxStringBytes)}));
+  }
+
+  // A Join at any time. Returns the admitted id, if any.
+  std::optional<uint32_t> on_join(const transport::Incoming& in) {
+    const wire::Join& j = inbox_.join;
+    if (const std::string problem = compatibility_problem(j); !problem.empty()) {
+      refuse(in.from, problem);
+      return std::nullopt;
+    }
+    const uint32_t w = j.worker_id;
+    const auto now = Clock::now();
+    switch (members_.classify(w, in.from)) {
+      case Membership::Admission::kNew:
+        members_.admit(w, in.from, j.arch, now);
+        event("join", w,
+              std::to_string(j.shard_rows) + " rows, " + (j.arch.empty() ? "?" : j.arch));
+        break;
+      case Membership::Admission::kReturn:
+        members_.admit(w, in.from, j.arch, now);
+        event("returned", w, "joined again");
+        break;
+      case Membership::Admission::kRepeat:
+        members_.admit(w, in.from, j.arch, now);
+        break;
+      case Membership::Admission::kContested: {
+        // The id is live behind another peer. Only proof that that peer is gone lets the
+        // newcomer in; otherwise it keeps retrying until liveness decides.
+        const auto probe = enc_.encode(wire::Heartbeat{wire::kCoordinatorId, round_now()});
+        if (hub_.send(members_[w].peer, probe)) return std::nullopt;
+        members_.mark_gone(w, "replaced by a new process");
+        event("gone", w, "its connection is closed; a new process takes its id");
+        members_.admit(w, in.from, j.arch, now);
+        event("returned", w, "new process");
+        break;
+      }
+    }
+    dim_ = j.dim;
+    rows_ = j.shard_rows;
+    stats_[w] = j.stats;
+    if (welcomed_) bring_up_to_date(w);
+    return w;
+  }
+
+  // A worker that joins or comes back mid-run: its Welcome, the server state it needs for the
+  // open round, and that round's broadcast if it is awaited.
+  void bring_up_to_date(uint32_t w) {
+    send(w, enc_.encode(welcome_for(w)));
+    if (!server_) return;
+    send(w, enc_.encode(server_->snapshot(w)));
+    if (server_->awaiting(w) && !broadcast_.empty()) send(w, broadcast_);
+  }
+
+  // ---- start-up ---------------------------------------------------------------------------
+
+  void admit_initial() {
     const auto deadline = Clock::now() + s_.join_timeout;
-    uint32_t joined = 0;
-    std::optional<uint64_t> dim;
-    while (joined < n_) {
-      if (Clock::now() > deadline)
-        throw std::runtime_error("only " + std::to_string(joined) + " of " + std::to_string(n_) +
-                                 " workers joined within " +
-                                 std::to_string(s_.join_timeout.count()) + " ms");
+    while (members_.live_count() < n_) {
+      if (stopping()) return;
+      if (Clock::now() > deadline) {
+        if (members_.live_count() >= min_workers_) {
+          event("start_partial", std::nullopt,
+                std::to_string(members_.live_count()) + " of " + std::to_string(n_) +
+                    " joined within " + ms(s_.join_timeout) +
+                    "; missing: " + members_.missing_text());
+          break;
+        }
+        throw std::runtime_error(
+            "only " + std::to_string(members_.live_count()) + " of " + std::to_string(n_) +
+            " workers joined within " + ms(s_.join_timeout) + " (need --min-workers " +
+            std::to_string(min_workers_) + "); missing: " + members_.missing_text());
+      }
+      heartbeat_tick();
       wire::MessageKind kind;
       if (!hub_.receive(in_, 100ms) || !decode(in_, kind)) continue;
-      if (kind != wire::MessageKind::kJoin) {  // nothing but joins makes sense yet
-        ++out_.rejected;
-        continue;
-      }
-      const wire::Join& j = inbox_.join;
-      const std::string who = "worker " + std::to_string(j.worker_id);
-      std::string problem;
-      if (j.worker_id >= n_)
-        problem = who + " is out of range (--workers " + std::to_string(n_) + ")";
-      else if (dim && j.dim != *dim)
-        problem =
-            who + " has d = " + std::to_string(j.dim) + ", others d = " + std::to_string(*dim);
-      else if (j.bias != s_.bias)
-        problem = who + (j.bias ? " uses --bias" : " does not use --bias") + ", the coordinator " +
-                  (s_.bias ? "does" : "does not");
-      else if (j.shuffle_seed != s_.shuffle_seed)
-        problem = who + " shuffles its rows differently (--shuffle-seed must match)";
-      if (!problem.empty()) {
-        info("refused: " + problem);
-        const std::string why = "refused: " + problem;
-        hub_.send(in_.from, enc_.encode(wire::Bye{wire::kCoordinatorId,
-                                                  why.substr(0, wire::kMaxStringBytes)}));
-        continue;
-      }
-      dim = j.dim;
-      if (peers_[j.worker_id].empty()) ++joined;
-      peers_[j.worker_id] = in_.from;  // a restarted worker replaces its earlier self
-      stats_[j.worker_id] = j.stats;
-      info(who + " joined (" + std::to_string(j.stats.rows) + " rows, " +
-           (j.arch.empty() ? std::string("?") : j.arch) + ")");
+      if (kind == wire::MessageKind::kJoin)
+        (void)on_join(in_);
+      else
+        ++out_.rejected;  // nothing but joins makes sense yet
     }
-    const uint64_t rows = stats_.front().rows;
-    if (s_.evaluation && !s_.evaluation->empty() && s_.evaluation->front().rows() != rows)
-      throw std::runtime_error("workers hold " + std::to_string(rows) + " rows each, but --data " +
-                               "split into " + std::to_string(n_) + " shards gives " +
-                               std::to_string(s_.evaluation->front().rows()) +
-                               ": the workers use another file or another --shard I/N");
-    for (const auto& st : stats_)
-      if (st.rows != rows)
-        throw std::runtime_error("workers hold shards of different sizes (" + std::to_string(rows) +
-                                 " and " + std::to_string(st.rows) +
-                                 " rows): all must use the same --shard I/N of one file");
-    std::vector<problem::Smoothness> sm;
-    for (const auto& st : stats_) sm.push_back(problem::smoothness(st, s_.loss, s_.l2));
-    methods::MethodConfig base = s_.base;
-    base.dim = *dim;
-    std::string why;
-    config_ = methods::resolve(base, s_.choices, methods::combine(sm, rows), &why);
+    resolve();
+  }
+
+  void resolve() {
+    if (s_.resume) {
+      config_ = s_.resume->config;
+      if (config_.dim != *dim_ || config_.workers != n_)
+        throw std::runtime_error(
+            "the checkpoint is of a run with n = " + std::to_string(config_.workers) + ", d = " +
+            std::to_string(config_.dim) + "; the workers have d = " + std::to_string(*dim_) +
+            " and the coordinator n = " + std::to_string(n_));
+      info("resuming at round " + std::to_string(s_.resume->server.round) +
+           " with gamma = " + run::exact(config_.gamma) + ", p = " + run::exact(config_.p));
+    } else {
+      std::vector<problem::Smoothness> sm;
+      for (uint32_t w = 0; w < n_; ++w)
+        if (members_[w].state != MemberState::kAbsent)
+          sm.push_back(problem::smoothness(stats_[w], s_.loss, s_.l2));
+      methods::MethodConfig base = s_.base;
+      base.dim = *dim_;
+      std::string why;
+      config_ = methods::resolve(base, s_.choices, methods::combine(sm, *rows_), &why);
+      info(why);
+    }
     out_.config = config_;
-    info(why);
     dec_.set_limits(wire::Limits{wire::max_message_bytes(config_.dim, n_), config_.dim, n_});
-  }
-
-  void welcome() {
-    for (uint32_t w = 0; w < n_; ++w) hub_.send(peers_[w], enc_.encode(welcome_for(w)));
-  }
-
-  void confirm_subscriptions() {
-    const auto deadline = Clock::now() + s_.join_timeout;
-    uint32_t confirmed = 0;
-    const wire::Heartbeat probe{wire::kCoordinatorId, 0};
-    auto next_probe = Clock::now();
-    while (confirmed < n_) {
-      if (Clock::now() > deadline)
-        throw std::runtime_error(std::to_string(n_ - confirmed) +
-                                 " workers never confirmed receiving broadcasts");
-      if (Clock::now() >= next_probe) {
-        hub_.publish(enc_.encode(probe));
-        next_probe = Clock::now() + 20ms;
-      }
-      wire::MessageKind kind;
-      if (!hub_.receive(in_, 20ms) || !decode(in_, kind)) continue;
-      const auto w = worker_of(in_.from);
-      if (kind == wire::MessageKind::kJoin && w) {
-        hub_.send(in_.from, enc_.encode(welcome_for(*w)));  // its Welcome crossed a restart
-      } else if (kind == wire::MessageKind::kHeartbeat && w && inbox_.heartbeat.worker == *w) {
-        if (!acked_[*w]) {
-          acked_[*w] = true;
-          ++confirmed;
-        }
-      } else {
-        ++out_.rejected;
-      }
-    }
+    server_ = methods::make_server(config_);
+    if (s_.resume) server_->load(s_.resume->server);
   }
 
   wire::Welcome welcome_for(uint32_t w) const {
@@ -173,129 +302,305 @@ class Coordinator {
     return msg;
   }
 
-  void rounds() {
-    auto server = methods::make_server(config_);
-    run::Tally tally(n_);
-    Eigen::VectorXd scratch, grad;
-    const auto evaluate = [&](run::LogRow& row) {
-      if (!s_.evaluation) return;
-      const auto e = problem::evaluate(*s_.evaluation, server->x(), scratch, grad);
-      row.loss = e.loss;
-      row.grad_norm_sq = e.grad_norm_sq;
-    };
-    const auto start = Clock::now();
-    // Without --data the coordinator learns f(x^k) only from the local losses of round k's
-    // replies, so row k is held back until round k has closed.
-    std::optional<run::LogRow> held;
-    const auto publish_row = [&](const run::LogRow& r) {
-      if (s_.evaluation)
-        emit(r);
-      else
-        held = r;
-    };
-    run::LogRow row = tally.row();
-    evaluate(row);
-    out_.initial_grad_norm_sq = row.grad_norm_sq;
-    publish_row(row);
-    while (row.round < s_.rounds) {
-      const methods::Broadcast& b = server->begin_round();
-      const auto bytes = enc_.encode(b);
-      broadcast_.assign(bytes.begin(), bytes.end());
-      hub_.publish(broadcast_);
-      tally.on_broadcast(broadcast_.size(), n_);
-      local_loss_sum_ = 0.0;
-      local_loss_count_ = 0;
-      collect(*server, tally, b.round);
-      if (held) {
-        // f(x^k) = (1/n) Σ f_i(x^k) when every worker evaluated its whole shard.
-        if (local_loss_count_ == n_) held->loss = local_loss_sum_ / static_cast<double>(n_);
-        emit(*held);
-        held.reset();
-      }
-      const bool full_sync = b.full_sync;
-      server->end_round();
-      tally.end_round(b.round, full_sync, server->last_participants());
-      row = tally.row();
-      row.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
-      evaluate(row);
-      publish_row(row);
-      if (s_.stop_at && row.grad_norm_sq && out_.initial_grad_norm_sq &&
-          *row.grad_norm_sq <= *s_.stop_at * *out_.initial_grad_norm_sq)
-        break;
+  void welcome_all() {
+    welcomed_ = true;
+    for (uint32_t w : members_.live_ids()) {
+      send(w, enc_.encode(welcome_for(w)));
+      if (server_->round() > 0) send(w, enc_.encode(server_->snapshot(w)));
     }
-    if (held) emit(*held);  // the last iterate: no round has evaluated it
-    out_.last = row;
+  }
+
+  void confirm_subscriptions() {
+    const auto deadline = Clock::now() + s_.join_timeout;
+    std::vector<bool> acked(n_, false);
+    const auto probe = enc_.encode(wire::Heartbeat{wire::kCoordinatorId, 0});
+    const std::vector<uint8_t> probe_bytes(probe.begin(), probe.end());
+    auto next_probe = Clock::now();
+    for (;;) {
+      bool all = true;
+      for (uint32_t w : members_.live_ids()) all = all && acked[w];
+      if (all || stopping()) return;
+      if (Clock::now() > deadline) {
+        for (uint32_t w : members_.live_ids()) {
+          if (acked[w]) continue;
+          members_.mark_gone(w, "never confirmed receiving broadcasts");
+          event("gone", w, "never confirmed receiving broadcasts");
+        }
+        if (members_.live_count() < min_workers_)
+          throw std::runtime_error("only " + std::to_string(members_.live_count()) +
+                                   " workers confirmed receiving broadcasts (need --min-workers " +
+                                   std::to_string(min_workers_) + ")");
+        return;
+      }
+      if (Clock::now() >= next_probe) {
+        publish(probe_bytes);
+        next_probe = Clock::now() + 20ms;
+      }
+      wire::MessageKind kind;
+      if (!hub_.receive(in_, 20ms) || !decode(in_, kind)) continue;
+      if (kind == wire::MessageKind::kJoin) {
+        if (const auto w = on_join(in_)) acked[*w] = false;
+        continue;
+      }
+      const auto w = members_.live_worker_of(in_.from);
+      if (kind == wire::MessageKind::kHeartbeat && w && inbox_.heartbeat.worker == *w) {
+        members_.seen(*w, Clock::now());
+        acked[*w] = true;
+      } else {
+        ++out_.rejected;
+      }
+    }
+  }
+
+  // ---- rounds -----------------------------------------------------------------------------
+
+  void evaluate(run::LogRow& row) {
+    if (!s_.evaluation) return;
+    const auto e = problem::evaluate(*s_.evaluation, server_->x(), scratch_, grad_);
+    row.loss = e.loss;
+    row.grad_norm_sq = e.grad_norm_sq;
+  }
+
+  // Without --data the coordinator learns f(x^k) only from the local losses of round k's
+  // replies, so row k is held back until round k has closed.
+  void publish_row(const run::LogRow& r) {
+    if (s_.evaluation)
+      emit(r);
+    else
+      held_ = r;
   }
 
   void emit(const run::LogRow& row) {
     if (s_.on_row) s_.on_row(row);
   }
 
-  void collect(methods::ServerHalf& server, run::Tally& tally, uint64_t round) {
-    int repairs = 0;
-    auto deadline = Clock::now() + s_.round_timeout;
-    while (!server.complete()) {
-      const auto now = Clock::now();
-      if (now >= deadline) {
-        const auto missing = server.missing();
-        std::string ids;
-        for (uint32_t w : missing) ids += (ids.empty() ? "" : ", ") + std::to_string(w);
-        if (repairs == s_.max_repairs)
-          throw std::runtime_error("round " + std::to_string(round) + ": worker(s) " + ids +
-                                   " did not reply within " +
-                                   std::to_string(s_.round_timeout.count()) + " ms, " +
-                                   std::to_string(repairs) + " repairs");
-        // PUB may have dropped the broadcast: hand it to the missing workers directly.
-        for (uint32_t w : missing) {
-          hub_.send(peers_[w], broadcast_);
-          tally.on_broadcast(broadcast_.size(), 1);
-        }
-        ++repairs;
-        ++out_.repairs;
-        info("round " + std::to_string(round) + ": repaired the broadcast to worker(s) " + ids);
-        deadline = Clock::now() + s_.round_timeout;
-        continue;
-      }
-      wire::MessageKind kind;
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
-      if (!hub_.receive(in_, std::max(left, 1ms)) || !decode(in_, kind)) continue;
-      const auto w = worker_of(in_.from);
-      if (!w) {
-        ++out_.rejected;
-        continue;
-      }
-      switch (kind) {
-        case wire::MessageKind::kReply: {
-          if (inbox_.reply.worker != *w) {  // a peer may only speak for itself
-            ++out_.rejected;
-            info("peer of worker " + std::to_string(*w) + " sent a reply as worker " +
-                 std::to_string(inbox_.reply.worker));
-            break;
-          }
-          try {
-            server.accept(inbox_.reply);
-            tally.on_reply(inbox_.reply, in_.bytes.size());
-            if (inbox_.reply.local_loss) {
-              local_loss_sum_ += *inbox_.reply.local_loss;
-              ++local_loss_count_;
-            }
-          } catch (const methods::ProtocolError& e) {
-            ++out_.rejected;
-            info(std::string("ignored: ") + e.what());
-          }
-          break;
-        }
-        case wire::MessageKind::kResyncRequest:
-          ++out_.resyncs;
-          hub_.send(in_.from, enc_.encode(server.snapshot()));
-          break;
-        case wire::MessageKind::kJoin:  // a worker restarted mid-run: welcome it back
-          hub_.send(in_.from, enc_.encode(welcome_for(*w)));
-          break;
-        default:
-          break;
-      }
+  void rounds() {
+    run::LogRow row;
+    if (s_.resume) {
+      tally_.restore(s_.resume->tally);
+      held_ = s_.resume->held;
+      out_.initial_grad_norm_sq = s_.resume->initial_grad_norm_sq;
+      row = tally_.row();
+    } else {
+      row = tally_.row();
+      evaluate(row);
+      out_.initial_grad_norm_sq = row.grad_norm_sq;
+      publish_row(row);
     }
+    while (row.round < s_.rounds) {
+      const methods::Broadcast& b = server_->begin_round();
+      const auto bytes = enc_.encode(b);
+      broadcast_.assign(bytes.begin(), bytes.end());
+      publish(broadcast_);
+      tally_.on_broadcast(broadcast_.size(), members_.live_count());
+      local_loss_sum_ = 0.0;
+      local_loss_count_ = 0;
+      if (!collect(b.full_sync)) return;  // stopped
+      if (held_) {
+        // f(x^k) = (1/n) Σ f_i(x^k) when every worker evaluated its whole shard.
+        if (local_loss_count_ == n_) held_->loss = local_loss_sum_ / static_cast<double>(n_);
+        emit(*held_);
+        held_.reset();
+      }
+      const bool full_sync = b.full_sync;
+      const uint64_t closing = b.round;
+      try {
+        server_->end_round();
+      } catch (const methods::Diverged& e) {
+        event("diverged", std::nullopt, e.what());
+        throw std::runtime_error(e.what());
+      }
+      broadcast_.clear();
+      if (full_sync && server_->last_participants() < n_)
+        event("sync_partial", std::nullopt,
+              "full-sync round " + std::to_string(closing) + ": g is the mean of " +
+                  std::to_string(server_->last_participants()) + " of " + std::to_string(n_) +
+                  " gradients (renormalised)");
+      tally_.end_round(closing, full_sync, server_->last_participants());
+      row = tally_.row();
+      row.wall_s = elapsed();
+      evaluate(row);
+      publish_row(row);
+      if (s_.checkpoint_every > 0 && row.round % s_.checkpoint_every == 0) checkpoint("periodic");
+      if (s_.stop_at && row.grad_norm_sq && out_.initial_grad_norm_sq &&
+          *row.grad_norm_sq <= *s_.stop_at * *out_.initial_grad_norm_sq)
+        break;
+    }
+    if (held_) {  // the last iterate: no round has evaluated it
+      emit(*held_);
+      held_.reset();
+    }
+    out_.last = row;
+    if (!s_.checkpoint_dir.empty()) checkpoint("final");
+  }
+
+  // Collects the open round's replies until it can close; false when asked to stop.
+  bool collect(bool full_sync) {
+    const auto timeout = round_timeout(full_sync, s_.round_timeout, sync_timeout_);
+    RoundClock clock(Clock::now(), timeout);
+    bool repaired = false;
+    std::optional<Clock::time_point> below_quorum_since;
+    for (;;) {
+      if (stopping()) return false;
+      const auto now = Clock::now();
+      if (members_.live_count() < min_workers_) {
+        if (!below_quorum_since) {
+          below_quorum_since = now;
+          event("quorum_lost", std::nullopt,
+                std::to_string(members_.live_count()) + " live, --min-workers " +
+                    std::to_string(min_workers_) + "; waiting up to " + ms(s_.quorum_timeout) +
+                    " for: " + members_.missing_text());
+        } else if (now - *below_quorum_since > s_.quorum_timeout) {
+          throw QuorumLost(quorum_message());
+        }
+      } else if (below_quorum_since) {
+        below_quorum_since.reset();
+        event("quorum_back", std::nullopt, std::to_string(members_.live_count()) + " live");
+        clock.restart(now);
+        repaired = false;
+      }
+      const auto waiting = awaited(*server_, members_, s_.absent);
+      if (waiting.empty() && !below_quorum_since) return true;
+      if (!below_quorum_since && now >= clock.deadline()) {
+        for (uint32_t w : waiting) {
+          event("deadline_miss", w, "no reply within " + ms(timeout));
+          if (members_.missed(w)) event("gone", w, members_[w].gone_reason);
+        }
+        return true;
+      }
+      if (!repaired && now >= clock.repair_at()) {
+        // PUB may have dropped the broadcast: hand it to the silent workers directly.
+        repaired = true;
+        for (uint32_t w : waiting) {
+          send(w, broadcast_);
+          if (!members_.live(w)) continue;
+          tally_.on_broadcast(broadcast_.size(), 1);
+          ++out_.repairs;
+          event("repair", w, "broadcast sent again directly");
+        }
+      }
+      heartbeat_tick();
+      auto until =
+          below_quorum_since ? now + s_.heartbeat : std::min(clock.deadline(), now + s_.heartbeat);
+      if (!repaired) until = std::min(until, clock.repair_at());
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
+      wire::MessageKind kind;
+      if (!hub_.receive(in_, std::clamp(left, 1ms, s_.heartbeat)) || !decode(in_, kind)) continue;
+      handle(kind);
+    }
+  }
+
+  std::string quorum_message() const {
+    std::string detail;
+    for (uint32_t w = 0; w < n_; ++w) {
+      if (members_.live(w)) continue;
+      const Member& m = members_[w];
+      detail += (detail.empty() ? "" : "; ") + std::to_string(w) + ": " +
+                (m.state == MemberState::kAbsent ? std::string("never joined") : m.gone_reason);
+    }
+    return "only " + std::to_string(members_.live_count()) + " of " + std::to_string(n_) +
+           " workers live for " + ms(s_.quorum_timeout) + " (--min-workers " +
+           std::to_string(min_workers_) + ") at round " + std::to_string(round_now()) +
+           "; missing workers " + members_.missing_text() + " (" + detail + ")";
+  }
+
+  // One message during a round.
+  void handle(wire::MessageKind kind) {
+    if (kind == wire::MessageKind::kJoin) {
+      (void)on_join(in_);
+      return;
+    }
+    auto w = members_.live_worker_of(in_.from);
+    if (!w) w = revive(in_.from);
+    if (!w) {
+      reject("from unknown peer '" + in_.from + "' (" + std::string(wire::to_string(kind)) + ")");
+      return;
+    }
+    const auto now = Clock::now();
+    members_.seen(*w, now);
+    switch (kind) {
+      case wire::MessageKind::kReply: {
+        const methods::Reply& r = inbox_.reply;
+        if (r.worker != *w) {  // a peer may only speak for itself
+          reject("peer of worker " + std::to_string(*w) + " sent a reply as worker " +
+                 std::to_string(r.worker));
+          break;
+        }
+        try {
+          server_->accept(r);
+        } catch (const methods::ProtocolError& e) {
+          ++out_.rejected;  // late replies are expected after a deadline: counted, not logged
+          if (r.round == server_->round()) event("rejected", *w, e.what());
+          break;
+        }
+        members_.answered(*w, now);
+        tally_.on_reply(r, in_.bytes.size());
+        if (r.local_loss) {
+          local_loss_sum_ += *r.local_loss;
+          ++local_loss_count_;
+        }
+        break;
+      }
+      case wire::MessageKind::kResyncRequest:
+        ++out_.resyncs;
+        event("resync", *w,
+              "had round " + std::to_string(inbox_.resync_request.have_round) + ", got round " +
+                  std::to_string(inbox_.resync_request.want_round));
+        send(*w, enc_.encode(server_->snapshot(*w)));
+        break;
+      case wire::MessageKind::kHeartbeat:
+        break;
+      case wire::MessageKind::kBye: {
+        const std::string& why = inbox_.bye.reason;
+        members_.mark_gone(*w, "left: " + why);
+        event(why.rfind("error", 0) == 0 ? "worker_error" : "leave", *w, why);
+        break;
+      }
+      default:
+        reject("unexpected " + std::string(wire::to_string(kind)) + " from worker " +
+               std::to_string(*w));
+        break;
+    }
+  }
+
+  // A message from the peer of a worker marked gone (a paused process, a link that came
+  // back): the worker is alive after all. It gets a snapshot and takes part again.
+  std::optional<uint32_t> revive(const transport::Peer& peer) {
+    for (uint32_t w = 0; w < n_; ++w) {
+      const Member& m = members_[w];
+      if (m.state != MemberState::kGone || m.peer != peer) continue;
+      if (m.gone_reason.rfind("left", 0) == 0) return std::nullopt;  // said bye: must rejoin
+      members_.admit(w, peer, m.arch, Clock::now());
+      event("returned", w, "heard from again");
+      send(w, enc_.encode(server_->snapshot(w)));
+      if (server_->awaiting(w) && !broadcast_.empty()) send(w, broadcast_);
+      return w;
+    }
+    return std::nullopt;
+  }
+
+  // ---- checkpoints and the end --------------------------------------------------------------
+
+  void checkpoint(const std::string& why) {
+    if (s_.checkpoint_dir.empty() || !server_ || server_->is_open()) return;
+    Checkpoint c;
+    c.config = config_;
+    c.settings = resume_settings(s_);
+    c.server = server_->save();
+    c.tally = tally_.state();
+    c.held = held_;
+    c.initial_grad_norm_sq = out_.initial_grad_norm_sq;
+    if (s_.log_position) {
+      const LogPosition p = s_.log_position();
+      c.log_rows = p.rows;
+      c.log_bytes = p.bytes;
+      c.events_bytes = p.events_bytes;
+    }
+    c.wall_s = elapsed();
+    for (uint32_t w = 0; w < n_; ++w)
+      if (members_[w].state != MemberState::kAbsent) c.members.push_back(w);
+    const auto file = write_checkpoint(s_.checkpoint_dir, c);
+    event("checkpoint", std::nullopt, why + ": " + file.string());
   }
 
   void goodbye(const std::string& reason) {
@@ -304,30 +609,70 @@ class Coordinator {
     const auto bytes = enc_.encode(bye);
     std::vector<uint8_t> copy(bytes.begin(), bytes.end());
     hub_.publish(copy);
-    for (const auto& p : peers_)
-      if (!p.empty()) hub_.send(p, copy);
+    for (uint32_t w = 0; w < n_; ++w)
+      if (members_[w].state != MemberState::kAbsent) hub_.send(members_[w].peer, copy);
   }
 
   transport::Hub& hub_;
   const CoordinatorSettings& s_;
   uint32_t n_;
+  uint32_t min_workers_;
+  std::chrono::milliseconds sync_timeout_;
   wire::Encoder enc_;
   wire::Decoder dec_;
   wire::Inbox inbox_;
   transport::Incoming in_;
-  std::vector<transport::Peer> peers_;
+  Membership members_;
   std::vector<problem::ShardStats> stats_;
-  std::vector<bool> acked_;
-  std::vector<uint8_t> broadcast_;
+  std::optional<uint64_t> dim_, rows_;
+  bool welcomed_ = false;
+  std::vector<uint8_t> broadcast_;  // the open round's, for repairs and late joiners
   methods::MethodConfig config_;
+  std::unique_ptr<methods::ServerHalf> server_;
+  run::Tally tally_{n_};
+  std::optional<run::LogRow> held_;
+  Eigen::VectorXd scratch_, grad_;
   CoordinatorOutcome out_;
+  Clock::time_point start_;
+  Clock::time_point last_publish_{};
   double local_loss_sum_ = 0.0;  // of the open round's accepted replies
   uint32_t local_loss_count_ = 0;
 };
 
 }  // namespace
 
+std::string resume_settings(const CoordinatorSettings& s) {
+  std::ostringstream o;
+  const methods::MethodConfig& c = s.base;
+  o << "method=" << methods::to_string(c.method) << '\n'
+    << "compressor=" << c.compressor << '\n'
+    << "workers=" << c.workers << '\n'
+    << "seed=" << c.seed << '\n'
+    << "batch=" << c.batch << '\n'
+    << "online_batch=" << c.online_batch << '\n'
+    << "clients=" << c.clients << '\n'
+    << "gamma=" << (s.choices.gamma ? run::exact(*s.choices.gamma) : "auto") << '\n'
+    << "p=" << (s.choices.p ? run::exact(*s.choices.p) : "auto") << '\n'
+    << "loss=" << problem::to_string(s.loss) << '\n'
+    << "l2=" << run::exact(s.l2) << '\n'
+    << "bias=" << (s.bias ? 1 : 0) << '\n'
+    << "shuffle_seed=" << (s.shuffle_seed ? std::to_string(*s.shuffle_seed) : "none") << '\n';
+  return o.str();
+}
+
 CoordinatorOutcome run_coordinator(transport::Hub& hub, const CoordinatorSettings& settings) {
+  if (settings.resume) {
+    const std::string now = resume_settings(settings);
+    if (now != settings.resume->settings) {
+      // Name every setting that differs.
+      std::istringstream a(settings.resume->settings), b(now);
+      std::string la, lb, diff;
+      while (std::getline(a, la) && std::getline(b, lb))
+        if (la != lb) diff += (diff.empty() ? "" : ", ") + lb + " (checkpoint: " + la + ")";
+      throw std::runtime_error("--resume: the flags differ from the checkpointed run's: " +
+                               (diff.empty() ? std::string("format") : diff));
+    }
+  }
   return Coordinator(hub, settings).run();
 }
 

@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <stdexcept>
 
@@ -21,6 +22,15 @@ std::string machine() {
   return uname(&u) == 0 ? std::string(u.machine) : std::string();
 }
 
+bool finite(const methods::Reply& r) {
+  const auto& p = r.payload;
+  for (double v : p.dense)
+    if (!std::isfinite(v)) return false;
+  for (float v : p.values)
+    if (!std::isfinite(v)) return false;
+  return std::isfinite(p.norm) && (!r.local_loss || std::isfinite(*r.local_loss));
+}
+
 class Worker {
  public:
   Worker(transport::Link& link, WorkerSettings s)
@@ -30,9 +40,10 @@ class Worker {
         dec_(wire::Limits{wire::max_message_bytes(s_.shard.dim(), 1), s_.shard.dim(), 0}) {}
 
   WorkerOutcome run() {
-    join();
+    prepare_join();
+    if (!join(s_.connect_timeout, "no coordinator answered within ")) return finish();
     serve();
-    return out_;
+    return finish();
   }
 
  private:
@@ -40,7 +51,14 @@ class Worker {
     if (s_.on_info) s_.on_info(line);
   }
 
-  // Decodes one message; false (and counted) when malformed or of another session.
+  bool stopping() const { return s_.stop && s_.stop->load(); }
+
+  WorkerOutcome finish() {
+    if (half_) out_.recovery_oracle_calls = half_->recovery_oracle_calls();
+    return std::move(out_);
+  }
+
+  // Decodes one message; false (and counted) when malformed.
   bool decode(wire::MessageKind& kind) {
     try {
       kind = dec_.decode(bytes_, inbox_);
@@ -49,14 +67,10 @@ class Worker {
       info(std::string("ignored a malformed message: ") + e.what());
       return false;
     }
-    if (session_ && inbox_.session != *session_) {
-      ++out_.rejected;
-      return false;
-    }
     return true;
   }
 
-  void join() {
+  void prepare_join() {
     wire::Join j;
     j.worker_id = s_.id;
     j.shard_rows = s_.shard.rows();
@@ -65,29 +79,48 @@ class Worker {
     j.stats = problem::shard_stats(s_.shard);
     j.bias = s_.bias;
     j.shuffle_seed = s_.shuffle_seed;
+    j.shard_count = s_.shard_count.value_or(0);
     const auto bytes = enc_.encode(j);
     join_bytes_.assign(bytes.begin(), bytes.end());
+  }
 
-    const auto deadline = Clock::now() + s_.connect_timeout;
+  void leave(const std::string& reason) {
+    link_.send(enc_.encode(wire::Bye{s_.id, reason.substr(0, wire::kMaxStringBytes)}));
+  }
+
+  // Sends Join with backoff (100 ms doubling to 2 s) until a Welcome arrives; false when
+  // stopped or when the run ended meanwhile. Throws after `timeout` or on a refusal.
+  bool join(std::chrono::milliseconds timeout, const std::string& what) {
+    const auto deadline = Clock::now() + timeout;
     auto backoff = 100ms;
     for (;;) {
       link_.send(join_bytes_);
       const auto until = Clock::now() + backoff;
       while (Clock::now() < until) {
+        if (stopping()) {
+          out_.left = true;
+          return false;
+        }
         wire::MessageKind kind;
         const auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
-        if (!link_.receive(bytes_, std::max(left, 1ms)) || !decode(kind)) continue;
-        if (kind == wire::MessageKind::kBye)
-          throw std::runtime_error("coordinator: " + inbox_.bye.reason);
+        if (!link_.receive(bytes_, std::clamp(left, 1ms, 200ms)) || !decode(kind)) continue;
+        if (kind == wire::MessageKind::kBye) {
+          if (inbox_.bye.reason.rfind("refused", 0) == 0 || !session_)
+            throw std::runtime_error("coordinator: " + inbox_.bye.reason);
+          if (inbox_.session == *session_) {  // our run ended while we were away
+            out_.bye_reason = inbox_.bye.reason;
+            return false;
+          }
+          continue;  // a bye of another session is not ours
+        }
         if (kind == wire::MessageKind::kWelcome && inbox_.welcome.worker_id == s_.id) {
           start(inbox_.welcome, inbox_.session);
-          return;
+          return true;
         }
       }
       if (Clock::now() > deadline)
-        throw std::runtime_error("no coordinator answered within " +
-                                 std::to_string(s_.connect_timeout.count()) + " ms");
+        throw std::runtime_error(what + std::to_string(timeout.count()) + " ms");
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
     }
   }
@@ -101,47 +134,71 @@ class Worker {
       throw std::runtime_error("the coordinator runs n = " + std::to_string(c.workers) +
                                " workers but this worker holds a shard of a split into " +
                                std::to_string(*s_.shard_count) + " (--shard I/N)");
+    const bool same_session = session_ && *session_ == session;
     session_ = session;
     enc_.set_session(session);
     dec_.set_limits(wire::Limits{wire::max_message_bytes(c.dim, c.workers), c.dim, c.workers});
-    objective_ = std::make_unique<problem::Objective>(std::move(s_.shard), w.loss, w.l2);
+    // The same coordinator welcoming us back keeps our state (a snapshot follows); a new
+    // session is a new or resumed run: a fresh half, brought to the run's round by a snapshot.
+    if (same_session && half_) return;
+    if (!objective_) {
+      objective_ = std::make_unique<problem::Objective>(std::move(s_.shard), w.loss, w.l2);
+    } else if (objective_->loss_kind() != w.loss || objective_->l2() != w.l2) {
+      objective_ = std::make_unique<problem::Objective>(objective_->data(), w.loss, w.l2);
+    }
+    if (half_) out_.recovery_oracle_calls += half_->recovery_oracle_calls();
     half_ = methods::make_worker(c, s_.id, *objective_);
+    pending_.reset();
+    last_reply_.clear();
+    last_reply_round_ = UINT64_MAX;
     info("welcomed: " + std::string(methods::to_string(c.method)) + " with " + c.compressor +
          ", n = " + std::to_string(c.workers) + ", d = " + std::to_string(c.dim));
+  }
+
+  bool rejoin(const std::string& why) {
+    ++out_.rejoins;
+    info(why + "; joining again");
+    return join(s_.idle_timeout, "no coordinator for ");
   }
 
   void serve() {
     auto last_heard = Clock::now();
     for (;;) {
-      if (!link_.receive(bytes_, 500ms)) {
-        if (Clock::now() - last_heard > s_.idle_timeout)
-          throw std::runtime_error("coordinator silent for " +
-                                   std::to_string(s_.idle_timeout.count()) + " ms");
+      if (stopping()) {
+        leave("leaving: stopped by a signal");
+        out_.left = true;
+        return;
+      }
+      if (!link_.receive(bytes_, 200ms)) {
+        if (Clock::now() - last_heard > s_.liveness) {
+          if (!rejoin("coordinator silent for " + std::to_string(s_.liveness.count()) + " ms"))
+            return;
+          last_heard = Clock::now();
+        }
+        continue;
+      }
+      wire::MessageKind kind;
+      if (!decode(kind)) continue;
+      if (inbox_.session != *session_) {
+        // A coordinator of another session announces itself: ours restarted.
+        if (kind == wire::MessageKind::kHeartbeat || kind == wire::MessageKind::kBroadcast) {
+          if (!rejoin("the coordinator restarted (new session)")) return;
+          last_heard = Clock::now();
+        } else {
+          ++out_.rejected;
+        }
         continue;
       }
       last_heard = Clock::now();
-      wire::MessageKind kind;
-      if (!decode(kind)) continue;
       switch (kind) {
-        case wire::MessageKind::kHeartbeat:  // start-up probe: confirm the subscription
+        case wire::MessageKind::kHeartbeat:  // probe or liveness ping: answer it
           link_.send(enc_.encode(wire::Heartbeat{s_.id, half_->next_round()}));
           break;
         case wire::MessageKind::kBroadcast:
           handle(inbox_.broadcast);
           break;
         case wire::MessageKind::kResyncResponse:
-          if (pending_ && inbox_.resync.round == pending_->round) {
-            try {
-              half_->restore(inbox_.resync);
-              ++out_.resyncs;
-              const methods::Broadcast b = std::move(*pending_);
-              pending_.reset();
-              handle(b);
-            } catch (const methods::ProtocolError& e) {
-              ++out_.rejected;
-              info(std::string("bad snapshot: ") + e.what());
-            }
-          }
+          on_snapshot(inbox_.resync);
           break;
         case wire::MessageKind::kBye:
           out_.bye_reason = inbox_.bye.reason;
@@ -155,9 +212,34 @@ class Worker {
     }
   }
 
+  void on_snapshot(const methods::Snapshot& s) {
+    if (s.round < half_->next_round()) return;  // older than what we have: a stale answer
+    try {
+      half_->restore(s);
+    } catch (const methods::ProtocolError& e) {
+      ++out_.rejected;
+      info(std::string("bad snapshot: ") + e.what());
+      return;
+    }
+    ++out_.resyncs;
+    if (!pending_) return;
+    if (pending_->round == s.round) {
+      const methods::Broadcast b = std::move(*pending_);
+      pending_.reset();
+      handle(b);
+    } else if (pending_->round < s.round) {
+      pending_.reset();
+    } else {  // the run moved on again while the snapshot travelled
+      link_.send(enc_.encode(wire::ResyncRequest{s_.id, half_->next_round(), pending_->round}));
+    }
+  }
+
   void handle(const methods::Broadcast& b) {
+    if (s_.absent && s_.absent(b.round)) return;  // simulated: never arrived
     try {
       if (half_->on_broadcast(b, reply_)) {
+        if (!finite(reply_))
+          throw std::runtime_error("non-finite local gradient at round " + std::to_string(b.round));
         const auto bytes = enc_.encode(reply_);
         last_reply_.assign(bytes.begin(), bytes.end());
         last_reply_round_ = b.round;
@@ -178,6 +260,9 @@ class Worker {
       } else {
         ++out_.rejected;
       }
+    } catch (const std::exception& e) {
+      leave(std::string("error: ") + e.what());
+      throw;
     }
   }
 

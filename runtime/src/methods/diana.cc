@@ -9,8 +9,15 @@
 //
 // The broadcast of round k+1 carries (1/n) Σ m_i as a sparse delta; every worker applies
 // diana_advance() to it exactly as the server does.
+//
+// Partial participation: a worker whose m_i did not arrive contributes m_i = 0 (weight 1/n for
+// every reply), keeps its h_i (the next broadcast names it as dropped), and h^k remains the
+// mean of the h_i. The server moves a mirror of every h_i with each m_i it aggregates, so a
+// worker that restarts or resyncs receives its own h_i back and continues unbiased.
 
 #include "marina/methods/diana.h"
+
+#include <algorithm>
 
 #include "marina/methods/mirror.h"
 #include "marina/util/random.h"
@@ -18,7 +25,13 @@
 namespace marina::methods {
 
 DianaServer::DianaServer(const MethodConfig& config) : ServerHalf(config) {
-  h_ = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(config.dim));
+  const auto d = static_cast<Eigen::Index>(config.dim);
+  h_ = Eigen::VectorXd::Zero(d);
+  shifts_.assign(config.workers, Eigen::VectorXd::Zero(d));
+}
+
+double DianaServer::weight(uint32_t /*worker*/) const {
+  return 1.0 / static_cast<double>(config_.workers);
 }
 
 void DianaServer::plan(Broadcast& b) {
@@ -29,15 +42,31 @@ void DianaServer::aggregate(ModelUpdate& next) {
   weighted_sum(sum_);  // (1/n) Σ m_i
   to_delta(sum_, next);
   diana_advance(next, config_.gamma, config_.alpha, h_, x_, x_prev_);
+  for (uint32_t w = 0; w < config_.workers; ++w)
+    if (received(w)) diana_shift(config_.alpha, decoded(w), shifts_[w]);
 }
 
-Snapshot DianaServer::snapshot() const {
-  Snapshot s;
-  s.round = round_;
-  s.x.assign(x_.data(), x_.data() + x_.size());
-  if (round_ > 0) s.x_prev.assign(x_prev_.data(), x_prev_.data() + x_prev_.size());
+void DianaServer::save_aux(ServerState& s) const {
   s.aux.assign(h_.data(), h_.data() + h_.size());
-  return s;
+  s.worker_aux.clear();
+  for (const auto& h : shifts_)
+    s.worker_aux.insert(s.worker_aux.end(), h.data(), h.data() + h.size());
+}
+
+void DianaServer::load_aux(const ServerState& s) {
+  const std::size_t d = config_.dim;
+  if (s.aux.size() != d || s.worker_aux.size() != d * config_.workers)
+    throw std::invalid_argument("server state: DIANA keeps h (d values) and every h_i (n·d)");
+  const auto di = static_cast<Eigen::Index>(d);
+  h_ = Eigen::Map<const Eigen::VectorXd>(s.aux.data(), di);
+  for (uint32_t w = 0; w < config_.workers; ++w)
+    shifts_[w] = Eigen::Map<const Eigen::VectorXd>(s.worker_aux.data() + w * d, di);
+}
+
+void DianaServer::snapshot_aux(uint32_t worker, Snapshot& s) const {
+  s.aux.assign(h_.data(), h_.data() + h_.size());
+  const Eigen::VectorXd& mine = shifts_.at(worker);
+  s.worker_aux.assign(mine.data(), mine.data() + mine.size());
 }
 
 DianaWorker::DianaWorker(const MethodConfig& config, uint32_t id,
@@ -46,6 +75,14 @@ DianaWorker::DianaWorker(const MethodConfig& config, uint32_t id,
   const auto d = static_cast<Eigen::Index>(config.dim);
   h_ = Eigen::VectorXd::Zero(d);
   h_local_ = Eigen::VectorXd::Zero(d);
+  sent_ = Eigen::VectorXd::Zero(d);
+}
+
+void DianaWorker::settle(const Broadcast& b) {
+  if (sent_round_ != UINT64_MAX && sent_round_ + 1 == b.round &&
+      !std::binary_search(b.dropped.begin(), b.dropped.end(), id_))
+    diana_shift(config_.alpha, sent_, h_local_);
+  sent_round_ = UINT64_MAX;
 }
 
 void DianaWorker::advance(const ModelUpdate& u) {
@@ -56,7 +93,9 @@ void DianaWorker::send_shifted(const Broadcast& b, Eigen::VectorXd& estimate, Re
   estimate -= h_local_;
   const compress::Context ctx = context(b);
   q_->compress({estimate.data(), static_cast<std::size_t>(estimate.size())}, ctx, reply.payload);
-  compress::accumulate(reply.payload, *q_, ctx, config_.alpha, h_local_);
+  sent_.setZero();
+  compress::accumulate(reply.payload, *q_, ctx, 1.0, sent_);  // the server's decode, exactly
+  sent_round_ = b.round;
 }
 
 void DianaWorker::respond(const Broadcast& b, Reply& reply) {
@@ -67,7 +106,18 @@ void DianaWorker::respond(const Broadcast& b, Reply& reply) {
 
 void DianaWorker::restore(const Snapshot& s) {
   WorkerHalf::restore(s);  // checks every size
-  h_ = Eigen::Map<const Eigen::VectorXd>(s.aux.data(), static_cast<Eigen::Index>(s.aux.size()));
+  if (s.worker_aux.size() != s.aux.size())
+    throw ProtocolError("snapshot of round " + std::to_string(s.round) +
+                        " lacks this worker's shift h_i");
+  const auto d = static_cast<Eigen::Index>(s.aux.size());
+  h_ = Eigen::Map<const Eigen::VectorXd>(s.aux.data(), d);
+  h_local_ = Eigen::Map<const Eigen::VectorXd>(s.worker_aux.data(), d);
+  sent_round_ = UINT64_MAX;
+}
+
+void VrDianaWorker::restore(const Snapshot& s) {
+  DianaWorker::restore(s);
+  have_reference_ = false;
 }
 
 void VrDianaWorker::respond(const Broadcast& b, Reply& reply) {

@@ -10,6 +10,9 @@
 // Here round r of the runtime is the worker step that produces x^r; round 0 is the initial
 // full synchronisation g^0 = ∇f(x^0) and is always a full-sync round. The aggregated
 // compressed differences are sent down as a sparse delta, so the downlink is compressed too.
+//
+// When workers drop out, the means run over the replies that arrived (ServerHalf::weight); a
+// full-sync round without any reply keeps g^k.
 
 #include "marina/methods/marina.h"
 
@@ -33,7 +36,7 @@ void MarinaServer::plan(Broadcast& b) {
 
 void MarinaServer::aggregate(ModelUpdate& next) {
   weighted_sum(sum_);  // (1/n) Σ of the dense gradients, or of the Q(Δ_i)
-  if (broadcast_.full_sync) {
+  if (broadcast_.full_sync && received_count() > 0) {
     next.kind = UpdateKind::kDense;
     next.dense.assign(sum_.data(), sum_.data() + sum_.size());
   } else {
@@ -42,13 +45,18 @@ void MarinaServer::aggregate(ModelUpdate& next) {
   marina_advance(next, config_.gamma, g_, x_, x_prev_);
 }
 
-Snapshot MarinaServer::snapshot() const {
-  Snapshot s;
-  s.round = round_;
-  s.x.assign(x_.data(), x_.data() + x_.size());
-  if (round_ > 0) s.x_prev.assign(x_prev_.data(), x_prev_.data() + x_prev_.size());
+void MarinaServer::save_aux(ServerState& s) const {
   s.aux.assign(g_.data(), g_.data() + g_.size());
-  return s;
+}
+
+void MarinaServer::load_aux(const ServerState& s) {
+  if (s.aux.size() != config_.dim || !s.worker_aux.empty())
+    throw std::invalid_argument("server state: MARINA keeps g (d values) and no worker state");
+  g_ = Eigen::Map<const Eigen::VectorXd>(s.aux.data(), static_cast<Eigen::Index>(s.aux.size()));
+}
+
+void MarinaServer::snapshot_aux(uint32_t /*worker*/, Snapshot& s) const {
+  s.aux.assign(g_.data(), g_.data() + g_.size());
 }
 
 MarinaWorker::MarinaWorker(const MethodConfig& config, uint32_t id,
@@ -76,7 +84,10 @@ void MarinaWorker::respond(const Broadcast& b, Reply& reply) {
   // or was resynchronised: then it is evaluated again at x^{k−1}.
   if (grad_round_ + 1 != b.round) {
     f_.gradient(x_prev_, grad_);
-    reply.oracle_calls += m;
+    if (grad_round_ == kRestored)
+      recovery_oracle_calls_ += m;
+    else
+      reply.oracle_calls += m;
   }
   reply.local_loss = f_.gradient(x_, grad_new_);
   reply.oracle_calls += m;
@@ -89,7 +100,7 @@ void MarinaWorker::respond(const Broadcast& b, Reply& reply) {
 void MarinaWorker::restore(const Snapshot& s) {
   WorkerHalf::restore(s);  // checks every size
   g_ = Eigen::Map<const Eigen::VectorXd>(s.aux.data(), static_cast<Eigen::Index>(s.aux.size()));
-  grad_round_ = UINT64_MAX;
+  grad_round_ = kRestored;
 }
 
 }  // namespace marina::methods

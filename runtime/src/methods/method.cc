@@ -1,6 +1,8 @@
 #include "marina/methods/method.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "marina/methods/mirror.h"
@@ -13,6 +15,17 @@ OutOfSync::OutOfSync(uint64_t expected_round, uint64_t got_round)
                     ", got round " + std::to_string(got_round)),
       expected(expected_round),
       got(got_round) {}
+
+namespace {
+std::string diverged_message(uint64_t round, double step_norm) {
+  char norm[32];
+  std::snprintf(norm, sizeof norm, "%.3g", step_norm);
+  return "diverged at round " + std::to_string(round) + " (||g|| = " + norm + "); lower --gamma";
+}
+}  // namespace
+
+Diverged::Diverged(uint64_t round, double step_norm)
+    : std::runtime_error(diverged_message(round, step_norm)) {}
 
 // ---- server ---------------------------------------------------------------------------------
 
@@ -35,6 +48,8 @@ const Broadcast& ServerHalf::begin_round() {
   broadcast_.full_sync = false;
   broadcast_.participants.clear();
   std::swap(broadcast_.update, pending_);
+  std::swap(broadcast_.dropped, dropped_);
+  dropped_.clear();
   plan(broadcast_);
 
   std::fill(multiplicity_.begin(), multiplicity_.end(), 0);
@@ -47,12 +62,17 @@ const Broadcast& ServerHalf::begin_round() {
   expected_count_ = static_cast<uint32_t>(
       std::count_if(multiplicity_.begin(), multiplicity_.end(), [](uint32_t m) { return m > 0; }));
   received_count_ = 0;
+  received_multiplicity_ = 0;
   open_ = true;
   return broadcast_;
 }
 
 bool ServerHalf::expects(uint32_t worker) const {
   return worker < multiplicity_.size() && multiplicity_[worker] > 0;
+}
+
+bool ServerHalf::awaiting(uint32_t worker) const {
+  return open_ && expects(worker) && !received_[worker];
 }
 
 void ServerHalf::accept(const Reply& reply) {
@@ -81,6 +101,7 @@ void ServerHalf::accept(const Reply& reply) {
   }
   received_[reply.worker] = true;
   ++received_count_;
+  received_multiplicity_ += multiplicity_[reply.worker];
 }
 
 bool ServerHalf::complete() const {
@@ -95,24 +116,88 @@ std::vector<uint32_t> ServerHalf::missing() const {
 }
 
 void ServerHalf::end_round() {
-  if (!complete())
-    throw std::logic_error("end_round: round " + std::to_string(round_) + " is not complete");
+  if (!open_) throw std::logic_error("end_round: no round is open");
+  dropped_.clear();
+  for (uint32_t w = 0; w < config_.workers; ++w)
+    if (expects(w) && !received_[w]) dropped_.push_back(w);
   aggregate(pending_);
   last_participants_ = received_count_;
   ++round_;
   open_ = false;
+  for (Eigen::Index j = 0; j < x_.size(); ++j)
+    if (!std::isfinite(x_[j]) || std::abs(x_[j]) > 1e100) throw Diverged(round_ - 1, step_norm());
+}
+
+void ServerHalf::abandon_round() {
+  if (!open_) return;
+  std::swap(broadcast_.update, pending_);
+  std::swap(broadcast_.dropped, dropped_);
+  open_ = false;
+}
+
+double ServerHalf::step_norm() const {
+  if (config_.gamma == 0.0) return 0.0;
+  double sum = 0.0;  // a plain loop: the same order on every machine
+  for (Eigen::Index j = 0; j < x_.size(); ++j) {
+    const double v = x_[j] - x_prev_[j];
+    sum += v * v;
+  }
+  return std::sqrt(sum) / config_.gamma;
 }
 
 double ServerHalf::weight(uint32_t worker) const {
-  if (broadcast_.participants.empty()) return 1.0 / static_cast<double>(config_.workers);
-  return static_cast<double>(multiplicity_[worker]) /
-         static_cast<double>(broadcast_.participants.size());
+  // When every participant replied this is 1/n, or multiplicity/r for PP-MARINA's draws.
+  return static_cast<double>(multiplicity_[worker]) / static_cast<double>(received_multiplicity_);
+}
+
+Snapshot ServerHalf::snapshot(uint32_t worker) const {
+  Snapshot s;
+  s.round = round_;
+  s.x.assign(x_.data(), x_.data() + x_.size());
+  if (round_ > 0) s.x_prev.assign(x_prev_.data(), x_prev_.data() + x_prev_.size());
+  snapshot_aux(worker, s);
+  return s;
+}
+
+ServerState ServerHalf::save() const {
+  if (open_) throw std::logic_error("save: round " + std::to_string(round_) + " is open");
+  ServerState s;
+  s.round = round_;
+  s.x.assign(x_.data(), x_.data() + x_.size());
+  s.x_prev.assign(x_prev_.data(), x_prev_.data() + x_prev_.size());
+  s.pending = pending_;
+  s.dropped = dropped_;
+  save_aux(s);
+  return s;
+}
+
+void ServerHalf::load(const ServerState& s) {
+  const std::size_t d = config_.dim;
+  if (s.x.size() != d || s.x_prev.size() != d)
+    throw std::invalid_argument("server state: x has " + std::to_string(s.x.size()) +
+                                " values for d = " + std::to_string(d));
+  for (uint32_t w : s.dropped)
+    if (w >= config_.workers)
+      throw std::invalid_argument("server state: dropped worker " + std::to_string(w) +
+                                  " >= n = " + std::to_string(config_.workers));
+  try {
+    validate(s.pending, static_cast<Eigen::Index>(d));
+  } catch (const ProtocolError& e) {
+    throw std::invalid_argument(std::string("server state: pending ") + e.what());
+  }
+  load_aux(s);  // checks its own sizes first
+  round_ = s.round;
+  x_ = Eigen::Map<const Eigen::VectorXd>(s.x.data(), static_cast<Eigen::Index>(d));
+  x_prev_ = Eigen::Map<const Eigen::VectorXd>(s.x_prev.data(), static_cast<Eigen::Index>(d));
+  pending_ = s.pending;
+  dropped_ = s.dropped;
+  open_ = false;
 }
 
 void ServerHalf::weighted_sum(Eigen::VectorXd& out) const {
   out.setZero(static_cast<Eigen::Index>(config_.dim));
   for (uint32_t w = 0; w < config_.workers; ++w) {
-    if (!expects(w)) continue;
+    if (!received_[w]) continue;
     const double c = weight(w);
     const Eigen::VectorXd& v = decoded_[w];
     for (Eigen::Index j = 0; j < out.size(); ++j) out[j] += c * v[j];
@@ -157,8 +242,12 @@ bool WorkerHalf::on_broadcast(const Broadcast& b, Reply& reply) {
     if (p >= config_.workers)
       throw ProtocolError("broadcast of round " + std::to_string(b.round) + ": participant id " +
                           std::to_string(p) + " out of range");
+  for (std::size_t k = 0; k < b.dropped.size(); ++k)
+    if (b.dropped[k] >= config_.workers || (k > 0 && b.dropped[k] <= b.dropped[k - 1]))
+      throw ProtocolError("broadcast of round " + std::to_string(b.round) + ": bad dropped list");
   if (!restored_) {
     validate(b.update, static_cast<Eigen::Index>(config_.dim));
+    settle(b);
     advance(b.update);
   }
   restored_ = false;
@@ -177,7 +266,8 @@ bool WorkerHalf::on_broadcast(const Broadcast& b, Reply& reply) {
 void WorkerHalf::restore(const Snapshot& s) {
   const auto d = static_cast<std::size_t>(config_.dim);
   // Every method mirrors one auxiliary d-vector (g^{k−1} or h^k) besides x.
-  if (s.x.size() != d || s.aux.size() != d || (!s.x_prev.empty() && s.x_prev.size() != d))
+  if (s.x.size() != d || s.aux.size() != d || (!s.x_prev.empty() && s.x_prev.size() != d) ||
+      (!s.worker_aux.empty() && s.worker_aux.size() != d))
     throw ProtocolError("snapshot of round " + std::to_string(s.round) + " has the wrong size");
   x_ = Eigen::Map<const Eigen::VectorXd>(s.x.data(), static_cast<Eigen::Index>(d));
   if (s.x_prev.empty())

@@ -47,6 +47,11 @@ void marina_advance(const ModelUpdate& u, double gamma, Eigen::VectorXd& g, Eige
   for (Eigen::Index j = 0; j < x.size(); ++j) x[j] -= gamma * g[j];
 }
 
+void diana_shift(double alpha, const Eigen::VectorXd& m, Eigen::VectorXd& h_i) {
+  for (Eigen::Index j = 0; j < h_i.size(); ++j)
+    if (m[j] != 0.0) h_i[j] += alpha * m[j];
+}
+
 void diana_advance(const ModelUpdate& u, double gamma, double alpha, Eigen::VectorXd& h,
                    Eigen::VectorXd& x, Eigen::VectorXd& x_prev) {
   if (u.kind == UpdateKind::kNone) return;

@@ -26,13 +26,13 @@ class InProcNetwork::HubImpl : public Hub {
   explicit HubImpl(InProcNetwork& net) : net_(net) {}
   void publish(Bytes m) override {
     for (uint32_t w = 0; w < net_.to_worker_.size(); ++w) {
-      if (net_.drop_ && net_.drop_(m, w)) continue;
+      if (net_.cut_[w].load() || (net_.drop_ && net_.drop_(m, w))) continue;
       net_.to_worker_[w]->push(Incoming{"", {m.begin(), m.end()}});
     }
   }
   bool send(const Peer& to, Bytes m) override {
     const auto w = std::stoul(to);
-    if (w >= net_.to_worker_.size()) return false;
+    if (w >= net_.to_worker_.size() || net_.cut_[w].load()) return false;
     net_.to_worker_[w]->push(Incoming{"", {m.begin(), m.end()}});
     return true;
   }
@@ -47,7 +47,9 @@ class InProcNetwork::HubImpl : public Hub {
 class InProcNetwork::LinkImpl : public Link {
  public:
   LinkImpl(InProcNetwork& net, uint32_t w) : net_(net), peer_(std::to_string(w)), w_(w) {}
-  void send(Bytes m) override { net_.to_hub_.push(Incoming{peer_, {m.begin(), m.end()}}); }
+  void send(Bytes m) override {
+    if (!net_.cut_[w_].load()) net_.to_hub_.push(Incoming{peer_, {m.begin(), m.end()}});
+  }
   bool receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) override {
     if (!net_.to_worker_[w_]->pop(scratch_, timeout)) return false;
     bytes.swap(scratch_.bytes);
@@ -61,7 +63,8 @@ class InProcNetwork::LinkImpl : public Link {
   Incoming scratch_;
 };
 
-InProcNetwork::InProcNetwork(uint32_t workers) : hub_(std::make_unique<HubImpl>(*this)) {
+InProcNetwork::InProcNetwork(uint32_t workers)
+    : hub_(std::make_unique<HubImpl>(*this)), cut_(std::make_unique<std::atomic<bool>[]>(workers)) {
   for (uint32_t w = 0; w < workers; ++w) {
     to_worker_.push_back(std::make_unique<Queue>());
     links_.push_back(std::make_unique<LinkImpl>(*this, w));
@@ -76,6 +79,10 @@ Hub& InProcNetwork::hub() {
 Link& InProcNetwork::link(uint32_t worker) {
   return *links_.at(worker);
 }
+void InProcNetwork::sever(uint32_t worker, bool cut) {
+  cut_[worker].store(cut);
+}
+
 void InProcNetwork::set_publish_filter(std::function<bool(Bytes, uint32_t)> drop) {
   drop_ = std::move(drop);
 }

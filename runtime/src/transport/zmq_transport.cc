@@ -32,8 +32,30 @@ Endpoint parse_endpoint(const std::string& text) {
   return ep;
 }
 
-ZmqHub::ZmqHub(Endpoint listen, std::size_t max_message)
+namespace {
+
+void set_heartbeats(zmq::socket_t& s, const ZmqOptions& o) {
+  s.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(o.heartbeat_interval.count()));
+  s.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(o.heartbeat_timeout.count()));
+  s.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(o.heartbeat_timeout.count()));
+}
+
+// A signal (SIGTERM to stop cleanly) interrupts a poll: that is "nothing yet", not an error.
+int poll_items(zmq::pollitem_t* items, std::size_t n, std::chrono::milliseconds timeout) {
+  try {
+    return zmq::poll(items, n, timeout);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return 0;
+    throw;
+  }
+}
+
+}  // namespace
+
+ZmqHub::ZmqHub(Endpoint listen, std::size_t max_message, ZmqOptions options)
     : pub_(ctx_, zmq::socket_type::pub), router_(ctx_, zmq::socket_type::router), ep_(listen) {
+  set_heartbeats(pub_, options);
+  set_heartbeats(router_, options);
   // A full subscriber queue drops messages silently; round messages are few and small, so a
   // deep queue plus round numbers (and repair over the ROUTER) handle it.
   pub_.set(zmq::sockopt::sndhwm, 10000);
@@ -86,7 +108,7 @@ bool ZmqHub::receive(Incoming& in, std::chrono::milliseconds timeout) {
   for (;;) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (zmq::poll(items, 1, std::max(left, std::chrono::milliseconds(0))) == 0) return false;
+    if (poll_items(items, 1, std::max(left, std::chrono::milliseconds(0))) == 0) return false;
     zmq::message_t id, body;
     if (!router_.recv(id, zmq::recv_flags::dontwait)) continue;
     // A well-formed message is exactly [routing id][body]; anything else is skipped whole.
@@ -106,8 +128,15 @@ bool ZmqHub::receive(Incoming& in, std::chrono::milliseconds timeout) {
   }
 }
 
-ZmqLink::ZmqLink(const Endpoint& coordinator, const std::string& identity, std::size_t max_message)
+ZmqLink::ZmqLink(const Endpoint& coordinator, const std::string& identity, std::size_t max_message,
+                 ZmqOptions options)
     : sub_(ctx_, zmq::socket_type::sub), dealer_(ctx_, zmq::socket_type::dealer) {
+  set_heartbeats(sub_, options);
+  set_heartbeats(dealer_, options);
+  for (zmq::socket_t* s : {&sub_, &dealer_}) {
+    s->set(zmq::sockopt::reconnect_ivl, 100);
+    s->set(zmq::sockopt::reconnect_ivl_max, 2000);
+  }
   sub_.set(zmq::sockopt::subscribe, "");
   sub_.set(zmq::sockopt::rcvhwm, 10000);
   sub_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_message));
@@ -115,18 +144,23 @@ ZmqLink::ZmqLink(const Endpoint& coordinator, const std::string& identity, std::
   dealer_.set(zmq::sockopt::routing_id, identity);
   dealer_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_message));
   dealer_.set(zmq::sockopt::linger, 500);
+  // Queue only to a completed connection: while the coordinator is down, joins and replies
+  // are dropped rather than piled up and replayed to whoever listens next.
+  dealer_.set(zmq::sockopt::immediate, true);
   sub_.connect(coordinator.pub());
   dealer_.connect(coordinator.router());
 }
 
 void ZmqLink::send(Bytes m) {
-  dealer_.send(zmq::buffer(m.data(), m.size()), zmq::send_flags::none);
+  // Without a connection (coordinator down) the DEALER would block: drop instead; the
+  // protocol retries what matters (joins, replies on repair).
+  (void)dealer_.send(zmq::buffer(m.data(), m.size()), zmq::send_flags::dontwait);
 }
 
 bool ZmqLink::receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) {
   zmq::pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLIN, 0},
                              {sub_.handle(), 0, ZMQ_POLLIN, 0}};
-  if (zmq::poll(items, 2, timeout) == 0) return false;
+  if (poll_items(items, 2, timeout) == 0) return false;
   // Direct messages first: a resync or repaired broadcast must not wait behind the queue.
   zmq::socket_t& from = (items[0].revents & ZMQ_POLLIN) ? dealer_ : sub_;
   zmq::message_t msg;

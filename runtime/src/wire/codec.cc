@@ -52,14 +52,15 @@ std::string_view to_string(MessageKind kind) {
 }
 
 std::size_t max_message_bytes(uint64_t dim, uint64_t max_participants) {
-  // The largest bodies: a snapshot (2 d doubles), a sparse broadcast delta (d indices and
-  // d doubles, plus the participants) and a dense reply (d doubles). 16 d + 4 P bounds them all;
-  // the slack covers tables, vtables, length prefixes, padding and one bounded string.
+  // The largest bodies: a snapshot (4 d doubles: x, x_prev, aux, worker_aux), a sparse
+  // broadcast delta (d indices and d doubles, plus participants and dropped ids) and a dense
+  // reply (d doubles). 32 d + 8 P bounds them all; the slack covers tables, vtables, length
+  // prefixes, padding and one bounded string.
   constexpr uint64_t kSlack = 1024;
   constexpr uint64_t kCap =
       std::min<uint64_t>(FLATBUFFERS_MAX_BUFFER_SIZE - 1, std::numeric_limits<std::size_t>::max());
-  if (dim > kCap / 32 || max_participants > kCap / 8) return static_cast<std::size_t>(kCap);
-  return static_cast<std::size_t>(std::min(kCap, 16 * dim + 4 * max_participants + kSlack));
+  if (dim > kCap / 64 || max_participants > kCap / 16) return static_cast<std::size_t>(kCap);
+  return static_cast<std::size_t>(std::min(kCap, 32 * dim + 8 * max_participants + kSlack));
 }
 
 namespace {
@@ -222,6 +223,7 @@ std::span<const uint8_t> Encoder::encode(const Join& m) {
   t.scalar<uint8_t>(fb::Join::VT_BIAS, m.bias ? 1 : 0, 0);
   t.scalar<uint8_t>(fb::Join::VT_SHUFFLED, m.shuffle_seed ? 1 : 0, 0);
   t.scalar<uint64_t>(fb::Join::VT_SHUFFLE_SEED, m.shuffle_seed.value_or(0), 0);
+  t.scalar<uint32_t>(fb::Join::VT_SHARD_COUNT, m.shard_count, 0);
   return finish(fbb_, session_, fb::Body::Join, t.finish());
 }
 
@@ -250,6 +252,7 @@ std::span<const uint8_t> Encoder::encode(const Welcome& m) {
 std::span<const uint8_t> Encoder::encode(const methods::Broadcast& m) {
   fbb_.Clear();
   const auto participants = vector_or_absent(fbb_, m.participants);
+  const auto dropped = vector_or_absent(fbb_, m.dropped);
   // Only the vectors that belong to the update kind go out, so stale contents of reused
   // buffers never reach the wire.
   flatbuffers::Offset<flatbuffers::Vector<uint32_t>> indices = 0;
@@ -275,6 +278,7 @@ std::span<const uint8_t> Encoder::encode(const methods::Broadcast& m) {
   t.offset(fb::Broadcast::VT_UPDATE_INDICES, indices);
   t.offset(fb::Broadcast::VT_UPDATE_VALUES, values);
   t.offset(fb::Broadcast::VT_UPDATE_DENSE, dense);
+  t.offset(fb::Broadcast::VT_DROPPED, dropped);
   return finish(fbb_, session_, fb::Body::Broadcast, t.finish());
 }
 
@@ -337,11 +341,13 @@ std::span<const uint8_t> Encoder::encode(const methods::Snapshot& m) {
   const auto x = vector_or_absent(fbb_, m.x);
   const auto aux = vector_or_absent(fbb_, m.aux);
   const auto x_prev = vector_or_absent(fbb_, m.x_prev);
+  const auto worker_aux = vector_or_absent(fbb_, m.worker_aux);
   TableWriter t(fbb_);
   t.scalar<uint64_t>(fb::ResyncResponse::VT_ROUND, m.round, 0);
   t.offset(fb::ResyncResponse::VT_X, x);
   t.offset(fb::ResyncResponse::VT_AUX, aux);
   t.offset(fb::ResyncResponse::VT_X_PREV, x_prev);
+  t.offset(fb::ResyncResponse::VT_WORKER_AUX, worker_aux);
   return finish(fbb_, session_, fb::Body::ResyncResponse, t.finish());
 }
 

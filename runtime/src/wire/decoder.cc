@@ -147,6 +147,12 @@ class Checker {
         fail(kind_, "participants not ascending at position ", i);
       }
     }
+    const auto* dropped = m.dropped();
+    for (std::size_t i = 0, n = count(dropped); i < n; ++i) {
+      worker("dropped worker", element(dropped, i));
+      if (i > 0 && element(dropped, i) <= element(dropped, i - 1))
+        fail(kind_, "dropped ids not strictly increasing at position ", i);
+    }
     const std::size_t n_dense = count(m.update_dense());
     const std::size_t n_indices = count(m.update_indices());
     const std::size_t n_values = count(m.update_values());
@@ -262,7 +268,12 @@ class Checker {
       if (n_aux != 0 && n_aux != limits_.dim) {
         fail(kind_, "aux of ", n_aux, " values for d = ", limits_.dim);
       }
+      const std::size_t n_mine = count(m.worker_aux());
+      if (n_mine != 0 && n_mine != limits_.dim) {
+        fail(kind_, "worker_aux of ", n_mine, " values for d = ", limits_.dim);
+      }
     }
+    check_finite(kind_, "worker_aux", m.worker_aux());
     check_finite(kind_, "x", m.x());
     check_finite(kind_, "aux", m.aux());
     check_finite(kind_, "x_prev", m.x_prev());
@@ -337,7 +348,8 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox) {
   const fb::Envelope& envelope = *fb::GetEnvelope(data);
   if (envelope.version() != kProtocolVersion) {
     throw DecodeError("protocol version " + std::to_string(envelope.version()) + ", expected " +
-                      std::to_string(kProtocolVersion));
+                      std::to_string(kProtocolVersion) +
+                      ": the peer runs another marina release; install the same on both sides");
   }
   const auto type = envelope.body_type();
   if (type == fb::Body::NONE) throw DecodeError("message without a body");
@@ -364,6 +376,7 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox) {
       out.bias = m.bias();
       out.shuffle_seed.reset();
       if (m.shuffled()) out.shuffle_seed = m.shuffle_seed();
+      out.shard_count = m.shard_count();
       break;
     }
     case MessageKind::kWelcome: {
@@ -399,6 +412,7 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox) {
       copy_into(m.update_dense(), out.update.dense);
       copy_into(m.update_indices(), out.update.indices);
       copy_into(m.update_values(), out.update.values);
+      copy_into(m.dropped(), out.dropped);
       break;
     }
     case MessageKind::kReply: {
@@ -435,6 +449,7 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox) {
       copy_into(m.x(), out.x);
       copy_into(m.aux(), out.aux);
       copy_into(m.x_prev(), out.x_prev);
+      copy_into(m.worker_aux(), out.worker_aux);
       break;
     }
     case MessageKind::kHeartbeat: {

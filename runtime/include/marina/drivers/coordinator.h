@@ -1,28 +1,46 @@
 #pragma once
-// The coordinator's loop over a Hub: start-up handshake, rounds, repair, bye. It owns the
-// server half of the method and the wire codec; the transport only moves bytes.
+// The coordinator's loop over a Hub: admission, rounds with deadlines, liveness, rejoin,
+// checkpoints, bye. It owns the server half of the method and the wire codec; who is in lives
+// in membership.h, when a round closes in round_policy.h, checkpoint files in checkpoint.h.
 //
-// Start-up: wait for the n workers to join (each reports its shard statistics), resolve the
-// method's parameters, send each its Welcome, then publish probes until every worker has
-// acknowledged one: only then is round 0 published, so no worker misses it (slow joiner).
-// Rounds: publish the broadcast; collect replies; a worker that has not answered within the
-// round timeout gets the broadcast again directly (PUB may have dropped it); a worker that
-// reports a gap gets a snapshot. End: bye to every worker.
+// Start-up: wait up to the join timeout for the n workers (each reports its shard statistics,
+// from which the method's parameters are resolved), but start with those present if they are
+// at least --min-workers. Send each its Welcome, publish probes until each has acknowledged
+// one (no slow-joiner loss), then round 0.
+// Rounds: publish the broadcast; collect replies until every live worker the round awaits has
+// answered or the deadline passes (repairing the broadcast to silent workers half-way); close
+// the round over the replies that arrived. A worker that misses --miss-limit deadlines in a
+// row, whose connection is gone (a direct send fails) or that says bye is marked gone; a
+// worker that joins again (same id, possibly a new process) gets its Welcome and a snapshot of
+// the server state and takes part from there. Below --min-workers live the round waits up to
+// --quorum-timeout-ms, then the run stops with an error naming the missing ids.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "marina/drivers/checkpoint.h"
+#include "marina/drivers/round_policy.h"
 #include "marina/methods/config.h"
 #include "marina/methods/theory.h"
 #include "marina/problem/objective.h"
+#include "marina/run/events.h"
 #include "marina/run/log.h"
 #include "marina/transport/transport.h"
 
 namespace marina::drivers {
+
+// Where the CSV and events files stand, for a checkpoint (a resumed run truncates to it).
+struct LogPosition {
+  uint64_t rows = 0;
+  uint64_t bytes = 0;
+  uint64_t events_bytes = 0;
+};
 
 struct CoordinatorSettings {
   methods::MethodConfig base;  // method, compressor, workers, seed, batch sizes, clients
@@ -34,12 +52,28 @@ struct CoordinatorSettings {
   uint64_t rounds = 0;
   std::optional<double> stop_at;
   uint64_t session = 1;
-  std::chrono::milliseconds round_timeout{10000};
+
+  uint32_t min_workers = 0;  // M; 0 means ⌈n/2⌉
+  std::chrono::milliseconds round_timeout{2000};
+  std::chrono::milliseconds sync_timeout{0};  // 0 means 3 × round_timeout
   std::chrono::milliseconds join_timeout{60000};
-  int max_repairs = 3;
+  std::chrono::milliseconds quorum_timeout{60000};
+  std::chrono::milliseconds heartbeat{1000};  // publish a heartbeat when silent this long
+  uint32_t miss_limit = 3;
+  AbsentFn absent;  // simulated faults (marina-sim); empty in a networked run
+  // Set (from a signal handler) to stop: the open round is abandoned, a checkpoint written
+  // (if configured), workers told bye; run_coordinator then returns with interrupted = true.
+  const std::atomic<bool>* stop = nullptr;
+
+  std::filesystem::path checkpoint_dir;  // empty: no checkpoints
+  uint64_t checkpoint_every = 0;         // rounds between checkpoints (0: only at the end)
+  const Checkpoint* resume = nullptr;    // continue from this checkpoint
+  std::function<LogPosition()> log_position;
+
   // Shards for the exact loss and ‖∇f‖² of the log (optional: --data).
   const std::vector<problem::Objective>* evaluation = nullptr;
   std::function<void(const run::LogRow&)> on_row;
+  std::function<void(const run::Event&)> on_event;
   std::function<void(const std::string&)> on_info;
 };
 
@@ -50,10 +84,15 @@ struct CoordinatorOutcome {
   uint64_t repairs = 0;
   uint64_t resyncs = 0;
   uint64_t rejected = 0;  // messages that failed validation
+  bool interrupted = false;
+  run::EventCounts events;
 };
 
-// Runs to completion; throws std::runtime_error (after saying bye) when workers do not join
-// or stop answering.
+// The "key=value" lines of the settings a resumed run must share with the checkpointed one.
+[[nodiscard]] std::string resume_settings(const CoordinatorSettings& s);
+
+// Runs to completion (or until *stop); throws std::runtime_error (after saying bye, and after
+// a checkpoint when configured) when too few workers join or stay, or the run diverges.
 CoordinatorOutcome run_coordinator(transport::Hub& hub, const CoordinatorSettings& settings);
 
 }  // namespace marina::drivers

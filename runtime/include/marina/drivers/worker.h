@@ -2,7 +2,13 @@
 // An edge worker's loop over a Link: join (with backoff until the coordinator answers), build
 // the method's worker half from the Welcome, answer broadcasts, resync after a gap, leave on
 // bye. All state lives in the worker half; this loop only moves and checks messages.
+//
+// The worker rides through faults: a coordinator silent for longer than `liveness`, or one
+// that announces another session (it restarted), is joined again with backoff; the Welcome and
+// the snapshot that follow bring the worker back to the run's state. It gives up only after
+// `idle_timeout` without a coordinator.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -20,8 +26,14 @@ struct WorkerSettings {
   data::Dataset shard;                  // moved into the objective once the Welcome says which loss
   bool bias = false;                    // reported, so the coordinator can refuse a mismatch
   std::optional<uint64_t> shuffle_seed;
-  std::chrono::milliseconds connect_timeout{60000};  // give up joining after this
-  std::chrono::milliseconds idle_timeout{120000};    // coordinator silent this long: give up
+  std::chrono::milliseconds connect_timeout{60000};  // give up joining the first time after this
+  std::chrono::milliseconds liveness{5000};          // coordinator silent this long: join it again
+  std::chrono::milliseconds idle_timeout{120000};    // no coordinator for this long: give up
+  // Simulated faults (marina-sim): true when this worker is absent from `round`; the broadcast
+  // is then ignored as if it had never arrived.
+  std::function<bool(uint64_t round)> absent;
+  // Set (from a signal handler) to leave: the worker tells the coordinator bye and returns.
+  const std::atomic<bool>* stop = nullptr;
   std::function<void(const std::string&)> on_info;
 };
 
@@ -29,11 +41,15 @@ struct WorkerOutcome {
   uint64_t rounds = 0;  // broadcasts handled
   uint64_t replies = 0;
   uint64_t resyncs = 0;
+  uint64_t rejoins = 0;
   uint64_t rejected = 0;  // messages that failed validation and were ignored
+  uint64_t recovery_oracle_calls = 0;
+  bool left = false;  // stopped by *stop
   std::string bye_reason;
 };
 
-// Throws std::runtime_error when the coordinator cannot be reached or goes silent.
+// Throws std::runtime_error when the coordinator cannot be reached, refuses this worker, or
+// the method half fails (the coordinator is told why first).
 WorkerOutcome run_worker(transport::Link& link, WorkerSettings settings);
 
 }  // namespace marina::drivers

@@ -13,11 +13,13 @@ namespace marina::methods {
 class MarinaServer : public ServerHalf {
  public:
   explicit MarinaServer(const MethodConfig& config);
-  [[nodiscard]] Snapshot snapshot() const override;
 
  protected:
   void plan(Broadcast& b) override;
   void aggregate(ModelUpdate& next) override;
+  void save_aux(ServerState& s) const override;
+  void load_aux(const ServerState& s) override;
+  void snapshot_aux(uint32_t worker, Snapshot& s) const override;
   // c_k ~ Bernoulli(p), drawn from the run seed and k alone (no hidden RNG state).
   [[nodiscard]] bool coin() const;
 
@@ -37,6 +39,8 @@ class MarinaWorker : public WorkerHalf {
   Eigen::VectorXd g_;         // g^{k−1}
   Eigen::VectorXd grad_;      // ∇f_i at x^{grad_round_}
   Eigen::VectorXd grad_new_;  // scratch
+  // grad_round_ after a restore: ∇f_i(x^{k−1}) must be evaluated again, as recovery.
+  static constexpr uint64_t kRestored = UINT64_MAX - 1;
   uint64_t grad_round_ = UINT64_MAX;
 };
 

@@ -36,6 +36,9 @@ struct Broadcast {
   // draws with replacement). Empty means every worker.
   std::vector<uint32_t> participants;
   ModelUpdate update;
+  // Workers whose reply to round k−1 was expected but not aggregated (it came late, was lost,
+  // or the worker was absent), ascending. Usually empty.
+  std::vector<uint32_t> dropped;
 };
 
 // Worker → server, in answer to the broadcast of `round`.
@@ -56,6 +59,9 @@ struct Snapshot {
   std::vector<double> x;
   std::vector<double> x_prev;
   std::vector<double> aux;
+  // The receiving worker's own state as the server mirrors it: DIANA's shift h_i (empty for
+  // methods whose workers keep none).
+  std::vector<double> worker_aux;
 };
 
 }  // namespace marina::methods

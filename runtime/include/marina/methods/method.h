@@ -19,6 +19,7 @@
 #include "marina/compress/compressor.h"
 #include "marina/methods/config.h"
 #include "marina/methods/messages.h"
+#include "marina/methods/server_state.h"
 #include "marina/problem/objective.h"
 
 namespace marina::methods {
@@ -39,6 +40,19 @@ class OutOfSync : public ProtocolError {
   uint64_t got;
 };
 
+// The iterates became non-finite or exploded: "diverged at round k (‖g‖ = …); lower --gamma".
+class Diverged : public std::runtime_error {
+ public:
+  Diverged(uint64_t round, double step_norm);
+};
+
+// Rounds may close without every reply (a worker dropped out, or was too late): the server
+// aggregates over the responders R of the round. The MARINA family weighs each responder by
+// multiplicity / Σ_{j∈R} multiplicity — the PP-MARINA estimator with R as the sampled set, so a
+// compressed round adds (1/|R|) Σ_{i∈R} Q(Δ_i) and a full-sync round takes the mean of the
+// gradients that arrived. DIANA weighs every reply by 1/n: a missing worker contributes
+// m_i = 0, i.e. its shift h_i stands in for its gradient, and h stays the mean of the h_i.
+// The next broadcast names the workers whose reply was expected but not aggregated (dropped).
 class ServerHalf {
  public:
   ServerHalf(const MethodConfig& config);
@@ -53,20 +67,34 @@ class ServerHalf {
   void accept(const Reply& reply);
   // True when every participant of the open round has replied.
   [[nodiscard]] bool complete() const;
+  // Whether `worker` is asked to reply in the open round and has not yet.
+  [[nodiscard]] bool awaiting(uint32_t worker) const;
   // Ids of the participants that have not replied yet, ascending.
   [[nodiscard]] std::vector<uint32_t> missing() const;
-  // Closes the round (requires complete()): aggregates the replies in worker-id order, so the
-  // result does not depend on arrival order, and advances to x^{k+1}.
+  // Closes the round with the replies received so far (all of them, or fewer when the
+  // driver's deadline passed): aggregates them in worker-id order, so the result does not
+  // depend on arrival order, and advances to x^{k+1}. Throws Diverged (the state then holds the
+  // non-finite iterate; the run is over) when x^{k+1} is not finite or beyond 1e100.
   void end_round();
+  [[nodiscard]] bool is_open() const { return open_; }
+  // Forgets the open round and its replies, as if begin_round() had not been called (a
+  // coordinator that stops mid-round checkpoints the last closed round).
+  void abandon_round();
 
   [[nodiscard]] uint64_t round() const { return round_; }
   [[nodiscard]] const Eigen::VectorXd& x() const { return x_; }
   [[nodiscard]] const MethodConfig& config() const { return config_; }
   [[nodiscard]] const compress::Compressor& compressor() const { return *q_; }
-  // Number of distinct workers that replied in the last closed round.
+  // Number of distinct workers whose replies the last closed round aggregated.
   [[nodiscard]] uint32_t last_participants() const { return last_participants_; }
-  // What a worker needs to take part in round() after missing broadcasts.
-  [[nodiscard]] virtual Snapshot snapshot() const = 0;
+  // ‖x^k − x^{k−1}‖ / γ = ‖g^{k−1}‖, the length of the last step's direction.
+  [[nodiscard]] double step_norm() const;
+  // What `worker` needs to take part in round() after missing broadcasts or a restart.
+  [[nodiscard]] Snapshot snapshot(uint32_t worker) const;
+  // The complete state between rounds (for checkpoints), and its restoration; load() checks
+  // every size against the configuration and throws std::invalid_argument on a mismatch.
+  [[nodiscard]] ServerState save() const;
+  void load(const ServerState& s);
 
  protected:
   // Method-specific parts. plan() fills the coin and participants of broadcast_ (round_,
@@ -74,10 +102,17 @@ class ServerHalf {
   // the next update and applies it to the server's mirror of the worker state.
   virtual void plan(Broadcast& b) = 0;
   virtual void aggregate(ModelUpdate& next) = 0;
-  // Weight of worker i's reply in this round's mean (1/n, or multiplicity/r for PP).
-  [[nodiscard]] double weight(uint32_t worker) const;
-  // Σ_i weight(i)·decoded_i over the participants, in id order, into out.
+  // The method's own state: g^{k−1} or h^k as `aux`, per-worker mirrors as `worker_aux`.
+  virtual void save_aux(ServerState& s) const = 0;
+  virtual void load_aux(const ServerState& s) = 0;
+  virtual void snapshot_aux(uint32_t worker, Snapshot& s) const = 0;
+  // Weight of a responder's reply in this round's mean (see the class comment).
+  [[nodiscard]] virtual double weight(uint32_t worker) const;
+  // Σ_i weight(i)·decoded_i over the responders, in id order, into out.
   void weighted_sum(Eigen::VectorXd& out) const;
+  [[nodiscard]] bool received(uint32_t worker) const { return received_[worker]; }
+  [[nodiscard]] uint32_t received_count() const { return received_count_; }
+  [[nodiscard]] const Eigen::VectorXd& decoded(uint32_t worker) const { return decoded_[worker]; }
   // Turns the nonzeros of a dense vector into a sparse delta update.
   static void to_delta(const Eigen::VectorXd& v, ModelUpdate& out);
 
@@ -96,8 +131,10 @@ class ServerHalf {
   std::vector<Eigen::VectorXd> decoded_;  // per worker, the decoded payload of this round
   std::vector<uint32_t> multiplicity_;    // per worker, how often it is counted this round
   std::vector<bool> received_;
+  std::vector<uint32_t> dropped_;  // for the next broadcast
   uint32_t expected_count_ = 0;
   uint32_t received_count_ = 0;
+  uint32_t received_multiplicity_ = 0;
   uint32_t last_participants_ = 0;
 };
 
@@ -118,12 +155,18 @@ class WorkerHalf {
   [[nodiscard]] uint32_t id() const { return id_; }
   [[nodiscard]] uint64_t next_round() const { return next_round_; }
   [[nodiscard]] const Eigen::VectorXd& x() const { return x_; }
+  // Per-sample gradients spent to recover after restore() (re-evaluating at x^{k−1}): real
+  // work, but not the method's, so replies do not report it.
+  [[nodiscard]] uint64_t recovery_oracle_calls() const { return recovery_oracle_calls_; }
 
  protected:
   // Brings the mirrored server state from round k−1 to k (x_prev_ ← x_, then x_ ← x^k).
   virtual void advance(const ModelUpdate& u) = 0;
   // Fills reply.payload (and local_loss, oracle_calls) for broadcast b at x_.
   virtual void respond(const Broadcast& b, Reply& reply) = 0;
+  // Called with each broadcast before advance(): whether this worker's previous reply was
+  // aggregated (b.dropped). DIANA moves its shift only then.
+  virtual void settle(const Broadcast& /*b*/) {}
   [[nodiscard]] compress::Context context(const Broadcast& b) const;
 
   MethodConfig config_;
@@ -134,6 +177,7 @@ class WorkerHalf {
   Eigen::VectorXd x_prev_;  // x^{k−1}
   uint64_t next_round_ = 0;
   bool restored_ = false;  // x_ already holds the state of next_round_
+  uint64_t recovery_oracle_calls_ = 0;
 };
 
 [[nodiscard]] std::unique_ptr<ServerHalf> make_server(const MethodConfig& config);

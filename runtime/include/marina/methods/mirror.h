@@ -18,6 +18,10 @@ void marina_advance(const ModelUpdate& u, double gamma, Eigen::VectorXd& g, Eige
 
 // DIANA family: the update is u = mean m_i of the previous round; g = h + u,
 // x^k = x^{k−1} − γ g, h ← h + α u.
+// DIANA's shift: h_i ← h_i + α m_i, with m_i decoded densely. The server's mirror of h_i and
+// the worker's own h_i both move through this one function, so they stay bit-identical.
+void diana_shift(double alpha, const Eigen::VectorXd& m, Eigen::VectorXd& h_i);
+
 void diana_advance(const ModelUpdate& u, double gamma, double alpha, Eigen::VectorXd& h,
                    Eigen::VectorXd& x, Eigen::VectorXd& x_prev);
 

@@ -3,6 +3,7 @@
 // and the tests. Thread-safe, so the coordinator and worker drivers can run on their own
 // threads exactly as they do over ZeroMQ. A test can make publish() drop messages.
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -25,6 +26,9 @@ class InProcNetwork {
   // Called for each (message, receiving worker) of publish(); true drops that copy, as a
   // PUB socket may.
   void set_publish_filter(std::function<bool(Bytes, uint32_t)> drop);
+  // Cuts (or restores) a worker's connection, as a dead link would: while cut, nothing it
+  // sends arrives, nothing reaches it, and Hub::send to it fails.
+  void sever(uint32_t worker, bool cut);
 
  private:
   struct Queue {
@@ -44,6 +48,7 @@ class InProcNetwork {
   std::unique_ptr<HubImpl> hub_;
   std::vector<std::unique_ptr<LinkImpl>> links_;
   std::function<bool(Bytes, uint32_t)> drop_;
+  std::unique_ptr<std::atomic<bool>[]> cut_;
 };
 
 }  // namespace marina::transport

@@ -23,6 +23,15 @@ struct Endpoint {
   [[nodiscard]] std::string str() const;  // tcp://host:port
 };
 
+// Liveness of the connections themselves (ZMTP heartbeats, set on every socket before it binds
+// or connects): a peer that stops answering PINGs for `heartbeat_timeout` — a killed process,
+// a pulled cable, Wi-Fi gone without FIN or RST — has its connection closed, so the ROUTER's
+// sends to it fail and the worker's sockets reconnect.
+struct ZmqOptions {
+  std::chrono::milliseconds heartbeat_interval{1000};
+  std::chrono::milliseconds heartbeat_timeout{3000};
+};
+
 // Parses "tcp://HOST:PORT"; throws std::invalid_argument naming the text otherwise.
 // PORT 0 (listen only) asks for a free pair of ports.
 [[nodiscard]] Endpoint parse_endpoint(const std::string& text);
@@ -31,7 +40,7 @@ class ZmqHub : public Hub {
  public:
   // Binds both sockets; with port 0 tries random free pairs. `max_message` bounds what a
   // peer may send (ZMQ_MAXMSGSIZE: a peer sending more is disconnected).
-  ZmqHub(Endpoint listen, std::size_t max_message);
+  ZmqHub(Endpoint listen, std::size_t max_message, ZmqOptions options = {});
   [[nodiscard]] const Endpoint& endpoint() const { return ep_; }
   void publish(Bytes message) override;
   bool send(const Peer& to, Bytes message) override;
@@ -46,8 +55,10 @@ class ZmqHub : public Hub {
 
 class ZmqLink : public Link {
  public:
-  // `identity` becomes the DEALER routing id (unique per worker).
-  ZmqLink(const Endpoint& coordinator, const std::string& identity, std::size_t max_message);
+  // `identity` becomes the DEALER routing id: unique per process (a restarted worker is a new
+  // peer; its worker id, not this, is its identity in the run).
+  ZmqLink(const Endpoint& coordinator, const std::string& identity, std::size_t max_message,
+          ZmqOptions options = {});
   void send(Bytes message) override;
   bool receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) override;
 

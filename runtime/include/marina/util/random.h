@@ -37,6 +37,7 @@ enum class Stream : uint64_t {
   kMinibatch = 5,  // worker: minibatch indices
   kReference = 6,  // worker: VR-DIANA reference-point coin
   kShuffle = 7,    // data: row shuffle
+  kDropout = 8,    // simulation: a worker absent from a round (marina-sim --dropout)
 };
 
 [[nodiscard]] constexpr uint64_t tag(Stream s) {

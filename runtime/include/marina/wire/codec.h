@@ -26,7 +26,8 @@
 
 namespace marina::wire {
 
-inline constexpr uint16_t kProtocolVersion = 1;
+// 2: Join.shard_count, Broadcast.dropped, ResyncResponse.worker_aux (partial participation).
+inline constexpr uint16_t kProtocolVersion = 2;
 
 // Worker id that the coordinator uses for itself in Heartbeat and Bye; it passes the
 // Limits::workers check of those two kinds only.
@@ -65,6 +66,7 @@ struct Join {
   problem::ShardStats stats;  // for the theoretical stepsizes (stats.rows == shard_rows)
   bool bias = false;          // data settings the coordinator checks against its own
   std::optional<uint64_t> shuffle_seed;
+  uint32_t shard_count = 0;  // N of --shard I/N; 0 when not given
 
   bool operator==(const Join&) const = default;
 };

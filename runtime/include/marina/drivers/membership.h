@@ -1,0 +1,72 @@
+#pragma once
+// Who is in the run: the only place that maps transport peers to worker ids. A worker's
+// identity is its id; the peer (transport address) it speaks from may change when the worker
+// restarts or reconnects. Pure bookkeeping: no sockets, and the clock is passed in.
+//
+//   absent ──join──▶ live ──miss-limit deadlines in a row, send failure, bye──▶ gone
+//                     ▲                                                        │
+//                     └──────────────────────── join (rejoin) ◀────────────────┘
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "marina/transport/transport.h"
+
+namespace marina::drivers {
+
+enum class MemberState : uint8_t { kAbsent, kLive, kGone };
+
+[[nodiscard]] const char* to_string(MemberState s);
+
+struct Member {
+  MemberState state = MemberState::kAbsent;
+  transport::Peer peer;
+  std::string arch;
+  transport::Clock::time_point last_seen{};
+  uint32_t misses = 0;      // deadlines missed in a row
+  uint64_t answered = 0;    // replies aggregated
+  std::string gone_reason;  // why it is gone, for the quorum error
+};
+
+class Membership {
+ public:
+  Membership(uint32_t workers, uint32_t miss_limit);
+
+  [[nodiscard]] uint32_t size() const { return static_cast<uint32_t>(members_.size()); }
+  [[nodiscard]] const Member& operator[](uint32_t w) const { return members_.at(w); }
+  // The live worker a peer speaks for, if any.
+  [[nodiscard]] std::optional<uint32_t> live_worker_of(const transport::Peer& peer) const;
+  [[nodiscard]] bool live(uint32_t w) const { return members_.at(w).state == MemberState::kLive; }
+  [[nodiscard]] uint32_t live_count() const;
+  [[nodiscard]] std::vector<uint32_t> live_ids() const;
+  // Ids that are not live, ascending, as "3, 5" (for messages).
+  [[nodiscard]] std::string missing_text() const;
+
+  // What a Join from `peer` for id `w` means (the caller has checked the Join's contents).
+  enum class Admission {
+    kNew,        // first join of this id
+    kReturn,     // the id was gone: it comes back (possibly from a new peer)
+    kRepeat,     // the live id's own peer joins again (its Welcome was lost, or it rejoined)
+    kContested,  // the id is live behind another peer: wait until that peer is known gone
+  };
+  [[nodiscard]] Admission classify(uint32_t w, const transport::Peer& peer) const;
+  // Binds `peer` to `w` and makes it live (kNew, kReturn, kRepeat).
+  void admit(uint32_t w, const transport::Peer& peer, const std::string& arch,
+             transport::Clock::time_point now);
+
+  // Any valid message from the worker.
+  void seen(uint32_t w, transport::Clock::time_point now);
+  void answered(uint32_t w, transport::Clock::time_point now);
+  // A deadline passed without the worker's reply; true when that made it gone.
+  bool missed(uint32_t w);
+  void mark_gone(uint32_t w, const std::string& reason);
+
+ private:
+  uint32_t miss_limit_;
+  std::vector<Member> members_;
+};
+
+}  // namespace marina::drivers

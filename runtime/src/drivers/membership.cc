@@ -1,0 +1,97 @@
+#include "marina/drivers/membership.h"
+
+namespace marina::drivers {
+
+const char* to_string(MemberState s) {
+  switch (s) {
+    case MemberState::kAbsent:
+      return "absent";
+    case MemberState::kLive:
+      return "live";
+    case MemberState::kGone:
+      return "gone";
+  }
+  return "?";
+}
+
+Membership::Membership(uint32_t workers, uint32_t miss_limit)
+    : miss_limit_(miss_limit == 0 ? 1 : miss_limit), members_(workers) {}
+
+std::optional<uint32_t> Membership::live_worker_of(const transport::Peer& peer) const {
+  for (uint32_t w = 0; w < members_.size(); ++w)
+    if (members_[w].state == MemberState::kLive && members_[w].peer == peer) return w;
+  return std::nullopt;
+}
+
+uint32_t Membership::live_count() const {
+  uint32_t n = 0;
+  for (const auto& m : members_) n += m.state == MemberState::kLive ? 1 : 0;
+  return n;
+}
+
+std::vector<uint32_t> Membership::live_ids() const {
+  std::vector<uint32_t> out;
+  for (uint32_t w = 0; w < members_.size(); ++w)
+    if (members_[w].state == MemberState::kLive) out.push_back(w);
+  return out;
+}
+
+std::string Membership::missing_text() const {
+  std::string out;
+  for (uint32_t w = 0; w < members_.size(); ++w)
+    if (members_[w].state != MemberState::kLive)
+      out += (out.empty() ? "" : ", ") + std::to_string(w);
+  return out;
+}
+
+Membership::Admission Membership::classify(uint32_t w, const transport::Peer& peer) const {
+  const Member& m = members_.at(w);
+  switch (m.state) {
+    case MemberState::kAbsent:
+      return Admission::kNew;
+    case MemberState::kGone:
+      return Admission::kReturn;
+    case MemberState::kLive:
+      break;
+  }
+  return m.peer == peer ? Admission::kRepeat : Admission::kContested;
+}
+
+void Membership::admit(uint32_t w, const transport::Peer& peer, const std::string& arch,
+                       transport::Clock::time_point now) {
+  Member& m = members_.at(w);
+  m.state = MemberState::kLive;
+  m.peer = peer;
+  m.arch = arch;
+  m.last_seen = now;
+  m.misses = 0;
+  m.gone_reason.clear();
+}
+
+void Membership::seen(uint32_t w, transport::Clock::time_point now) {
+  members_.at(w).last_seen = now;
+}
+
+void Membership::answered(uint32_t w, transport::Clock::time_point now) {
+  Member& m = members_.at(w);
+  m.last_seen = now;
+  m.misses = 0;
+  ++m.answered;
+}
+
+bool Membership::missed(uint32_t w) {
+  Member& m = members_.at(w);
+  if (m.state != MemberState::kLive) return false;
+  if (++m.misses < miss_limit_) return false;
+  mark_gone(w, std::to_string(m.misses) + " deadlines missed in a row");
+  return true;
+}
+
+void Membership::mark_gone(uint32_t w, const std::string& reason) {
+  Member& m = members_.at(w);
+  m.state = MemberState::kGone;
+  m.gone_reason = reason;
+  m.misses = 0;
+}
+
+}  // namespace marina::drivers

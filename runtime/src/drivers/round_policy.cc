@@ -1,0 +1,30 @@
+#include "marina/drivers/round_policy.h"
+
+namespace marina::drivers {
+
+RoundClock::RoundClock(time_point opened, std::chrono::milliseconds timeout) : timeout_(timeout) {
+  restart(opened);
+}
+
+void RoundClock::restart(time_point now) {
+  repair_at_ = now + timeout_ / 2;
+  deadline_ = now + timeout_;
+}
+
+std::vector<uint32_t> awaited(const methods::ServerHalf& server, const Membership& members,
+                              const AbsentFn& absent) {
+  std::vector<uint32_t> out;
+  for (uint32_t w = 0; w < members.size(); ++w) {
+    if (!members.live(w) || !server.awaiting(w)) continue;
+    if (absent && absent(server.round(), w)) continue;
+    out.push_back(w);
+  }
+  return out;
+}
+
+std::chrono::milliseconds round_timeout(bool full_sync, std::chrono::milliseconds compressed,
+                                        std::chrono::milliseconds sync) {
+  return full_sync ? std::max(sync, compressed) : compressed;
+}
+
+}  // namespace marina::drivers
