@@ -583,6 +583,8 @@ class Coordinator {
 
   void checkpoint(const std::string& why) {
     if (s_.checkpoint_dir.empty() || !server_ || server_->is_open()) return;
+    if (last_checkpoint_ == server_->round()) return;  // this state is on disk already
+    last_checkpoint_ = server_->round();
     Checkpoint c;
     c.config = config_;
     c.settings = resume_settings(s_);
@@ -635,6 +637,7 @@ class Coordinator {
   CoordinatorOutcome out_;
   Clock::time_point start_;
   Clock::time_point last_publish_{};
+  std::optional<uint64_t> last_checkpoint_;  // round of the last checkpoint written
   double local_loss_sum_ = 0.0;  // of the open round's accepted replies
   uint32_t local_loss_count_ = 0;
 };
