@@ -284,10 +284,11 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(r.wire_bytes_down),
         static_cast<unsigned long long>(out.repairs), static_cast<unsigned long long>(out.resyncs));
     std::printf("events: %s\n", out.events.summary().c_str());
-    if (children.reap(std::chrono::milliseconds(5000)) > 0) {
-      std::cerr << "marina-coordinator: error: a local worker failed\n";
-      return 1;
-    }
+    // The run does not depend on every device, and neither does its exit status: a local
+    // worker that failed (or was killed) is reported, the run's result stands.
+    if (const int failed = children.reap(std::chrono::milliseconds(5000)); failed > 0)
+      std::cerr << "marina-coordinator: warning: " << failed
+                << " local worker(s) exited with an error (see their messages above)\n";
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "marina-coordinator: error: " << e.what() << '\n';

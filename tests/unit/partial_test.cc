@@ -184,7 +184,7 @@ TEST_CASE("partial: a diverging run stops with the round and the step length") {
   auto f = make_fleet(c, shards);
   bool threw = false;
   try {
-    step(f, [](uint32_t) { return false; });  // x^1 = −γ g^0 is beyond 1e100
+    step(f, [](uint32_t) { return false; });  // x^1 = −γ g^0 is far beyond 1e15
   } catch (const methods::Diverged& e) {
     threw = true;
     CHECK(std::string(e.what()).find("diverged at round") == 0);

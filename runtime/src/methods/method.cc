@@ -115,6 +115,11 @@ std::vector<uint32_t> ServerHalf::missing() const {
   return out;
 }
 
+// Beyond this an iterate has exploded: no model of these losses has weights near 1e15 (the
+// sigmoid saturates long before), and a huge stepsize would otherwise land on a flat region
+// far out and look converged.
+constexpr double kExploded = 1e15;
+
 void ServerHalf::end_round() {
   if (!open_) throw std::logic_error("end_round: no round is open");
   dropped_.clear();
@@ -125,7 +130,7 @@ void ServerHalf::end_round() {
   ++round_;
   open_ = false;
   for (Eigen::Index j = 0; j < x_.size(); ++j)
-    if (!std::isfinite(x_[j]) || std::abs(x_[j]) > 1e100) throw Diverged(round_ - 1, step_norm());
+    if (!std::isfinite(x_[j]) || std::abs(x_[j]) > kExploded) throw Diverged(round_ - 1, step_norm());
 }
 
 void ServerHalf::abandon_round() {

@@ -74,7 +74,7 @@ class ServerHalf {
   // Closes the round with the replies received so far (all of them, or fewer when the
   // driver's deadline passed): aggregates them in worker-id order, so the result does not
   // depend on arrival order, and advances to x^{k+1}. Throws Diverged (the state then holds the
-  // non-finite iterate; the run is over) when x^{k+1} is not finite or beyond 1e100.
+  // non-finite iterate; the run is over) when a coordinate of x^{k+1} is not finite or beyond 1e15.
   void end_round();
   [[nodiscard]] bool is_open() const { return open_; }
   // Forgets the open round and its replies, as if begin_round() had not been called (a
