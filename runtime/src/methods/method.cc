@@ -130,7 +130,8 @@ void ServerHalf::end_round() {
   ++round_;
   open_ = false;
   for (Eigen::Index j = 0; j < x_.size(); ++j)
-    if (!std::isfinite(x_[j]) || std::abs(x_[j]) > kExploded) throw Diverged(round_ - 1, step_norm());
+    if (!std::isfinite(x_[j]) || std::abs(x_[j]) > kExploded)
+      throw Diverged(round_ - 1, step_norm());
 }
 
 void ServerHalf::abandon_round() {
