@@ -392,6 +392,7 @@ class Coordinator {
       const auto bytes = enc_.encode(b);
       broadcast_.assign(bytes.begin(), bytes.end());
       publish(broadcast_);
+      opened_ = Clock::now();
       tally_.on_broadcast(broadcast_.size(), members_.live_count());
       local_loss_sum_ = 0.0;
       local_loss_count_ = 0;
@@ -422,6 +423,7 @@ class Coordinator {
       evaluate(row);
       publish_row(row);
       if (s_.checkpoint_every > 0 && row.round % s_.checkpoint_every == 0) checkpoint("periodic");
+      status(false);
       if (s_.stop_at && row.grad_norm_sq && out_.initial_grad_norm_sq &&
           *row.grad_norm_sq <= *s_.stop_at * *out_.initial_grad_norm_sq)
         break;
@@ -432,6 +434,39 @@ class Coordinator {
     }
     out_.last = row;
     if (!s_.checkpoint_dir.empty()) checkpoint("final");
+    status(true);
+  }
+
+  void status(bool finished) {
+    if (!s_.on_status) return;
+    const auto now = Clock::now();
+    if (!finished && now - last_status_ < s_.status_interval) return;
+    last_status_ = now;
+    FleetStatus f;
+    f.time_s = elapsed();
+    f.round = round_now();
+    f.live = members_.live_count();
+    f.min_workers = min_workers_;
+    f.finished = finished;
+    f.repairs = out_.repairs;
+    f.resyncs = out_.resyncs;
+    f.rejected = out_.rejected;
+    f.config = config_;
+    for (uint32_t w = 0; w < n_; ++w) {
+      const Member& m = members_[w];
+      WorkerStatus ws;
+      ws.id = w;
+      ws.state = m.state;
+      ws.arch = m.arch;
+      ws.answered = m.answered;
+      ws.returns = m.returns;
+      if (m.state != MemberState::kAbsent)
+        ws.last_seen_age_s = std::chrono::duration<double>(now - m.last_seen).count();
+      ws.last_latency_s = m.last_latency_s;
+      ws.gone_reason = m.gone_reason;
+      f.workers.push_back(std::move(ws));
+    }
+    s_.on_status(f);
   }
 
   // Collects the open round's replies until it can close; false when asked to stop.
@@ -533,7 +568,7 @@ class Coordinator {
           if (r.round == server_->round()) event("rejected", *w, e.what());
           break;
         }
-        members_.answered(*w, now);
+        members_.answered(*w, now, std::chrono::duration<double>(now - opened_).count());
         tally_.on_reply(r, in_.bytes.size());
         if (r.local_loss) {
           local_loss_sum_ += *r.local_loss;
@@ -637,8 +672,10 @@ class Coordinator {
   CoordinatorOutcome out_;
   Clock::time_point start_;
   Clock::time_point last_publish_{};
+  Clock::time_point opened_{};  // when the open round's broadcast went out
+  Clock::time_point last_status_{};
   std::optional<uint64_t> last_checkpoint_;  // round of the last checkpoint written
-  double local_loss_sum_ = 0.0;  // of the open round's accepted replies
+  double local_loss_sum_ = 0.0;              // of the open round's accepted replies
   uint32_t local_loss_count_ = 0;
 };
 

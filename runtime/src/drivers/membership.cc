@@ -60,6 +60,7 @@ Membership::Admission Membership::classify(uint32_t w, const transport::Peer& pe
 void Membership::admit(uint32_t w, const transport::Peer& peer, const std::string& arch,
                        transport::Clock::time_point now) {
   Member& m = members_.at(w);
+  if (m.state == MemberState::kGone) ++m.returns;
   m.state = MemberState::kLive;
   m.peer = peer;
   m.arch = arch;
@@ -72,9 +73,10 @@ void Membership::seen(uint32_t w, transport::Clock::time_point now) {
   members_.at(w).last_seen = now;
 }
 
-void Membership::answered(uint32_t w, transport::Clock::time_point now) {
+void Membership::answered(uint32_t w, transport::Clock::time_point now, double latency_s) {
   Member& m = members_.at(w);
   m.last_seen = now;
+  m.last_latency_s = latency_s;
   m.misses = 0;
   ++m.answered;
 }

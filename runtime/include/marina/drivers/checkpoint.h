@@ -24,7 +24,7 @@
 namespace marina::drivers {
 
 struct Checkpoint {
-  methods::MethodConfig config;   // as resolved (γ, p, α are numbers here)
+  methods::MethodConfig config;  // as resolved (γ, p, α are numbers here)
   // The settings a resumed run must share with this one, as "key=value" lines (loss, l2, bias,
   // shuffle seed, rounds, ...); the coordinator compares them and names what differs.
   std::string settings;
@@ -32,10 +32,10 @@ struct Checkpoint {
   run::TallyState tally;
   std::optional<run::LogRow> held;  // a row waiting for its loss (coordinator without --data)
   std::optional<double> initial_grad_norm_sq;
-  uint64_t log_rows = 0;   // CSV rows written when the checkpoint was taken (header excluded)
-  uint64_t log_bytes = 0;  // the CSV's size then: a resumed run truncates the CSV to it
+  uint64_t log_rows = 0;      // CSV rows written when the checkpoint was taken (header excluded)
+  uint64_t log_bytes = 0;     // the CSV's size then: a resumed run truncates the CSV to it
   uint64_t events_bytes = 0;  // the events file's size then (0 when there is none)
-  double wall_s = 0.0;     // elapsed run time then; a resumed run's wall_s continues from it
+  double wall_s = 0.0;        // elapsed run time then; a resumed run's wall_s continues from it
   std::vector<uint32_t> members;  // worker ids that had joined
 
   bool operator==(const Checkpoint&) const = default;

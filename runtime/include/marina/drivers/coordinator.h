@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "marina/drivers/checkpoint.h"
+#include "marina/drivers/membership.h"
 #include "marina/drivers/round_policy.h"
 #include "marina/methods/config.h"
 #include "marina/methods/theory.h"
@@ -40,6 +41,31 @@ struct LogPosition {
   uint64_t rows = 0;
   uint64_t bytes = 0;
   uint64_t events_bytes = 0;
+};
+
+// What the coordinator knows about its fleet, for a live view (metrics, dashboard). Published
+// by the round loop at most every `status_interval`, and once at the end; the receiver copies
+// what it needs and must not block.
+struct WorkerStatus {
+  uint32_t id = 0;
+  MemberState state = MemberState::kAbsent;
+  std::string arch;
+  uint64_t answered = 0;        // replies aggregated
+  uint64_t returns = 0;         // times it came back after being gone
+  double last_seen_age_s = -1;  // seconds since its last message (-1: never)
+  double last_latency_s = -1;   // broadcast to its last aggregated reply (-1: none yet)
+  std::string gone_reason;
+};
+
+struct FleetStatus {
+  double time_s = 0.0;  // since the run started
+  uint64_t round = 0;   // the round open (or next)
+  uint32_t live = 0;
+  uint32_t min_workers = 0;
+  bool finished = false;
+  uint64_t repairs = 0, resyncs = 0, rejected = 0;
+  methods::MethodConfig config;  // as resolved (dim 0 before the workers joined)
+  std::vector<WorkerStatus> workers;
 };
 
 struct CoordinatorSettings {
@@ -75,6 +101,8 @@ struct CoordinatorSettings {
   std::function<void(const run::LogRow&)> on_row;
   std::function<void(const run::Event&)> on_event;
   std::function<void(const std::string&)> on_info;
+  std::function<void(const FleetStatus&)> on_status;
+  std::chrono::milliseconds status_interval{100};
 };
 
 struct CoordinatorOutcome {

@@ -26,9 +26,11 @@ struct Member {
   transport::Peer peer;
   std::string arch;
   transport::Clock::time_point last_seen{};
-  uint32_t misses = 0;      // deadlines missed in a row
-  uint64_t answered = 0;    // replies aggregated
-  std::string gone_reason;  // why it is gone, for the quorum error
+  uint32_t misses = 0;         // deadlines missed in a row
+  uint64_t answered = 0;       // replies aggregated
+  double last_latency_s = -1;  // broadcast to reply, of its last aggregated reply (-1: none)
+  uint64_t returns = 0;        // times it came back after being gone
+  std::string gone_reason;     // why it is gone, for the quorum error
 };
 
 class Membership {
@@ -59,7 +61,7 @@ class Membership {
 
   // Any valid message from the worker.
   void seen(uint32_t w, transport::Clock::time_point now);
-  void answered(uint32_t w, transport::Clock::time_point now);
+  void answered(uint32_t w, transport::Clock::time_point now, double latency_s);
   // A deadline passed without the worker's reply; true when that made it gone.
   bool missed(uint32_t w);
   void mark_gone(uint32_t w, const std::string& reason);
