@@ -531,7 +531,7 @@ class Coordinator {
   // Collects the open round's replies until it can close; false when asked to stop.
   bool collect(bool full_sync) {
     const auto timeout = round_timeout(full_sync, s_.round_timeout, sync_timeout_);
-    RoundClock clock(Clock::now(), timeout);
+    RoundClock clock(Clock::now(), timeout, s_.repair_after);
     bool repaired = false;
     std::optional<Clock::time_point> below_quorum_since;
     for (;;) {

@@ -83,6 +83,7 @@ struct CoordinatorSettings {
   uint32_t min_workers = 0;  // M; 0 means ⌈n/2⌉
   std::chrono::milliseconds round_timeout{2000};
   std::chrono::milliseconds sync_timeout{0};  // 0 means 3 × round_timeout
+  std::chrono::milliseconds repair_after{0};  // 0 means half the round's timeout
   std::chrono::milliseconds join_timeout{60000};
   std::chrono::milliseconds quorum_timeout{60000};
   std::chrono::milliseconds heartbeat{1000};  // publish a heartbeat when silent this long
