@@ -20,6 +20,8 @@ std::string ms(std::chrono::milliseconds t) {
   return std::to_string(t.count()) + " ms";
 }
 
+constexpr uint64_t kLoggedPerReason = 100;
+
 class Coordinator {
  public:
   Coordinator(transport::Hub& hub, const CoordinatorSettings& s)
@@ -102,8 +104,13 @@ class Coordinator {
   void reject(const std::string& reason, std::optional<uint32_t> worker, const std::string& detail,
               bool log = true) {
     ++out_.rejected;
-    ++out_.rejected_by[reason];
-    if (log) event("rejected", worker, reason + (detail.empty() ? "" : ": " + detail));
+    const uint64_t count = ++out_.rejected_by[reason];
+    // A flood (an attacker, a revoked device still sending) must not flood the events file:
+    // the first 100 of each reason are events, the rest only counted in the summary.
+    if (!log || count > kLoggedPerReason) return;
+    event("rejected", worker,
+          reason + (detail.empty() ? "" : ": " + detail) +
+              (count == kLoggedPerReason ? " (further ones only counted)" : ""));
   }
 
   bool stopping() const { return s_.stop && s_.stop->load(); }
@@ -167,6 +174,8 @@ class Coordinator {
       if (s_.identify(members_[w].user) == w) continue;
       members_.mark_gone(w, "key revoked");
       event("revoked", w, "its key is no longer in the allowlist");
+      hub_.send(members_[w].peer,
+                enc_.encode(wire::Bye{wire::kCoordinatorId, "refused: its key was revoked"}));
     }
   }
 
@@ -718,7 +727,8 @@ class Coordinator {
     for (uint32_t w = 0; w < n_; ++w) {
       const Member& m = members_[w];
       if (m.state != MemberState::kGone || m.peer != peer) continue;
-      if (m.gone_reason.rfind("left", 0) == 0) return std::nullopt;  // said bye: must rejoin
+      if (m.gone_reason.rfind("left", 0) == 0) return std::nullopt;      // said bye: must rejoin
+      if (s_.identify && s_.identify(m.user) != w) return std::nullopt;  // its key was revoked
       members_.admit(w, peer, m.arch, Clock::now());
       event("returned", w, "heard from again");
       send(w, enc_.encode(server_->snapshot(w)));
