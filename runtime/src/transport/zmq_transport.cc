@@ -119,6 +119,8 @@ ZmqHub::ZmqHub(Endpoint listen, std::size_t max_message, ZmqOptions options)
   router_.set(zmq::sockopt::router_mandatory, true);
   router_.set(zmq::sockopt::router_handover, true);
   router_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_message));
+  // A PUB socket receives only subscriptions: none of ours is longer than a few bytes.
+  pub_.set(zmq::sockopt::maxmsgsize, int64_t{256});
   if (ep_.port != 0) {
     pub_.bind(ep_.pub());
     router_.bind(ep_.router());
