@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Drives the real binaries on loopback (127.0.0.1 only) and measures what a round costs.
 
-  bench/loopback.py latency [--workers 1 8 64] [--rounds 2000]
+  bench/loopback.py latency [--workers 1 8 64] [--rounds 2000] [--repeat 3]
       marina-coordinator + n marina-worker processes (MARINA, RandK K = 1, a tiny synthetic
       problem: 4 rows per worker, d = 16) against marina_zmq_baseline (raw cppzmq PUB -> SUB +
-      DEALER -> ROUTER, same n, the same mean message sizes), run one after the other in this
-      invocation. Per-round times of the runtime come from the coordinator's CSV (wall_s, the
+      DEALER -> ROUTER, same n, the same mean message sizes), run alternately (--repeat trials each)
+      in this invocation. Per-round times of the runtime come from the coordinator's CSV (wall_s, the
       time since the start at which each row was written); the first 10% of the rounds are
       warm-up and dropped. Prints p50 and p99 of both and their ratio.
   bench/loopback.py scale [--workers 256] [--rounds 500]
@@ -158,23 +158,32 @@ def cmd_latency(args):
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.workers:
             data = tiny_problem(tmp, n)
-            rows, _, _, _, _ = run_cluster(data, n, args.rounds,
-                                           ["--method", "marina", "--compressor", "randk:1"], tmp)
-            rt = round_times(rows)
-            r0, r1 = rows[len(rows) // 10], rows[-1]
-            k = int(r1["round"]) - int(r0["round"])
-            down = (float(r1["wire_bytes_down"]) - float(r0["wire_bytes_down"])) / (k * n)
-            up = (float(r1["wire_bytes_up"]) - float(r0["wire_bytes_up"])) / (k * n)
-            out = subprocess.run(
-                [binary("bench", "marina_zmq_baseline"), "--workers", str(n), "--rounds",
-                 str(int(args.rounds * 0.9)), "--warmup", str(args.rounds // 10), "--down",
-                 str(round(down)), "--up", str(round(up))],
-                capture_output=True, text=True, timeout=3600)
-            m = dict(re.findall(r"(\w+)=([0-9.]+)", out.stdout))
-            if "p50_us" not in m:
-                sys.exit(f"loopback: baseline failed: {out.stdout}{out.stderr}")
-            bp50, bp99 = float(m["p50_us"]), float(m["p99_us"])
+            # The machine is shared: trials alternate runtime / baseline so that a burst of
+            # someone else's load lands on both, and the percentiles pool every trial's rounds.
+            rt, bt, downs, ups = [], [], [], []
+            for _ in range(args.repeat):
+                rows, _, _, _, _ = run_cluster(
+                    data, n, args.rounds, ["--method", "marina", "--compressor", "randk:1"], tmp)
+                rt += round_times(rows)
+                r0, r1 = rows[len(rows) // 10], rows[-1]
+                k = int(r1["round"]) - int(r0["round"])
+                down = (float(r1["wire_bytes_down"]) - float(r0["wire_bytes_down"])) / (k * n)
+                up = (float(r1["wire_bytes_up"]) - float(r0["wire_bytes_up"])) / (k * n)
+                downs.append(down)
+                ups.append(up)
+                times = os.path.join(tmp, "baseline.times")
+                out = subprocess.run(
+                    [binary("bench", "marina_zmq_baseline"), "--workers", str(n), "--rounds",
+                     str(int(args.rounds * 0.9)), "--warmup", str(args.rounds // 10), "--down",
+                     str(round(down)), "--up", str(round(up)), "--times", times],
+                    capture_output=True, text=True, timeout=3600)
+                if out.returncode != 0:
+                    sys.exit(f"loopback: baseline failed: {out.stdout}{out.stderr}")
+                with open(times) as fh:
+                    bt += [float(line) for line in fh if line.strip()]
             p50, p99 = pct(rt, 0.5) * 1e6, pct(rt, 0.99) * 1e6
+            bp50, bp99 = pct(bt, 0.5) * 1e6, pct(bt, 0.99) * 1e6
+            down, up = sum(downs) / len(downs), sum(ups) / len(ups)
             print(f"| {n} | {p50:.0f} | {p99:.0f} | {bp50:.0f} | {bp99:.0f} | {p50 / bp50:.2f} "
                   f"| {p99 / bp99:.2f} | {down:.0f} / {up:.0f} |", flush=True)
 
@@ -238,6 +247,7 @@ def main():
     a = sub.add_parser("latency")
     a.add_argument("--workers", type=int, nargs="+", default=[1, 8, 64])
     a.add_argument("--rounds", type=int, default=2000)
+    a.add_argument("--repeat", type=int, default=3, help="alternating trials of each")
     a = sub.add_parser("scale")
     a.add_argument("--workers", type=int, nargs="+", default=[256])
     a.add_argument("--rounds", type=int, default=500)

@@ -3,7 +3,9 @@
 scripts/reproduce-fig1.sh. For every method, gamma = theory x 2^j, j = 0, 1, 2, ..., until the
 run diverges (marina-sim exits with "diverged at round"), or a step brings no improvement in the
 bits per worker needed to reach 1e-2 of the initial ||grad f||^2 (or, while 1e-2 is not
-reached, in the final ||grad f||^2). Reports, per method, the theory gamma with its bits to 1e-2
+reached, in the final ||grad f||^2). A run that reaches 1e-2 with a loss above f(x^0) has
+collapsed (a huge step into the flat part of the sigmoid, where the gradient vanishes) and
+counts as a divergence. Reports, per method, the theory gamma with its bits to 1e-2
 and the best gamma with its bits to 1e-2. The theory gamma is read from marina-sim's start-up
 line "... gamma = X".
 
@@ -22,7 +24,9 @@ import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 5
-GAMMA_RE = re.compile(r"\bgamma = ([0-9.eE+-]+)")
+# The numeric line ("omega = 12, ..., gamma = 0.356987"), not the formula line before it
+# ("gamma = 1/(L(1+sqrt(...)))").
+GAMMA_RE = re.compile(r"\bgamma = ([0-9.eE+-]+)(?:,|[ \t]*$)", re.MULTILINE)
 
 
 def data_file(ds):
@@ -59,17 +63,22 @@ def run(sim, ds, args, gamma, rounds, log):
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{text}")
     with open(log, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    g0 = float(rows[0]["grad_norm_sq"])
-    bits = None
+    g0, f0 = float(rows[0]["grad_norm_sq"]), float(rows[0]["loss"])
+    bits = rounds_hit = loss_hit = None
     for row in rows:
         if float(row["grad_norm_sq"]) <= 1e-2 * g0:
             bits = float(row["bits_per_worker"])
             rounds_hit = int(row["round"])
+            loss_hit = float(row["loss"])
             break
     final = float(rows[-1]["grad_norm_sq"]) / g0
-    res = {"diverged": False, "bits": bits, "final": final, "text": text,
-           "rounds": rounds_hit if bits is not None else None}
-    return res
+    # A stepsize so large that the iterate lands where the sigmoid is flat also makes
+    # ||grad f|| small, with a loss worse than at x^0: that is a collapse, not convergence, and
+    # ends the sweep like a divergence.
+    if loss_hit is not None and loss_hit > f0:
+        return {"diverged": True, "collapsed": True, "loss": loss_hit, "text": text}
+    return {"diverged": False, "bits": bits, "final": final, "text": text,
+            "rounds": rounds_hit, "loss": loss_hit}
 
 
 def better(a, b):
@@ -88,7 +97,9 @@ def better(a, b):
 
 
 def fmt_bits(r):
-    if r is None or r["diverged"]:
+    if r is None or r.get("collapsed"):
+        return f"collapsed (loss {r['loss']:.3g} > f(x0))" if r else "-"
+    if r["diverged"]:
         return "diverged"
     if r["bits"] is None:
         return f"not reached ({r['final']:.3g} of initial)"
@@ -133,18 +144,20 @@ def main():
             table.append((ds, name, g_theory, theory, best_j, best, tried))
 
     print("| data | method | γ theory | bits/worker to 1e-2 (theory γ) | best γ (× theory) "
-          "| bits/worker to 1e-2 (best γ) | gain | stopped because |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| bits/worker to 1e-2 (best γ) | loss there | gain | stopped because |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for ds, name, g, theory, j, best, tried in table:
         gain = ""
         if theory["bits"] and best["bits"]:
             gain = f"{theory['bits'] / best['bits']:.1f}×"
         last_j, last = tried[-1]
-        why = (f"diverged at 2^{last_j}" if last["diverged"]
+        why = (f"collapsed at 2^{last_j}" if last.get("collapsed")
+               else f"diverged at 2^{last_j}" if last["diverged"]
                else f"no gain at 2^{last_j}" if last_j < args.max_j or len(tried) == 1
                else f"cap 2^{args.max_j}")
+        loss = f"{best['loss']:.3g}" if best.get("loss") is not None else "–"
         print(f"| {ds} | {name} | {g:.3g} | {fmt_bits(theory)} | {g * 2 ** j:.3g} (2^{j}) "
-              f"| {fmt_bits(best)} | {gain} | {why} |")
+              f"| {fmt_bits(best)} | {loss} | {gain} | {why} |")
     return 0
 
 

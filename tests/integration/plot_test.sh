@@ -16,8 +16,8 @@ data="$repo/tests/data/small.libsvm"
 [[ "$(head -c 8 "$tmp/fig.png" | od -An -tx1 | tr -d ' \n')" == 89504e470d0a1a0a ]] || {
   echo "plot_test: $tmp/fig.png is not a PNG" >&2; exit 1; }
 
-# Malformed: a value that is not a number, and a file that is not a run log at all.
-sed '3s/^\([0-9]*\),[^,]*,/\1,oops,/' "$tmp/marina.csv" > "$tmp/bad.csv"
+# Malformed: a grad_norm_sq that is not a number, and a file that is not a run log at all.
+sed '3s/^\([^,]*,[^,]*\),[^,]*,/\1,oops,/' "$tmp/marina.csv" > "$tmp/bad.csv"
 printf 'a,b\n1,2\n' > "$tmp/foreign.csv"
 for bad in bad foreign; do
   if "$repo/tools/marina-plot" "$tmp/marina.csv" "$tmp/$bad.csv" --out "$tmp/$bad.png" \
