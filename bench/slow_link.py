@@ -13,6 +13,8 @@ GD, theoretical stepsizes, on kr-vs-kp and supermarket.
   bench/slow_link.py [--rates 1mbit 100kbit] [--datasets krvskp supermarket]
                      [--methods marina diana gd] [--rounds 20000] [--time-cap 240]
 
+A method is NAME (RandK K = 1 unless it is gd) or NAME:COMPRESSOR, e.g. marina:randk:10.
+
 Runs are capped at --rounds rounds and --time-cap seconds (the coordinator then gets SIGTERM,
 closes its log and exits); a run that did not reach 1e-2 reports how far it got. Needs root,
 `ip netns` and `tc` (iproute2); without them it says so and exits 0 (skipped). The addresses
@@ -93,10 +95,12 @@ def data_file(ds):
 
 
 def one_run(build, ds, method, rounds, time_cap, tmp):
-    log = os.path.join(tmp, f"{ds}-{method}.csv")
-    algo = ["--method", method]
-    if method != "gd":
-        algo += ["--compressor", "randk:1"]
+    # "marina" (RandK K = 1), "gd", or METHOD:COMPRESSOR such as marina:randk:10.
+    name, _, compressor = method.partition(":")
+    log = os.path.join(tmp, f"{ds}-{method.replace(':', '_')}.csv")
+    algo = ["--method", name]
+    if name != "gd":
+        algo += ["--compressor", compressor or "randk:1"]
     coord = ["ip", "netns", "exec", coord_ns(),
              os.path.join(build, "coordinator", "marina-coordinator"),
              "--listen", f"tcp://0.0.0.0:{PORT}", "--workers", str(N), "--data", data_file(ds),
