@@ -114,16 +114,24 @@ def one_run(build, ds, method, rounds, time_cap, tmp):
         for i in range(N)]
     capped = False
     try:
-        _, err = cp.communicate(timeout=time_cap)
-    except subprocess.TimeoutExpired:
-        capped = True
-        cp.send_signal(signal.SIGTERM)  # the coordinator closes the log and says bye
-        _, err = cp.communicate(timeout=60)
-    for w in workers:
         try:
-            w.wait(timeout=30)
+            _, err = cp.communicate(timeout=time_cap)
         except subprocess.TimeoutExpired:
-            w.kill()
+            capped = True
+            cp.send_signal(signal.SIGTERM)  # the coordinator closes the log and says bye
+            _, err = cp.communicate(timeout=60)
+        for w in workers:
+            try:
+                w.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        # Whatever went wrong, leave no process behind: a process keeps its namespace alive
+        # after `ip netns del`.
+        for p in [cp] + workers:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     if cp.returncode != 0:
         raise RuntimeError(f"{ds} {method}: coordinator exited {cp.returncode}: {err}")
     with open(log, newline="") as fh:
