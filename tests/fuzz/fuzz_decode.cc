@@ -7,9 +7,11 @@
 // decode again gives the same bytes (a fixed point), so nothing the Decoder lets through is
 // lost or altered on the way into the message structs.
 //
-// An accepted reply then goes where the coordinator sends it, ServerHalf::accept() and
-// end_round() of a fresh round 0 under each compressor: the Decoder checks shapes against d,
-// but only the compressor knows how many values a payload of its kind must carry.
+// Accepted messages then go where the drivers send them, to fresh method halves at round 0: a
+// reply to ServerHalf::accept() and end_round() under each compressor (the Decoder checks
+// shapes against d, but only the compressor knows how many values a payload of its kind must
+// carry), a broadcast to WorkerHalf::on_broadcast(), a resync response to restore() followed by
+// that round's broadcast. They may refuse it (ProtocolError) or stop the run (Diverged), no more.
 
 #include <cstddef>
 #include <cstdint>
@@ -17,12 +19,15 @@
 #include <exception>
 #include <memory>
 #include <span>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "fuzz_support.h"
+#include "marina/data/dataset.h"
 #include "marina/methods/method.h"
+#include "marina/problem/objective.h"
 #include "marina/wire/codec.h"
 
 namespace {
@@ -96,6 +101,56 @@ void serve(const marina::methods::Reply& reply) {
   }
 }
 
+// A shard of d = 13 for the worker halves (heart_scale's first rows).
+const marina::problem::Objective& objective() {
+  static const marina::problem::Objective f = [] {
+    std::istringstream rows(
+        "+1 1:0.708333 2:1 3:1 4:-0.320755 5:-0.105023 6:-1 7:1 8:-0.419847 9:-1 12:1 13:-1\n"
+        "-1 1:0.583333 2:-1 3:0.333333 4:-0.603774 5:1 6:-1 7:1 8:0.358779 9:-1 13:1\n"
+        "+1 1:0.166667 2:1 3:-0.333333 4:-0.433962 5:-0.383562 6:-1 7:-1 8:0.0687023 13:1\n");
+    return marina::problem::Objective(marina::data::parse_libsvm(rows, "shard"),
+                                      marina::problem::Loss::kNonConvex, 0.0);
+  }();
+  return f;
+}
+
+void work(MessageKind kind, const Inbox& in) {
+  using namespace marina::methods;
+  static const std::pair<Method, const char*> kHalves[] = {{Method::kMarina, "randk:3"},
+                                                           {Method::kVrMarina, "permk"},
+                                                           {Method::kPpMarina, "natural"},
+                                                           {Method::kDiana, "qsgd:4"}};
+  for (const auto& [method, compressor] : kHalves) {
+    MethodConfig config;
+    config.method = method;
+    config.compressor = compressor;
+    config.workers = kWorkers;
+    config.dim = kDim;
+    config.gamma = 0.1;
+    config.p = 0.5;
+    config.alpha = 0.1;
+    config.batch = 2;
+    config.clients = 2;
+    const std::unique_ptr<WorkerHalf> worker = make_worker(config, 1, objective());
+    Reply reply;
+    try {
+      if (kind == MessageKind::kBroadcast) {
+        (void)worker->on_broadcast(in.broadcast, reply);
+      } else {
+        worker->restore(in.resync);
+        Broadcast next;
+        next.round = in.resync.round;
+        (void)worker->on_broadcast(next, reply);
+      }
+    } catch (const ProtocolError&) {
+    } catch (const Diverged&) {
+    } catch (const std::exception& e) {
+      bug(kHarness, std::string("a worker took a decoded ") + std::string(to_string(kind)) +
+                        " with " + compressor + " and threw: " + e.what());
+    }
+  }
+}
+
 void check(const Limits& limits, std::span<const uint8_t> bytes) {
   Decoder decoder(limits);
   Inbox in;
@@ -131,8 +186,9 @@ void check(const Limits& limits, std::span<const uint8_t> bytes) {
     bug(kHarness,
         "encode(decode(encode(m))) differs from encode(m) for a " + std::string(to_string(kind)));
   }
-  if (kind == MessageKind::kReply && limits.dim == kDim && limits.workers == kWorkers) {
-    serve(in.reply);
+  if (limits.dim == kDim && limits.workers == kWorkers) {
+    if (kind == MessageKind::kReply) serve(in.reply);
+    if (kind == MessageKind::kBroadcast || kind == MessageKind::kResyncResponse) work(kind, in);
   }
 }
 
