@@ -42,7 +42,7 @@ for i in 0 1 2; do
     --quiet "${worker_keys[@]}" >"$work/w$i.out" 2>&1 &
   pids+=("$!")
 done
-for _ in $(seq 1 3000); do
+for _ in $(seq 1 12000); do
   [[ -f "$work/net.csv" ]] && (( $(wc -l <"$work/net.csv") > 50 )) && break
   sleep 0.01
 done

@@ -151,9 +151,13 @@ void ZmqHub::publish(Bytes m) {
 
 bool ZmqHub::send(const Peer& to, Bytes m) {
   try {
+    // Only EHOSTUNREACH (below) means the peer is gone. A full queue (EAGAIN) drops this
+    // message, as delivery is never guaranteed, but must not count as a dead peer: the
+    // coordinator would then hand the worker's id to whoever asks.
     if (!router_.send(zmq::buffer(to), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
-      return false;
-    return router_.send(zmq::buffer(m.data(), m.size()), zmq::send_flags::dontwait).has_value();
+      return true;
+    (void)router_.send(zmq::buffer(m.data(), m.size()), zmq::send_flags::dontwait);
+    return true;
   } catch (const zmq::error_t& e) {
     if (e.num() == EHOSTUNREACH) return false;  // the peer is gone
     throw;

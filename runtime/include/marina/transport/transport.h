@@ -37,7 +37,8 @@ class Hub {
   virtual ~Hub() = default;
   // To every connected worker. Delivery is not guaranteed (slow joiners, full queues).
   virtual void publish(Bytes message) = 0;
-  // To one worker; returns false when the peer is unknown or gone.
+  // To one worker; returns false when the peer is unknown or gone (its connection closed).
+  // Delivery is not guaranteed either way (a full queue drops the message).
   virtual bool send(const Peer& to, Bytes message) = 0;
   // The next message from any worker, waiting at most `timeout`; false on timeout.
   virtual bool receive(Incoming& in, std::chrono::milliseconds timeout) = 0;
