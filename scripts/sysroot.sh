@@ -11,7 +11,7 @@
 # files (signature-checked as usual) and `dpkg-deb -x` unpacks them into the sysroot. Needs no
 # root. A foreign-architecture index that fails to update is reported, not fatal, as long as
 # the packages can still be downloaded (multiarch `apt-get install` of libzmq3-dev:arm64 can
-# fail on this kind of machine; see ../shared/DESIGN.md §6).
+# fail when the foreign-architecture indices lag the native ones: hence .deb files, not installs).
 #
 # Idempotent: a finished sysroot (stamp file .marina-sysroot whose content matches the
 # package list below) is left alone; an unfinished one is rebuilt. The toolchain files

@@ -1,4 +1,4 @@
-// Tests of the compressors (DESIGN §3), the payload and accumulate/decode.
+// Tests of the compressors (docs/ARCHITECTURE.md), the payload and accumulate/decode.
 //
 // The Monte Carlo checks are principled rather than tuned: each compares a sample mean over
 // T = 20000 seeded draws with its exact expectation, allowing 6 standard errors computed from the

@@ -266,7 +266,7 @@ TEST_CASE("methods: theory defaults") {
 }
 
 TEST_CASE("methods: every method converges on heart_scale in the paper's setting") {
-  // n = 5 contiguous shards, RandK with K = 1, theoretical parameters (DESIGN §2).
+  // n = 5 contiguous shards, RandK with K = 1, theoretical parameters (the paper, §5.1).
   const auto file = test::dataset("heart_scale");
   REQUIRE_MESSAGE(std::filesystem::exists(file), file.string(),
                   " missing: run scripts/fetch-data.sh");

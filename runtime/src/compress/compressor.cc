@@ -1,4 +1,4 @@
-// The compressors of DESIGN §3 and make_compressor().
+// The compressors (docs/ARCHITECTURE.md, "Compressors and the loss") and make_compressor().
 //
 // Conventions shared by all of them:
 // - all randomness comes from util::Rng streams derived from the Context (never <random>), so a

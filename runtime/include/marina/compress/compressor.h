@@ -1,6 +1,6 @@
 #pragma once
-// Compression operators Q of DESIGN §3. Each is a pure function of its input and a Context;
-// all randomness comes from the Context's seeds, so a compression can be replayed (and a
+// Compression operators Q (table: docs/ARCHITECTURE.md). Each is a pure function of its
+// input and a Context; all randomness comes from the Context's seeds, so a compression can be replayed (and a
 // seeded payload's indices re-derived on the server).
 
 #include <cstddef>

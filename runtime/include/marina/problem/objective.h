@@ -25,7 +25,7 @@ enum class Loss : uint8_t {
 // "nonconvex" or "logistic"; throws std::invalid_argument otherwise.
 [[nodiscard]] Loss parse_loss(std::string_view name);
 
-// sup_m |φ''(m)|: 0.15405 for (1 − σ(m))² (DESIGN §2), 1/4 for the logistic loss.
+// sup_m |φ''(m)|: 0.15405 for (1 − σ(m))² (docs/ARCHITECTURE.md, "Compressors and the loss"), 1/4 for the logistic loss.
 [[nodiscard]] double curvature_bound(Loss loss);
 
 // Statistics of a shard that do not depend on the loss: what a worker reports when it joins,
