@@ -73,11 +73,13 @@ done
 
 summary="$build/fuzz-summary.txt"
 {
-  printf 'fuzz: %s s per harness, %s at once, %s s in all\n' "$seconds" "$parallel" "$(( $(date +%s) - start ))"
+  printf 'fuzz: %s s per harness, %s at once, %s s in all\n' "$seconds" \
+    "$(( parallel < ${#harnesses[@]} ? parallel : ${#harnesses[@]} ))" "$(( $(date +%s) - start ))"
   printf '%-16s %12s %8s %7s %7s %6s  %s\n' harness execs exec/s cov ft corpus result
   for h in "${harnesses[@]}"; do
     log="$logs/$h.log"
-    done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)"
+    # The final "#N DONE cov: X ft: Y" line, or the last progress line of a run that crashed.
+    done_line="$(grep -E '^#[0-9]+[[:space:]].* cov: ' "$log" | tail -n 1 || true)"
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
     rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)"
     cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")"
@@ -93,7 +95,7 @@ for h in "${failed[@]}"; do
   echo
   echo "fuzz: $h FAILED; its report (full log: $log):"
   # The sanitizer's or libFuzzer's report, without the progress lines before it.
-  awk '/^==[0-9]+==|BUG:|runtime error:|deadly signal|^SUMMARY:|ERROR: libFuzzer/ {p=1} p' "$log" \
+  awk '/^==[0-9]+==|BUG:|runtime error:|Assertion|terminate called|deadly signal|^SUMMARY:|ERROR: libFuzzer/ {p=1} p' "$log" \
     | head -n 80
   unit="$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)"
   if [[ -n "$unit" ]]; then

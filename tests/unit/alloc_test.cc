@@ -7,7 +7,7 @@
 // vectors (Eigen calls malloc directly), FlatBuffers, std::string. Counting is per thread and
 // only inside allocations_in(), so doctest's own bookkeeping and other threads are not seen.
 //
-// Under AddressSanitizer (the debug preset) the sanitizer owns malloc; the interposition is
+// Under AddressSanitizer (the sanitize preset) the sanitizer owns malloc; the interposition is
 // compiled out there and the counting cases are skipped.
 
 #include <cerrno>
