@@ -383,7 +383,7 @@ TEST_CASE("observe: the server answers on loopback and refuses what it must") {
   CHECK(metrics.find("Content-Type: text/plain; version=0.0.4") != std::string::npos);
   CHECK(metrics.find("\r\n\r\n# HELP marina_rounds_total") != std::string::npos);
   const auto log = http_get(server.port(), "/api/log?since=2", host);
-  CHECK(log.find("application/json") != std::string::npos);
+  CHECK(log.find("Content-Type: application/json; charset=utf-8") != std::string::npos);
   CHECK(log.substr(log.find("\r\n\r\n") + 4).rfind("[{\"round\":2,", 0) == 0);
   const auto events = http_get(server.port(), "/api/events?since=3", host);
   CHECK(events.find("\"event\":\"custom_kind\"") != std::string::npos);
