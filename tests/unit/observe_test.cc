@@ -162,7 +162,8 @@ std::map<std::string, std::string> samples(const std::string& text) {
 
 // One HTTP/1.1 request to 127.0.0.1:port; returns the whole response (status line, headers,
 // body). Plain sockets: the test needs no HTTP client library.
-std::string http_get(uint16_t port, const std::string& target, const std::string& host) {
+std::string http_get(uint16_t port, const std::string& target, const std::string& host,
+                     const std::string& extra_headers = "") {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(fd >= 0);
   sockaddr_in a{};
@@ -170,8 +171,8 @@ std::string http_get(uint16_t port, const std::string& target, const std::string
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  const std::string req =
-      "GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
+  const std::string req = "GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\n" + extra_headers +
+                          "Connection: close\r\n\r\n";
   REQUIRE(::send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size()));
   std::string out;
   char buf[4096];
@@ -385,6 +386,10 @@ TEST_CASE("observe: the server answers on loopback and refuses what it must") {
   const auto log = http_get(server.port(), "/api/log?since=2", host);
   CHECK(log.find("Content-Type: application/json; charset=utf-8") != std::string::npos);
   CHECK(log.substr(log.find("\r\n\r\n") + 4).rfind("[{\"round\":2,", 0) == 0);
+  // What browsers send: JSON must still come uncompressed (httplib's Brotli is far too slow).
+  const auto browser = http_get(server.port(), "/api/log", host, "Accept-Encoding: gzip, br\r\n");
+  CHECK(browser.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(browser.find("Content-Encoding") == std::string::npos);
   const auto events = http_get(server.port(), "/api/events?since=3", host);
   CHECK(events.find("\"event\":\"custom_kind\"") != std::string::npos);
   CHECK(events.find("\"event\":\"gone\"") == std::string::npos);
