@@ -9,6 +9,9 @@
 
 #include <atomic>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <utility>
 
 #include <chrono>
 #include <cstdio>
@@ -28,6 +31,7 @@
 #include "marina/observe/http_server.h"
 #include "marina/observe/store.h"
 #include "marina/run/events.h"
+#include "marina/security/keys.h"
 #include "marina/transport/zmq_transport.h"
 #include "marina/wire/codec.h"
 
@@ -38,6 +42,70 @@ namespace {
 using namespace marina;
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
+
+extern "C" void on_hangup(int) {
+  g_reload.store(true);
+}
+
+// The allowlist as the ZAP thread and the round loop see it: replaced whole on SIGHUP.
+class Keyring {
+ public:
+  Keyring(std::filesystem::path file, uint32_t workers) : file_(std::move(file)), n_(workers) {
+    list_ = std::make_shared<const security::Allowlist>(security::Allowlist::read(file_, n_));
+  }
+  // The User-Id that a key is admitted under: "<worker id> <public key>".
+  std::optional<std::string> admit(const std::string& key) const {
+    const auto id = current()->worker_of(key);
+    if (!id) return std::nullopt;
+    return std::to_string(*id) + " " + key;
+  }
+  // The worker a User-Id speaks for, while its key is still bound to that id.
+  std::optional<uint32_t> identify(const std::string& user) const {
+    const auto space = user.find(' ');
+    if (space == std::string::npos) return std::nullopt;
+    const auto id = current()->worker_of(user.substr(space + 1));
+    if (!id || std::to_string(*id) != user.substr(0, space)) return std::nullopt;
+    return id;
+  }
+  // Re-reads the file; a broken file keeps the previous list (and says why).
+  bool reload() {
+    try {
+      auto fresh =
+          std::make_shared<const security::Allowlist>(security::Allowlist::read(file_, n_));
+      std::lock_guard lock(mu_);
+      list_ = std::move(fresh);
+    } catch (const std::exception& e) {
+      std::cerr << "marina-coordinator: SIGHUP: keeping the previous allowlist: " << e.what()
+                << '\n';
+      return false;
+    }
+    std::cerr << "marina-coordinator: SIGHUP: reloaded " << file_.string() << '\n';
+    return true;
+  }
+  void refused(const std::string& key, const std::string& address) {
+    std::lock_guard lock(mu_);
+    if (refused_.size() < 1000)  // a flood of handshakes must not grow memory without bound
+      refused_.push_back("key " + (key.empty() ? std::string("(none)") : key) + " (" +
+                         (key.empty() ? std::string("-") : security::fingerprint(key)) + ") from " +
+                         address);
+  }
+  std::vector<std::string> take_refused() {
+    std::lock_guard lock(mu_);
+    return std::exchange(refused_, {});
+  }
+
+ private:
+  std::shared_ptr<const security::Allowlist> current() const {
+    std::lock_guard lock(mu_);
+    return list_;
+  }
+  std::filesystem::path file_;
+  uint32_t n_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const security::Allowlist> list_;
+  std::vector<std::string> refused_;
+};
 
 extern "C" void on_signal(int) {
   g_stop.store(true);
@@ -115,7 +183,8 @@ int main(int argc, char** argv) {
           quorum_timeout_ms = 60000;
   uint32_t min_workers = 0, miss_limit = 3;
   uint64_t checkpoint_every = 0;
-  std::string checkpoint_dir, resume_dir, events_file;
+  std::string checkpoint_dir, resume_dir, events_file, curve_secret, allow_keys;
+  uint64_t max_dim = uint64_t{1} << 22;
   bool spawn_local = false, quiet = false;
   std::string http_text;
   bool http_allow_remote = false;
@@ -165,6 +234,16 @@ int main(int argc, char** argv) {
       "start --workers local marina-worker processes on loopback and stop them at the end");
   app.add_option("--worker-binary", worker_binary, "marina-worker to start with --spawn-local");
   app.add_flag("--quiet", quiet, "no start-up messages");
+  app.add_option("--curve-secret", curve_secret,
+                 "this coordinator's secret key file (marina-keygen): encrypt both sockets and "
+                 "admit only the keys of --allow-keys");
+  app.add_option("--allow-keys", allow_keys,
+                 "allowlist: lines 'WORKER-ID PUBLIC-KEY'; re-read on SIGHUP (revoked keys leave "
+                 "the run at once)");
+  app.add_option("--max-dim", max_dim,
+                 "refuse workers declaring more features than this (without --data)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32))
+      ->capture_default_str();
   app.add_option("--http", http_text,
                  "HOST:PORT: serve a live dashboard (/), Prometheus metrics (/metrics) and JSON "
                  "(/api/status, /api/log, /api/events); loopback only unless "
@@ -233,10 +312,37 @@ int main(int argc, char** argv) {
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
 
-    transport::ZmqHub hub(ep, wire::max_message_bytes(1u << 24, flags.workers));
+    if (curve_secret.empty() != allow_keys.empty())
+      throw std::invalid_argument("--curve-secret and --allow-keys go together");
+    s.max_dim = max_dim;
+    transport::ZmqOptions zopt;
+    std::unique_ptr<Keyring> keyring;
+    if (!curve_secret.empty()) {
+      const auto own = security::read_secret_key(curve_secret);
+      keyring = std::make_unique<Keyring>(allow_keys, flags.workers);
+      transport::CurveServer cs;
+      cs.secret_key = own.secret_key;
+      cs.admit = [k = keyring.get()](const std::string& key) { return k->admit(key); };
+      cs.refused = [k = keyring.get()](const std::string& key, const std::string& address) {
+        k->refused(key, address);
+      };
+      zopt.curve_server = cs;
+      s.identify = [k = keyring.get()](const std::string& user) { return k->identify(user); };
+      s.keys_changed = [k = keyring.get()] { return g_reload.exchange(false) && k->reload(); };
+      s.refused_keys = [k = keyring.get()] { return k->take_refused(); };
+      struct sigaction hup {};
+      hup.sa_handler = on_hangup;
+      sigemptyset(&hup.sa_mask);
+      sigaction(SIGHUP, &hup, nullptr);
+      std::cerr << "CurveZMQ: coordinator key " << security::fingerprint(own.public_key) << ", "
+                << allow_keys << " allows workers by key\n";
+    }
+    // Nothing longer than the largest valid message of this run gets in (ZMQ_MAXMSGSIZE).
+    const uint64_t dim_bound = shards.empty() ? max_dim : shards.front().dim();
+    transport::ZmqHub hub(ep, wire::max_message_bytes(dim_bound, flags.workers), zopt);
     std::cerr << "listening: PUB " << hub.endpoint().pub() << ", ROUTER " << hub.endpoint().router()
               << '\n';
-    if (ep.host != "127.0.0.1" && ep.host != "localhost" && ep.host != "::1")
+    if (!keyring && ep.host != "127.0.0.1" && ep.host != "localhost" && ep.host != "::1")
       std::cerr << "warning: listening on " << ep.host
                 << " without authentication: anyone who can reach the ports can join\n";
 
@@ -368,6 +474,12 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(r.wire_bytes_down),
         static_cast<unsigned long long>(out.repairs), static_cast<unsigned long long>(out.resyncs));
     std::printf("events: %s\n", out.events.summary().c_str());
+    if (!out.rejected_by.empty()) {
+      std::string by;
+      for (const auto& [why, count] : out.rejected_by)
+        by += (by.empty() ? "" : ", ") + why + " " + std::to_string(count);
+      std::printf("rejected messages by reason: %s\n", by.c_str());
+    }
     // The run does not depend on every device, and neither does its exit status: a local
     // worker that failed (or was killed) is reported, the run's result stands.
     std::fflush(stdout);

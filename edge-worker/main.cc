@@ -15,6 +15,7 @@
 #include <optional>
 
 #include <charconv>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -24,6 +25,7 @@
 #endif
 
 #include "marina/drivers/worker.h"
+#include "marina/security/keys.h"
 #include "marina/transport/zmq_transport.h"
 #include "marina/wire/codec.h"
 
@@ -101,6 +103,7 @@ int main(int argc, char** argv) {
   std::optional<uint32_t> id;
   std::optional<uint64_t> shuffle_seed;
   bool bias = false, quiet = false;
+  std::string curve_secret, server_key;
   int64_t connect_timeout_ms = 60000, idle_timeout_ms = 120000, liveness_ms = 5000;
   app.add_option("--connect", connect, "coordinator tcp://HOST:PORT (PUB port; PORT+1 too)")
       ->required();
@@ -120,6 +123,11 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_flag("--quiet", quiet, "only errors and the exit summary");
+  app.add_option("--curve-secret", curve_secret,
+                 "this worker's secret key file (marina-keygen NAME writes NAME.key): encrypt "
+                 "and authenticate with CurveZMQ; needs --server-key");
+  app.add_option("--server-key", server_key,
+                 "the coordinator's public key: a NAME.pub file, or the 40-character Z85 key");
   CLI11_PARSE(app, argc, argv);
 
   const std::string tag = "marina-worker";
@@ -151,7 +159,19 @@ int main(int argc, char** argv) {
     s.on_progress = systemd_notifier();
     const bool notify = static_cast<bool>(s.on_progress);
 #endif
-    transport::ZmqLink link(ep, routing_id(s.id), wire::max_message_bytes(s.shard.dim(), 1u << 16));
+    if (curve_secret.empty() != server_key.empty())
+      throw std::invalid_argument("--curve-secret and --server-key go together");
+    transport::ZmqOptions zopt;
+    if (!curve_secret.empty()) {
+      const auto own = security::read_secret_key(curve_secret);
+      const std::string server =
+          security::is_z85_key(server_key) && !std::filesystem::exists(server_key)
+              ? server_key
+              : security::read_public_key(server_key);
+      zopt.curve_client = transport::CurveClient{own.public_key, own.secret_key, server};
+    }
+    transport::ZmqLink link(ep, routing_id(s.id), wire::max_message_bytes(s.shard.dim(), 1u << 16),
+                            zopt);
     const auto out = drivers::run_worker(link, std::move(s));
 #if MARINA_WITH_SYSTEMD
     if (notify) sd_notify(0, "STOPPING=1");

@@ -21,7 +21,7 @@ bin="build-rpi-$arch/edge-worker/marina-worker"
 description="$(file -b "$bin")"
 echo "build: $bin: $description"
 [[ "$description" =~ $expect ]] || { echo "build: $bin is not an $arch binary" >&2; exit 1; }
-# Worker-only: nothing but the worker and the libraries it links.
-extra="$(find "build-rpi-$arch" -type f -perm -u+x -name 'marina-*' ! -path '*/CMakeFiles/*' ! -name marina-worker)"
+# Worker-only: nothing but the worker (and its key tool) and the libraries they link.
+extra="$(find "build-rpi-$arch" -type f -perm -u+x -name 'marina-*' ! -path '*/CMakeFiles/*' ! -name marina-worker ! -name marina-keygen)"
 [[ -z "$extra" ]] || { echo "build: the worker-only build made more: $extra" >&2; exit 1; }
 echo "build: rpi-$arch built in $(($(date +%s) - start)) s"

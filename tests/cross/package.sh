@@ -33,7 +33,7 @@ for pkg in "$@"; do
   done
   rm -rf "$work/x" && dpkg-deb -x "$deb" "$work/x"
   case "$pkg" in
-    marina-worker) bins=(usr/bin/marina-worker)
+    marina-worker) bins=(usr/bin/marina-worker usr/bin/marina-keygen)
       for f in usr/lib/systemd/system/marina-worker@.service \
                usr/share/doc/marina-worker/examples/worker-0.conf; do
         [[ -f "$work/x/$f" ]] || fail "$deb: /$f missing"

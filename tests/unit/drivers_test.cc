@@ -1,6 +1,7 @@
 // The coordinator and worker drivers over the in-process transport: the same code paths as a
 // networked run, with a transport that can drop published messages on purpose.
 
+#include <cmath>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -36,9 +37,10 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
   s.base.clients = 2;
   s.rounds = rounds;
   s.session = 99;
-  // Lossy runs repair half-way to the deadline; the deadline stays long enough that a loaded
-  // machine never closes a round without a reply that is merely slow.
-  s.round_timeout = std::chrono::milliseconds(drop ? 600 : 20000);
+  // Lossy runs repair quickly; the deadline stays long enough that a loaded machine never
+  // closes a round without a reply that is merely slow.
+  s.round_timeout = std::chrono::milliseconds(20000);
+  s.repair_after = std::chrono::milliseconds(drop ? 30 : 0);
   s.miss_limit = 1000;
   s.join_timeout = std::chrono::milliseconds(20000);
   if (evaluate) s.evaluation = &shards;
@@ -133,6 +135,15 @@ TEST_CASE("drivers: hostile messages are rejected and change nothing") {
             junk.resize(1 + rng.below(300));
             for (auto& b : junk) b = static_cast<uint8_t>(rng.below(256));
             link.send(junk);
+          } else if (i % 4 == 1) {  // worker 0's own peer and id: NaN, or a round far ahead
+            methods::Reply own;
+            own.worker = 0;
+            own.round = i % 8 == 1 ? 1000000 + i : rng.below(30);
+            own.payload.kind = compress::PayloadKind::kDense64;
+            own.payload.dim = 8;
+            own.payload.dense.assign(8, 0.5);
+            if (i % 8 != 1) own.payload.dense[rng.below(8)] = std::nan("");
+            link.send(enc.encode(own));
           } else {  // a well-formed reply that claims to come from another worker
             methods::Reply fake;
             fake.worker = 1 + static_cast<uint32_t>(rng.below(3));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -18,6 +19,8 @@ using transport::Clock;
 std::string ms(std::chrono::milliseconds t) {
   return std::to_string(t.count()) + " ms";
 }
+
+constexpr uint64_t kLoggedPerReason = 100;
 
 class Coordinator {
  public:
@@ -82,7 +85,10 @@ class Coordinator {
 
   double elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
 
-  uint64_t round_now() const { return server_ ? server_->round() : 0; }
+  uint64_t round_now() const {
+    if (server_) return server_->round();
+    return s_.resume ? s_.resume->server.round : 0;
+  }
 
   void event(const std::string& kind, std::optional<uint32_t> worker, const std::string& detail) {
     run::Event e{round_now(), elapsed(), worker, kind, detail};
@@ -93,9 +99,18 @@ class Coordinator {
     info(line + kind + (detail.empty() ? "" : " (" + detail + ")"));
   }
 
-  void reject(const std::string& why) {
+  // Every message turned away is counted by reason; `log` adds an event (not for the
+  // expected kinds, like late replies after a deadline, which would flood the events file).
+  void reject(const std::string& reason, std::optional<uint32_t> worker, const std::string& detail,
+              bool log = true) {
     ++out_.rejected;
-    event("rejected", std::nullopt, why);
+    const uint64_t count = ++out_.rejected_by[reason];
+    // A flood (an attacker, a revoked device still sending) must not flood the events file:
+    // the first 100 of each reason are events, the rest only counted in the summary.
+    if (!log || count > kLoggedPerReason) return;
+    event("rejected", worker,
+          reason + (detail.empty() ? "" : ": " + detail) +
+              (count == kLoggedPerReason ? " (further ones only counted)" : ""));
   }
 
   bool stopping() const { return s_.stop && s_.stop->load(); }
@@ -107,11 +122,12 @@ class Coordinator {
     try {
       kind = dec_.decode(in.bytes, inbox_);
     } catch (const wire::DecodeError& e) {
-      reject("from peer '" + in.from + "': " + e.what());
+      reject("malformed", std::nullopt, e.what());
       return false;
     }
     if (kind != wire::MessageKind::kJoin && inbox_.session != s_.session) {
-      ++out_.rejected;  // a worker of an earlier session: it rejoins on our heartbeat
+      // A worker of an earlier session (it rejoins on our heartbeat), or a replay.
+      reject("foreign session", std::nullopt, std::string(wire::to_string(kind)), false);
       return false;
     }
     return true;
@@ -134,18 +150,46 @@ class Coordinator {
   // live worker not heard from within a heartbeat is also pinged directly: a send that fails
   // means its connection is gone (ZMTP heartbeats close a stalled one).
   void heartbeat_tick() {
+    check_keys();
     const auto now = Clock::now();
-    if (now - last_publish_ < s_.heartbeat) return;
+    const bool publish_due = now - last_publish_ >= s_.heartbeat;
+    const bool ping_due = welcomed_ && now - last_ping_ >= s_.heartbeat;
+    if (!publish_due && !ping_due) return;
     const auto bytes = enc_.encode(wire::Heartbeat{wire::kCoordinatorId, round_now()});
     std::vector<uint8_t> copy(bytes.begin(), bytes.end());
-    publish(copy);
-    if (!welcomed_) return;
+    if (publish_due) publish(copy);
+    if (!ping_due) return;
+    last_ping_ = now;
     for (uint32_t w : members_.live_ids())
       if (now - members_[w].last_seen > s_.heartbeat) send(w, copy);
   }
 
+  // Keys refused at the handshake, and keys revoked since (SIGHUP): a revoked worker leaves the
+  // run at once; its connection may stay open, but nothing it sends is accepted.
+  void check_keys() {
+    if (s_.refused_keys)
+      for (const std::string& what : s_.refused_keys()) reject("unknown key", std::nullopt, what);
+    if (!s_.identify || !s_.keys_changed || !s_.keys_changed()) return;
+    for (uint32_t w : members_.live_ids()) {
+      if (s_.identify(members_[w].user) == w) continue;
+      members_.mark_gone(w, "key revoked");
+      event("revoked", w, "its key is no longer in the allowlist");
+      hub_.send(members_[w].peer,
+                enc_.encode(wire::Bye{wire::kCoordinatorId, "refused: its key was revoked"}));
+    }
+  }
+
   std::string compatibility_problem(const wire::Join& j) const {
     const std::string who = "worker " + std::to_string(j.worker_id);
+    // Bounds before anything is allocated from them: the server keeps n·d doubles per vector.
+    const uint64_t max_dim = s_.evaluation && !s_.evaluation->empty()
+                                 ? static_cast<uint64_t>(s_.evaluation->front().dim())
+                                 : s_.max_dim;
+    if (j.dim == 0 || (j.dim > max_dim && !(s_.evaluation && !s_.evaluation->empty())))
+      return who + " declares d = " + std::to_string(j.dim) + " features; this coordinator takes " +
+             "1 to " + std::to_string(max_dim) + " (--max-dim)";
+    if (j.shard_rows == 0 || j.shard_rows > (uint64_t{1} << 40))
+      return who + " declares " + std::to_string(j.shard_rows) + " rows";
     if (j.worker_id >= n_)
       return who + " is out of range: the run has --workers " + std::to_string(n_) + " (ids 0.." +
              std::to_string(n_ - 1) + ")";
@@ -153,6 +197,12 @@ class Coordinator {
       return who + " holds a shard of a split into " + std::to_string(j.shard_count) +
              " (--shard I/" + std::to_string(j.shard_count) +
              "), the run has n = " + std::to_string(n_) + ": use --shard I/" + std::to_string(n_);
+    // Settings first: a --bias mismatch also shows as d + 1.
+    if (j.bias != s_.bias)
+      return who + (j.bias ? " uses --bias" : " does not use --bias") + ", the coordinator " +
+             (s_.bias ? "does" : "does not");
+    if (j.shuffle_seed != s_.shuffle_seed)
+      return who + " shuffles its rows differently (--shuffle-seed must match the coordinator's)";
     if (dim_ && j.dim != *dim_)
       return who + " has d = " + std::to_string(j.dim) +
              " features, the run has d = " + std::to_string(*dim_) +
@@ -171,11 +221,6 @@ class Coordinator {
       return who + " holds " + std::to_string(j.shard_rows) + " rows, but --data split into " +
              std::to_string(n_) + " shards gives " + std::to_string(s_.evaluation->front().rows()) +
              ": the workers use another file or another --shard I/N";
-    if (j.bias != s_.bias)
-      return who + (j.bias ? " uses --bias" : " does not use --bias") + ", the coordinator " +
-             (s_.bias ? "does" : "does not");
-    if (j.shuffle_seed != s_.shuffle_seed)
-      return who + " shuffles its rows differently (--shuffle-seed must match the coordinator's)";
     return {};
   }
 
@@ -189,33 +234,53 @@ class Coordinator {
   // A Join at any time. Returns the admitted id, if any.
   std::optional<uint32_t> on_join(const transport::Incoming& in) {
     const wire::Join& j = inbox_.join;
+    // With keys, the key decides who may join as which id.
+    bool key_matches = false;
+    if (s_.identify) {
+      const auto id = s_.identify(in.user);
+      if (id != j.worker_id) {
+        reject(id ? "impersonation" : "revoked key", std::nullopt,
+               id ? "the key of worker " + std::to_string(*id) + " joined as worker " +
+                        std::to_string(j.worker_id)
+                  : "a join with a key no longer allowed");
+        return std::nullopt;
+      }
+      key_matches = true;
+    }
     if (const std::string problem = compatibility_problem(j); !problem.empty()) {
       refuse(in.from, problem);
+      refusals_[j.worker_id] = problem;
       return std::nullopt;
     }
     const uint32_t w = j.worker_id;
     const auto now = Clock::now();
     switch (members_.classify(w, in.from)) {
       case Membership::Admission::kNew:
-        members_.admit(w, in.from, j.arch, now);
+        members_.admit(w, in.from, j.arch, now, in.user);
         event("join", w,
               std::to_string(j.shard_rows) + " rows, " + (j.arch.empty() ? "?" : j.arch));
         break;
       case Membership::Admission::kReturn:
-        members_.admit(w, in.from, j.arch, now);
+        members_.admit(w, in.from, j.arch, now, in.user);
         event("returned", w, "joined again");
         break;
       case Membership::Admission::kRepeat:
-        members_.admit(w, in.from, j.arch, now);
+        members_.admit(w, in.from, j.arch, now, in.user);
         break;
       case Membership::Admission::kContested: {
-        // The id is live behind another peer. Only proof that that peer is gone lets the
-        // newcomer in; otherwise it keeps retrying until liveness decides.
-        const auto probe = enc_.encode(wire::Heartbeat{wire::kCoordinatorId, round_now()});
-        if (hub_.send(members_[w].peer, probe)) return std::nullopt;
-        members_.mark_gone(w, "replaced by a new process");
-        event("gone", w, "its connection is closed; a new process takes its id");
-        members_.admit(w, in.from, j.arch, now);
+        // The id is live behind another peer. With keys, the id's key decides at once; in
+        // plaintext only proof that that peer is gone lets the newcomer in, otherwise it keeps
+        // retrying until liveness decides (a forged join cannot displace a running worker).
+        if (key_matches) {
+          members_.mark_gone(w, "replaced by a new process with its key");
+          event("gone", w, "a new process with its key takes its id");
+        } else {
+          const auto probe = enc_.encode(wire::Heartbeat{wire::kCoordinatorId, round_now()});
+          if (hub_.send(members_[w].peer, probe)) return std::nullopt;
+          members_.mark_gone(w, "replaced by a new process");
+          event("gone", w, "its connection is closed; a new process takes its id");
+        }
+        members_.admit(w, in.from, j.arch, now, in.user);
         event("returned", w, "new process");
         break;
       }
@@ -250,10 +315,11 @@ class Coordinator {
                     "; missing: " + members_.missing_text());
           break;
         }
-        throw std::runtime_error(
-            "only " + std::to_string(members_.live_count()) + " of " + std::to_string(n_) +
-            " workers joined within " + ms(s_.join_timeout) + " (need --min-workers " +
-            std::to_string(min_workers_) + "); missing: " + members_.missing_text());
+        throw std::runtime_error("only " + std::to_string(members_.live_count()) + " of " +
+                                 std::to_string(n_) + " workers joined within " +
+                                 ms(s_.join_timeout) + " (need --min-workers " +
+                                 std::to_string(min_workers_) +
+                                 "); missing: " + members_.missing_text() + refusal_text());
       }
       heartbeat_tick();
       wire::MessageKind kind;
@@ -261,7 +327,8 @@ class Coordinator {
       if (kind == wire::MessageKind::kJoin)
         (void)on_join(in_);
       else
-        ++out_.rejected;  // nothing but joins makes sense yet
+        reject("unexpected message", std::nullopt,
+               "a " + std::string(wire::to_string(kind)) + " before the run started", false);
     }
     resolve();
   }
@@ -347,7 +414,8 @@ class Coordinator {
         members_.seen(*w, Clock::now());
         acked[*w] = true;
       } else {
-        ++out_.rejected;
+        reject("unexpected message", w,
+               "a " + std::string(wire::to_string(kind)) + " during start-up", false);
       }
     }
   }
@@ -472,7 +540,7 @@ class Coordinator {
   // Collects the open round's replies until it can close; false when asked to stop.
   bool collect(bool full_sync) {
     const auto timeout = round_timeout(full_sync, s_.round_timeout, sync_timeout_);
-    RoundClock clock(Clock::now(), timeout);
+    RoundClock clock(Clock::now(), timeout, s_.repair_after);
     bool repaired = false;
     std::optional<Clock::time_point> below_quorum_since;
     for (;;) {
@@ -513,6 +581,7 @@ class Coordinator {
           ++out_.repairs;
           event("repair", w, "broadcast sent again directly");
         }
+        continue;  // a send may have found a worker gone: the round may be complete now
       }
       heartbeat_tick();
       auto until =
@@ -523,6 +592,15 @@ class Coordinator {
       if (!hub_.receive(in_, std::clamp(left, 1ms, s_.heartbeat)) || !decode(in_, kind)) continue;
       handle(kind);
     }
+  }
+
+  // "; refused: worker 0 has d = 74 ..., worker 1 ..." (the reasons the missing were turned
+  // away, so that the coordinator's own error says what to fix).
+  std::string refusal_text() const {
+    std::string out;
+    for (const auto& [w, why] : refusals_)
+      if (w >= n_ || !members_.live(w)) out += (out.empty() ? "; refused: " : "; ") + why;
+    return out;
   }
 
   std::string quorum_message() const {
@@ -536,7 +614,7 @@ class Coordinator {
     return "only " + std::to_string(members_.live_count()) + " of " + std::to_string(n_) +
            " workers live for " + ms(s_.quorum_timeout) + " (--min-workers " +
            std::to_string(min_workers_) + ") at round " + std::to_string(round_now()) +
-           "; missing workers " + members_.missing_text() + " (" + detail + ")";
+           "; missing workers " + members_.missing_text() + " (" + detail + ")" + refusal_text();
   }
 
   // One message during a round.
@@ -548,24 +626,40 @@ class Coordinator {
     auto w = members_.live_worker_of(in_.from);
     if (!w) w = revive(in_.from);
     if (!w) {
-      reject("from unknown peer '" + in_.from + "' (" + std::string(wire::to_string(kind)) + ")");
+      reject("unknown peer", std::nullopt, std::string(wire::to_string(kind)));
       return;
     }
+    // A peer speaks only for the worker it joined as, and with keys only with that id's key.
+    if (const uint32_t claimed = claimed_id(kind); claimed != *w) {
+      reject("impersonation", *w,
+             "its peer sent a " + std::string(wire::to_string(kind)) + " as worker " +
+                 std::to_string(claimed));
+      return;
+    }
+    if (!authenticated_as(*w)) return;
     const auto now = Clock::now();
     members_.seen(*w, now);
     switch (kind) {
       case wire::MessageKind::kReply: {
         const methods::Reply& r = inbox_.reply;
-        if (r.worker != *w) {  // a peer may only speak for itself
-          reject("peer of worker " + std::to_string(*w) + " sent a reply as worker " +
-                 std::to_string(r.worker));
+        // The round's gate: stale, future, duplicate or unasked replies never reach the method.
+        if (r.round < server_->round()) {
+          reject("late reply", *w, "", false);
+          break;
+        }
+        if (r.round > server_->round()) {
+          reject("future round", *w, "round " + std::to_string(r.round));
+          break;
+        }
+        if (!server_->awaiting(*w)) {
+          reject(server_->asked(*w) ? "duplicate" : "not asked", *w,
+                 "round " + std::to_string(r.round));
           break;
         }
         try {
           server_->accept(r);
         } catch (const methods::ProtocolError& e) {
-          ++out_.rejected;  // late replies are expected after a deadline: counted, not logged
-          if (r.round == server_->round()) event("rejected", *w, e.what());
+          reject("bad payload", *w, e.what());
           break;
         }
         members_.answered(*w, now, std::chrono::duration<double>(now - opened_).count());
@@ -592,10 +686,39 @@ class Coordinator {
         break;
       }
       default:
-        reject("unexpected " + std::string(wire::to_string(kind)) + " from worker " +
-               std::to_string(*w));
+        reject("unexpected message", *w, "a " + std::string(wire::to_string(kind)));
         break;
     }
+  }
+
+  // The worker id a message says it comes from.
+  uint32_t claimed_id(wire::MessageKind kind) const {
+    switch (kind) {
+      case wire::MessageKind::kJoin:
+        return inbox_.join.worker_id;
+      case wire::MessageKind::kReply:
+        return inbox_.reply.worker;
+      case wire::MessageKind::kResyncRequest:
+        return inbox_.resync_request.worker;
+      case wire::MessageKind::kHeartbeat:
+        return inbox_.heartbeat.worker;
+      case wire::MessageKind::kBye:
+        return inbox_.bye.worker;
+      default:
+        return wire::kCoordinatorId;  // workers send nothing else
+    }
+  }
+
+  // With keys: the message's authenticated identity (its key, checked at the handshake) must
+  // still be bound to worker w. Without keys every message passes.
+  bool authenticated_as(uint32_t w) {
+    if (!s_.identify) return true;
+    const auto id = s_.identify(in_.user);
+    if (id == w) return true;
+    reject(id ? "impersonation" : "revoked key", w,
+           id ? "the key of worker " + std::to_string(*id) + " spoke as worker " + std::to_string(w)
+              : "a key no longer allowed");
+    return false;
   }
 
   // A message from the peer of a worker marked gone (a paused process, a link that came
@@ -604,7 +727,8 @@ class Coordinator {
     for (uint32_t w = 0; w < n_; ++w) {
       const Member& m = members_[w];
       if (m.state != MemberState::kGone || m.peer != peer) continue;
-      if (m.gone_reason.rfind("left", 0) == 0) return std::nullopt;  // said bye: must rejoin
+      if (m.gone_reason.rfind("left", 0) == 0) return std::nullopt;      // said bye: must rejoin
+      if (s_.identify && s_.identify(m.user) != w) return std::nullopt;  // its key was revoked
       members_.admit(w, peer, m.arch, Clock::now());
       event("returned", w, "heard from again");
       send(w, enc_.encode(server_->snapshot(w)));
@@ -672,7 +796,9 @@ class Coordinator {
   CoordinatorOutcome out_;
   Clock::time_point start_;
   Clock::time_point last_publish_{};
-  Clock::time_point opened_{};  // when the open round's broadcast went out
+  Clock::time_point last_ping_{};
+  std::map<uint32_t, std::string> refusals_;  // the last refusal of each worker id, for errors
+  Clock::time_point opened_{};                // when the open round's broadcast went out
   Clock::time_point last_status_{};
   std::optional<uint64_t> last_checkpoint_;  // round of the last checkpoint written
   double local_loss_sum_ = 0.0;              // of the open round's accepted replies

@@ -58,7 +58,7 @@ Membership::Admission Membership::classify(uint32_t w, const transport::Peer& pe
 }
 
 void Membership::admit(uint32_t w, const transport::Peer& peer, const std::string& arch,
-                       transport::Clock::time_point now) {
+                       transport::Clock::time_point now, const std::string& user) {
   Member& m = members_.at(w);
   if (m.state == MemberState::kGone) ++m.returns;
   m.state = MemberState::kLive;
@@ -67,6 +67,7 @@ void Membership::admit(uint32_t w, const transport::Peer& peer, const std::strin
   m.last_seen = now;
   m.misses = 0;
   m.gone_reason.clear();
+  m.user = user;
 }
 
 void Membership::seen(uint32_t w, transport::Clock::time_point now) {

@@ -1,13 +1,18 @@
 #include "marina/drivers/round_policy.h"
 
+#include <algorithm>
+
 namespace marina::drivers {
 
-RoundClock::RoundClock(time_point opened, std::chrono::milliseconds timeout) : timeout_(timeout) {
+RoundClock::RoundClock(time_point opened, std::chrono::milliseconds timeout,
+                       std::chrono::milliseconds repair_after)
+    : timeout_(timeout),
+      repair_after_(repair_after.count() > 0 ? std::min(repair_after, timeout) : timeout / 2) {
   restart(opened);
 }
 
 void RoundClock::restart(time_point now) {
-  repair_at_ = now + timeout_ / 2;
+  repair_at_ = now + repair_after_;
   deadline_ = now + timeout_;
 }
 

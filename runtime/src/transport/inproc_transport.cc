@@ -16,6 +16,7 @@ bool InProcNetwork::Queue::pop(Incoming& out, std::chrono::milliseconds timeout)
   std::unique_lock lock(mu);
   if (!cv.wait_for(lock, timeout, [&] { return !items.empty(); })) return false;
   out.from = std::move(items.front().from);
+  out.user = std::move(items.front().user);
   out.bytes.swap(items.front().bytes);
   items.pop_front();
   return true;
@@ -27,13 +28,13 @@ class InProcNetwork::HubImpl : public Hub {
   void publish(Bytes m) override {
     for (uint32_t w = 0; w < net_.to_worker_.size(); ++w) {
       if (net_.cut_[w].load() || (net_.drop_ && net_.drop_(m, w))) continue;
-      net_.to_worker_[w]->push(Incoming{"", {m.begin(), m.end()}});
+      net_.to_worker_[w]->push(Incoming{"", "", {m.begin(), m.end()}});
     }
   }
   bool send(const Peer& to, Bytes m) override {
     const auto w = std::stoul(to);
     if (w >= net_.to_worker_.size() || net_.cut_[w].load()) return false;
-    net_.to_worker_[w]->push(Incoming{"", {m.begin(), m.end()}});
+    net_.to_worker_[w]->push(Incoming{"", "", {m.begin(), m.end()}});
     return true;
   }
   bool receive(Incoming& in, std::chrono::milliseconds timeout) override {
@@ -48,7 +49,13 @@ class InProcNetwork::LinkImpl : public Link {
  public:
   LinkImpl(InProcNetwork& net, uint32_t w) : net_(net), peer_(std::to_string(w)), w_(w) {}
   void send(Bytes m) override {
-    if (!net_.cut_[w_].load()) net_.to_hub_.push(Incoming{peer_, {m.begin(), m.end()}});
+    if (net_.cut_[w_].load()) return;
+    std::string user;
+    {
+      std::lock_guard lock(net_.users_mu_);
+      user = net_.users_[w_];
+    }
+    net_.to_hub_.push(Incoming{peer_, std::move(user), {m.begin(), m.end()}});
   }
   bool receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) override {
     if (!net_.to_worker_[w_]->pop(scratch_, timeout)) return false;
@@ -64,7 +71,9 @@ class InProcNetwork::LinkImpl : public Link {
 };
 
 InProcNetwork::InProcNetwork(uint32_t workers)
-    : hub_(std::make_unique<HubImpl>(*this)), cut_(std::make_unique<std::atomic<bool>[]>(workers)) {
+    : hub_(std::make_unique<HubImpl>(*this)),
+      cut_(std::make_unique<std::atomic<bool>[]>(workers)),
+      users_(workers) {
   for (uint32_t w = 0; w < workers; ++w) {
     to_worker_.push_back(std::make_unique<Queue>());
     links_.push_back(std::make_unique<LinkImpl>(*this, w));
@@ -79,6 +88,11 @@ Hub& InProcNetwork::hub() {
 Link& InProcNetwork::link(uint32_t worker) {
   return *links_.at(worker);
 }
+void InProcNetwork::set_user(uint32_t worker, std::string user) {
+  std::lock_guard lock(users_mu_);
+  users_.at(worker) = std::move(user);
+}
+
 void InProcNetwork::sever(uint32_t worker, bool cut) {
   cut_[worker].store(cut);
 }

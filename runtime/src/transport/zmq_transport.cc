@@ -52,10 +52,65 @@ int poll_items(zmq::pollitem_t* items, std::size_t n, std::chrono::milliseconds 
 
 }  // namespace
 
+void ZmqHub::serve_zap(const CurveServer& curve) {
+  // RFC 27 (ZAP): request = version, request id, domain, address, routing id, mechanism,
+  // credentials...; reply = version, request id, status code, status text, user id, metadata.
+  zmq::pollitem_t item{zap_->handle(), 0, ZMQ_POLLIN, 0};
+  while (!zap_stop_.load()) {
+    if (poll_items(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
+    std::vector<zmq::message_t> frames;
+    for (;;) {
+      zmq::message_t part;
+      if (!zap_->recv(part, zmq::recv_flags::dontwait)) break;
+      const bool more = part.more();
+      frames.push_back(std::move(part));
+      if (!more) break;
+    }
+    if (frames.size() < 6) continue;  // not a ZAP request: nothing to answer
+    const std::string mechanism = frames[5].to_string();
+    std::optional<std::string> user;
+    std::string key;
+    if (mechanism == "CURVE" && frames.size() >= 7 && frames[6].size() == 32) {
+      char z85[41];
+      if (zmq_z85_encode(z85, static_cast<const uint8_t*>(frames[6].data()), 32) != nullptr) {
+        key = z85;
+        user = curve.admit(key);
+      }
+    }
+    if (!user && curve.refused) curve.refused(key, frames[3].to_string());
+    const std::string code = user ? "200" : "400";
+    const std::string text = user ? "OK" : "key not allowed";
+    zap_->send(zmq::buffer(std::string("1.0")), zmq::send_flags::sndmore);
+    zap_->send(frames[1], zmq::send_flags::sndmore);
+    zap_->send(zmq::buffer(code), zmq::send_flags::sndmore);
+    zap_->send(zmq::buffer(text), zmq::send_flags::sndmore);
+    zap_->send(zmq::buffer(user.value_or("")), zmq::send_flags::sndmore);
+    zap_->send(zmq::message_t(), zmq::send_flags::none);
+  }
+}
+
+ZmqHub::~ZmqHub() {
+  zap_stop_.store(true);
+  if (zap_thread_.joinable()) zap_thread_.join();
+}
+
 ZmqHub::ZmqHub(Endpoint listen, std::size_t max_message, ZmqOptions options)
     : pub_(ctx_, zmq::socket_type::pub), router_(ctx_, zmq::socket_type::router), ep_(listen) {
   set_heartbeats(pub_, options);
   set_heartbeats(router_, options);
+  if (options.curve_server) {
+    const CurveServer& curve = *options.curve_server;
+    if (!curve.admit) throw std::invalid_argument("CurveZMQ server without an admission rule");
+    zap_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::rep);
+    zap_->set(zmq::sockopt::linger, 0);
+    zap_->bind("inproc://zeromq.zap.01");
+    zap_thread_ = std::thread([this, curve] { serve_zap(curve); });
+    for (zmq::socket_t* s : {&pub_, &router_}) {
+      s->set(zmq::sockopt::curve_server, true);
+      s->set(zmq::sockopt::curve_secretkey, curve.secret_key);
+      s->set(zmq::sockopt::zap_domain, "marina");
+    }
+  }
   // A full subscriber queue drops messages silently; round messages are few and small, so a
   // deep queue plus round numbers (and repair over the ROUTER) handle it.
   pub_.set(zmq::sockopt::sndhwm, 10000);
@@ -122,6 +177,12 @@ bool ZmqHub::receive(Incoming& in, std::chrono::milliseconds timeout) {
     }
     if (body.more()) continue;
     in.from.assign(static_cast<const char*>(id.data()), id.size());
+    // Set by our ZAP handler at the handshake; absent without CURVE.
+    const char* user = zmq_msg_gets(body.handle(), "User-Id");
+    if (user != nullptr)
+      in.user = user;
+    else
+      in.user.clear();
     const auto* p = static_cast<const uint8_t*>(body.data());
     in.bytes.assign(p, p + body.size());
     return true;
@@ -134,6 +195,11 @@ ZmqLink::ZmqLink(const Endpoint& coordinator, const std::string& identity, std::
   set_heartbeats(sub_, options);
   set_heartbeats(dealer_, options);
   for (zmq::socket_t* s : {&sub_, &dealer_}) {
+    if (options.curve_client) {
+      s->set(zmq::sockopt::curve_serverkey, options.curve_client->server_key);
+      s->set(zmq::sockopt::curve_publickey, options.curve_client->public_key);
+      s->set(zmq::sockopt::curve_secretkey, options.curve_client->secret_key);
+    }
     s->set(zmq::sockopt::reconnect_ivl, 100);
     s->set(zmq::sockopt::reconnect_ivl_max, 2000);
   }

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,11 +83,22 @@ struct CoordinatorSettings {
   uint32_t min_workers = 0;  // M; 0 means ⌈n/2⌉
   std::chrono::milliseconds round_timeout{2000};
   std::chrono::milliseconds sync_timeout{0};  // 0 means 3 × round_timeout
+  std::chrono::milliseconds repair_after{0};  // 0 means half the round's timeout
   std::chrono::milliseconds join_timeout{60000};
   std::chrono::milliseconds quorum_timeout{60000};
   std::chrono::milliseconds heartbeat{1000};  // publish a heartbeat when silent this long
   uint32_t miss_limit = 3;
   AbsentFn absent;  // simulated faults (marina-sim); empty in a networked run
+  // Joins declaring more features are refused before anything is allocated (with --data,
+  // its d is the only one accepted).
+  uint64_t max_dim = uint64_t{1} << 22;
+  // With keys: the worker id an authenticated identity (Incoming::user) is bound to now, or
+  // nullopt when its key is not (or no longer) allowed. Empty: plaintext, no identity checks.
+  std::function<std::optional<uint32_t>(const std::string& user)> identify;
+  // Polled by the loop: true once after the allowlist changed (SIGHUP), and the keys refused
+  // at the handshake since the last call (as "key FP from ADDRESS").
+  std::function<bool()> keys_changed;
+  std::function<std::vector<std::string>()> refused_keys;
   // Set (from a signal handler) to stop: the open round is abandoned, a checkpoint written
   // (if configured), workers told bye; run_coordinator then returns with interrupted = true.
   const std::atomic<bool>* stop = nullptr;
@@ -111,7 +123,8 @@ struct CoordinatorOutcome {
   std::optional<double> initial_grad_norm_sq;
   uint64_t repairs = 0;
   uint64_t resyncs = 0;
-  uint64_t rejected = 0;  // messages that failed validation
+  uint64_t rejected = 0;                        // messages that failed validation
+  std::map<std::string, uint64_t> rejected_by;  // the same, by reason
   bool interrupted = false;
   run::EventCounts events;
 };

@@ -31,6 +31,7 @@ struct Member {
   double last_latency_s = -1;  // broadcast to reply, of its last aggregated reply (-1: none)
   uint64_t returns = 0;        // times it came back after being gone
   std::string gone_reason;     // why it is gone, for the quorum error
+  std::string user;            // the transport's authenticated identity (CurveZMQ), if any
 };
 
 class Membership {
@@ -57,7 +58,7 @@ class Membership {
   [[nodiscard]] Admission classify(uint32_t w, const transport::Peer& peer) const;
   // Binds `peer` to `w` and makes it live (kNew, kReturn, kRepeat).
   void admit(uint32_t w, const transport::Peer& peer, const std::string& arch,
-             transport::Clock::time_point now);
+             transport::Clock::time_point now, const std::string& user = {});
 
   // Any valid message from the worker.
   void seen(uint32_t w, transport::Clock::time_point now);

@@ -29,14 +29,16 @@ using AbsentFn = std::function<bool(uint64_t round, uint32_t worker)>;
 class RoundClock {
  public:
   using time_point = transport::Clock::time_point;
-  RoundClock(time_point opened, std::chrono::milliseconds timeout);
+  // `repair_after` 0 means half the timeout.
+  RoundClock(time_point opened, std::chrono::milliseconds timeout,
+             std::chrono::milliseconds repair_after = {});
   [[nodiscard]] time_point repair_at() const { return repair_at_; }
   [[nodiscard]] time_point deadline() const { return deadline_; }
   // Quorum is back after a pause: the round gets a full timeout from now.
   void restart(time_point now);
 
  private:
-  std::chrono::milliseconds timeout_;
+  std::chrono::milliseconds timeout_, repair_after_;
   time_point repair_at_, deadline_;
 };
 

@@ -67,6 +67,8 @@ class ServerHalf {
   void accept(const Reply& reply);
   // True when every participant of the open round has replied.
   [[nodiscard]] bool complete() const;
+  // Whether `worker` is asked to reply in the open round.
+  [[nodiscard]] bool asked(uint32_t worker) const { return open_ && expects(worker); }
   // Whether `worker` is asked to reply in the open round and has not yet.
   [[nodiscard]] bool awaiting(uint32_t worker) const;
   // Ids of the participants that have not replied yet, ascending.

@@ -29,6 +29,9 @@ class InProcNetwork {
   // Cuts (or restores) a worker's connection, as a dead link would: while cut, nothing it
   // sends arrives, nothing reaches it, and Hub::send to it fails.
   void sever(uint32_t worker, bool cut);
+  // What the hub sees as the authenticated identity of a link's messages (Incoming::user), as
+  // CurveZMQ's User-Id would be: lets tests exercise identity binding without keys.
+  void set_user(uint32_t worker, std::string user);
 
  private:
   struct Queue {
@@ -49,6 +52,8 @@ class InProcNetwork {
   std::vector<std::unique_ptr<LinkImpl>> links_;
   std::function<bool(Bytes, uint32_t)> drop_;
   std::unique_ptr<std::atomic<bool>[]> cut_;
+  std::mutex users_mu_;
+  std::vector<std::string> users_;
 };
 
 }  // namespace marina::transport

@@ -26,6 +26,9 @@ using Peer = std::string;
 
 struct Incoming {
   Peer from;
+  // Who the transport authenticated the sender as (CurveZMQ: the identity its key was admitted
+  // under at the handshake); empty without authentication.
+  std::string user;
   std::vector<uint8_t> bytes;  // reused across receives
 };
 

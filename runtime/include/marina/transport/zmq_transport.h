@@ -5,9 +5,13 @@
 //                                  repaired broadcasts out (addressed by routing id)
 // A worker connects SUB to PORT and DEALER to PORT+1.
 
+#include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include <zmq.hpp>
 
@@ -27,9 +31,29 @@ struct Endpoint {
 // or connects): a peer that stops answering PINGs for `heartbeat_timeout` — a killed process,
 // a pulled cable, Wi-Fi gone without FIN or RST — has its connection closed, so the ROUTER's
 // sends to it fail and the worker's sockets reconnect.
+// CurveZMQ, coordinator side: both sockets encrypt, and a ZAP handler (inproc, in the hub's
+// own context) decides every client key at the handshake. Without a ZAP handler libzmq's CURVE
+// would accept any client key, so the handler is always installed with it.
+struct CurveServer {
+  std::string secret_key;  // Z85
+  // The identity a client key is admitted under (it becomes the messages' User-Id), or nullopt
+  // to refuse the handshake. Called on the hub's ZAP thread: must be thread-safe.
+  std::function<std::optional<std::string>(const std::string& public_key)> admit;
+  // A refused key and the peer's address, also called on the ZAP thread.
+  std::function<void(const std::string& public_key, const std::string& address)> refused;
+};
+
+// CurveZMQ, worker side.
+struct CurveClient {
+  std::string public_key, secret_key;  // this worker's, Z85
+  std::string server_key;              // the coordinator's public key, Z85
+};
+
 struct ZmqOptions {
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds heartbeat_timeout{3000};
+  std::optional<CurveServer> curve_server;  // hub only
+  std::optional<CurveClient> curve_client;  // link only
 };
 
 // Parses "tcp://HOST:PORT"; throws std::invalid_argument naming the text otherwise.
@@ -41,13 +65,20 @@ class ZmqHub : public Hub {
   // Binds both sockets; with port 0 tries random free pairs. `max_message` bounds what a
   // peer may send (ZMQ_MAXMSGSIZE: a peer sending more is disconnected).
   ZmqHub(Endpoint listen, std::size_t max_message, ZmqOptions options = {});
+  ~ZmqHub() override;
   [[nodiscard]] const Endpoint& endpoint() const { return ep_; }
   void publish(Bytes message) override;
   bool send(const Peer& to, Bytes message) override;
   bool receive(Incoming& in, std::chrono::milliseconds timeout) override;
 
  private:
+  void serve_zap(const CurveServer& curve);
+
   zmq::context_t ctx_;
+  // The ZAP handler must be bound before any CURVE handshake; it stops with the hub.
+  std::unique_ptr<zmq::socket_t> zap_;
+  std::atomic<bool> zap_stop_{false};
+  std::thread zap_thread_;
   zmq::socket_t pub_;
   zmq::socket_t router_;
   Endpoint ep_;
