@@ -11,6 +11,12 @@ packages=(
   libeigen3-dev doctest-dev libcli11-dev
   libzmq3-dev cppzmq-dev
   libflatbuffers-dev flatbuffers-compiler
+  # bench/ (micro-benchmarks) and tools/marina-plot (figures; its ctest runs it).
+  libbenchmark-dev python3-matplotlib
+  # bench/*.py: /usr/bin/time -v (peak RSS) and ip/tc for the slow-link namespaces.
+  time iproute2
+  # Fuzzing (tests/fuzz/run.sh): clang 14 and its runtimes (libFuzzer, ASan, UBSan).
+  clang libclang-rt-14-dev
   # Raspberry Pi workers (docs/RASPBERRY_PI.md): cross compilers for arm64 and armhf (ARMv7),
   # qemu-user to run their binaries in the cross tests (called explicitly; no binfmt needed),
   # file and dpkg-dev (dpkg-shlibdeps) for the build checks and the .deb packages.

@@ -486,15 +486,27 @@ fs::path write_checkpoint(const fs::path& dir, const Checkpoint& c) {
   return final_path;
 }
 
-Checkpoint read_checkpoint(const fs::path& file) {
-  const Aligned buf = read_file(file);
-  const std::size_t size = buf.size;
+Checkpoint parse_checkpoint(std::span<const uint8_t> bytes, const std::string& origin) {
+  const fs::path file(origin);
+  const std::size_t size = bytes.size();
+  if (size > kMaxFileBytes) {
+    refuse(file, str(size, " bytes, more than any checkpoint (at most ", kMaxFileBytes, ")"));
+  }
+  // The Verifiers check alignment against the buffer's address, so bytes that did not come from
+  // read_file() are copied to aligned storage first.
+  Aligned copied;
+  const uint8_t* data = bytes.data();
+  if (reinterpret_cast<std::uintptr_t>(data) % alignof(double) != 0) {
+    copied.resize(size);
+    std::memcpy(copied.data(), bytes.data(), size);
+    data = copied.data();
+  }
 
   const std::size_t min_size = frame_checkpoint({}).size();
   if (size < min_size) {
     refuse(file, str(size, " bytes, too short for a checkpoint (at least ", min_size, ")"));
   }
-  if (!fb::CheckpointFileBufferHasIdentifier(buf.data())) {
+  if (!fb::CheckpointFileBufferHasIdentifier(data)) {
     refuse(file, str("not a checkpoint (file identifier is not \"", fb::CheckpointFileIdentifier(),
                      "\")"));
   }
@@ -502,11 +514,11 @@ Checkpoint read_checkpoint(const fs::path& file) {
   outer_options.max_depth = 2;
   outer_options.max_tables = 1;
   outer_options.check_nested_flatbuffers = false;
-  flatbuffers::Verifier outer_verifier(buf.data(), size, outer_options);
+  flatbuffers::Verifier outer_verifier(data, size, outer_options);
   if (!fb::VerifyCheckpointFileBuffer(outer_verifier)) {
     refuse(file, "malformed checkpoint: FlatBuffers verification failed");
   }
-  const fb::CheckpointFile& outer = *fb::GetCheckpointFile(buf.data());
+  const fb::CheckpointFile& outer = *fb::GetCheckpointFile(data);
   if (outer.format_version() != kCheckpointFormatVersion) {
     refuse(file, str("format version ", outer.format_version(), ", this build reads version ",
                      kCheckpointFormatVersion));
@@ -519,7 +531,7 @@ Checkpoint read_checkpoint(const fs::path& file) {
   }
   // The CRC covers the state only; the framing must be exactly what the writer produces.
   if (const std::vector<uint8_t> expected = frame_checkpoint(state);
-      expected.size() != size || std::memcmp(expected.data(), buf.data(), size) != 0) {
+      expected.size() != size || std::memcmp(expected.data(), data, size) != 0) {
     refuse(file, "damaged framing around the state, or extra bytes at the end");
   }
 
@@ -542,6 +554,11 @@ Checkpoint read_checkpoint(const fs::path& file) {
   Checkpoint c = decode_state(file, *flatbuffers::GetRoot<fb::State>(state_data));
   check_consistency(file, c);
   return c;
+}
+
+Checkpoint read_checkpoint(const fs::path& file) {
+  const Aligned buf = read_file(file);
+  return parse_checkpoint(std::span<const uint8_t>(buf.data(), buf.size), file.string());
 }
 
 std::optional<LoadedCheckpoint> read_latest_checkpoint(const fs::path& dir) {

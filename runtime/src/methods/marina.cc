@@ -81,8 +81,10 @@ void MarinaWorker::respond(const Broadcast& b, Reply& reply) {
     return;
   }
   // ∇f_i(x^k) is cached from the previous round unless this worker sat it out (PP-MARINA)
-  // or was resynchronised: then it is evaluated again at x^{k−1}.
-  if (grad_round_ + 1 != b.round) {
+  // or was resynchronised: then it is evaluated again at x^{k−1}. The sentinels must not count
+  // as rounds: UINT64_MAX + 1 wraps to 0, so a compressed round 0 (which only a broken or
+  // hostile coordinator sends) would otherwise subtract a gradient that was never computed.
+  if (grad_round_ >= kRestored || grad_round_ + 1 != b.round) {
     f_.gradient(x_prev_, grad_);
     if (grad_round_ == kRestored)
       recovery_oracle_calls_ += m;

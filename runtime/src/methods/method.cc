@@ -76,28 +76,31 @@ bool ServerHalf::awaiting(uint32_t worker) const {
 }
 
 void ServerHalf::accept(const Reply& reply) {
-  const std::string where = "reply of worker " + std::to_string(reply.worker) + " for round " +
-                            std::to_string(reply.round);
-  if (!open_) throw ProtocolError(where + ": no round is open");
+  // Built only on the way to an error: an accepted reply must not allocate.
+  const auto where = [&reply] {
+    return "reply of worker " + std::to_string(reply.worker) + " for round " +
+           std::to_string(reply.round);
+  };
+  if (!open_) throw ProtocolError(where() + ": no round is open");
   if (reply.round != round_)
-    throw ProtocolError(where + ": the open round is " + std::to_string(round_));
+    throw ProtocolError(where() + ": the open round is " + std::to_string(round_));
   if (reply.worker >= config_.workers)
-    throw ProtocolError(where + ": unknown worker (n = " + std::to_string(config_.workers) + ")");
-  if (!expects(reply.worker)) throw ProtocolError(where + ": worker was not drawn this round");
-  if (received_[reply.worker]) throw ProtocolError(where + ": duplicate");
+    throw ProtocolError(where() + ": unknown worker (n = " + std::to_string(config_.workers) + ")");
+  if (!expects(reply.worker)) throw ProtocolError(where() + ": worker was not drawn this round");
+  if (received_[reply.worker]) throw ProtocolError(where() + ": duplicate");
   if (reply.payload.dim != config_.dim)
-    throw ProtocolError(where + ": payload has d = " + std::to_string(reply.payload.dim) +
+    throw ProtocolError(where() + ": payload has d = " + std::to_string(reply.payload.dim) +
                         ", the run has d = " + std::to_string(config_.dim));
   const bool dense = reply.payload.kind == compress::PayloadKind::kDense64;
   if (broadcast_.full_sync && !dense)
-    throw ProtocolError(where + ": full-sync round needs a dense gradient");
+    throw ProtocolError(where() + ": full-sync round needs a dense gradient");
   if (!broadcast_.full_sync && dense && q_->name() != "identity")
-    throw ProtocolError(where + ": dense payload in a round compressed with " + q_->name());
+    throw ProtocolError(where() + ": dense payload in a round compressed with " + q_->name());
   try {
     const compress::Context ctx{broadcast_.round_seed, reply.worker, config_.workers};
     compress::decode(reply.payload, *q_, ctx, decoded_[reply.worker]);
   } catch (const std::invalid_argument& e) {
-    throw ProtocolError(where + ": " + e.what());
+    throw ProtocolError(where() + ": " + e.what());
   }
   received_[reply.worker] = true;
   ++received_count_;

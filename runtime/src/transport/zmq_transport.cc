@@ -119,6 +119,9 @@ ZmqHub::ZmqHub(Endpoint listen, std::size_t max_message, ZmqOptions options)
   router_.set(zmq::sockopt::router_mandatory, true);
   router_.set(zmq::sockopt::router_handover, true);
   router_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(max_message));
+  // A PUB socket receives only subscriptions (a few bytes) and, with CURVE, the handshake's
+  // commands (a few hundred): nothing larger has a reason to arrive.
+  pub_.set(zmq::sockopt::maxmsgsize, int64_t{4096});
   if (ep_.port != 0) {
     pub_.bind(ep_.pub());
     router_.bind(ep_.router());

@@ -12,8 +12,6 @@
 
 namespace marina::wire {
 
-namespace fb = marina::wire::fb;
-
 // The schema's enums are cast to and from the runtime's; these keep the two in step.
 static_assert(static_cast<uint8_t>(fb::Method::Gd) == static_cast<uint8_t>(methods::Method::kGd));
 static_assert(static_cast<uint8_t>(fb::Method::VrDiana) ==

@@ -12,8 +12,6 @@
 
 namespace marina::wire {
 
-namespace fb = marina::wire::fb;
-
 // Vector contents are copied with memcpy, which is only a decode on little-endian hosts. Every
 // target of this project (x86-64, arm64, armhf) is; a big-endian port would need ReadScalar per
 // element here.

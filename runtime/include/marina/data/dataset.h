@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <iosfwd>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -63,6 +64,13 @@ struct ShardInfo {
 // by util::Rng(derive(seed, {tag(Stream::kShuffle)})), identical on every architecture.
 [[nodiscard]] std::vector<std::size_t> row_order(std::size_t file_rows,
                                                  std::optional<uint64_t> shuffle_seed);
+
+// The same readers on any seekable stream (a file is opened and handed to them); `origin` names
+// the input in errors ("ORIGIN:LINE: reason"). The shard variant rewinds the stream to where it
+// started for its second pass and fails with ParseError when it cannot.
+[[nodiscard]] Dataset parse_libsvm(std::istream& in, const std::string& origin);
+[[nodiscard]] Dataset parse_libsvm_shard(std::istream& in, const std::string& origin,
+                                         const ShardSpec& spec, ShardInfo* info = nullptr);
 
 // Appends a constant feature 1 to every row (d grows by one): the optional bias term.
 void append_bias(Dataset& data);

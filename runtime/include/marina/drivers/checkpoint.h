@@ -59,6 +59,11 @@ std::filesystem::path write_checkpoint(const std::filesystem::path& dir, const C
 // and internal consistency (vector sizes against config.dim and config.workers, finite values).
 [[nodiscard]] Checkpoint read_checkpoint(const std::filesystem::path& file);
 
+// The same checks on the bytes of a checkpoint file (read_checkpoint reads the file and calls
+// this); `origin` names the input in errors. Throws CheckpointError and nothing else.
+[[nodiscard]] Checkpoint parse_checkpoint(std::span<const uint8_t> bytes,
+                                          const std::string& origin);
+
 struct LoadedCheckpoint {
   Checkpoint checkpoint;
   std::filesystem::path file;

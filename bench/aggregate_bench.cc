@@ -1,0 +1,157 @@
+// Aggregation: the server half of MARINA folding n replies into g^{k+1} and x^{k+1}, through
+// the public round protocol (methods::make_server, begin_round / accept / end_round), on
+// replies that are already decoded (the codec is measured by marina_bench_codec).
+//
+// Compressors: RandK (seeded replies: K float values, indices re-derived by the server) with
+// K = 1, 1% and 10% of d, and the identity (dense f64 replies). p = 0, so every measured round is
+// a compressed one; round 0 (the full sync) runs in the set-up.
+//
+// Baseline, measured in the same process right before: the memory-bandwidth bound of a round,
+// i.e. a streaming pass over exactly the bytes that arrived (n·K float values scattered into g
+// at their indices, or n·d doubles summed into g for dense replies) plus the one O(d) pass that
+// any server needs (x^{k−1} ← x^k, x^{k+1} = x^k − γ g). The ratio says how far the server half
+// is from that bound.
+//
+// Memory: the server half keeps one decoded d-vector per worker (n·d doubles), so n·d is capped
+// at 1e8 (0.8 GB; dense replies add as much again); n = 1000 with d = 1e6 would need 8 GB.
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "bench_support.h"
+#include "marina/compress/compressor.h"
+#include "marina/methods/method.h"
+#include "marina/util/random.h"
+
+namespace {
+
+using namespace marina;
+
+constexpr double kGamma = 1e-3;
+
+// 0: K = 1, 1: K = d/100, 2: K = d/10, 3: identity (dense).
+std::string compressor_of(int mode, std::size_t d) {
+  switch (mode) {
+    case 0:
+      return "randk:1";
+    case 1:
+      return "randk:" + std::to_string(std::max<std::size_t>(1, d / 100));
+    case 2:
+      return "randk:" + std::to_string(std::max<std::size_t>(1, d / 10));
+    default:
+      return "identity";
+  }
+}
+
+void BM_server_round(benchmark::State& state) {
+  const auto n = static_cast<uint32_t>(state.range(0));
+  const auto d = static_cast<std::size_t>(state.range(1));
+  const int mode = static_cast<int>(state.range(2));
+  const bool dense = mode == 3;
+
+  methods::MethodConfig c;
+  c.method = methods::Method::kMarina;
+  c.compressor = compressor_of(mode, d);
+  c.workers = n;
+  c.dim = d;
+  c.seed = 11;
+  c.gamma = kGamma;
+  c.p = 0.0;  // compressed rounds only (after round 0)
+  auto server = methods::make_server(c);
+  const auto q = compress::make_compressor(c.compressor);
+
+  // Round 0 (full sync) with one zero gradient reused for every worker.
+  {
+    methods::Reply r;
+    r.payload.kind = compress::PayloadKind::kDense64;
+    r.payload.dim = static_cast<uint32_t>(d);
+    r.payload.dense.assign(d, 0.0);
+    const auto& b = server->begin_round();
+    for (uint32_t w = 0; w < n; ++w) {
+      r.worker = w;
+      r.round = b.round;
+      server->accept(r);
+    }
+    server->end_round();
+  }
+
+  // Small values of alternating sign keep g and x bounded over any number of rounds.
+  util::Rng rng(3);
+  std::vector<methods::Reply> replies(n);
+  const std::size_t k = dense ? d : static_cast<std::size_t>(q->zeta(d));
+  for (uint32_t w = 0; w < n; ++w) {
+    auto& p = replies[w].payload;
+    replies[w].worker = w;
+    p.dim = static_cast<uint32_t>(d);
+    if (dense) {
+      p.kind = compress::PayloadKind::kDense64;
+      p.dense.resize(d);
+      for (auto& v : p.dense) v = (rng.uniform() - 0.5) * 1e-6;
+    } else {
+      p.kind = compress::PayloadKind::kSeeded;
+      p.values.resize(k);
+      for (auto& v : p.values) v = static_cast<float>((rng.uniform() - 0.5) * 1e-6);
+    }
+  }
+
+  // The baseline's inputs: the same values, at the indices the server will derive (those of
+  // the next round; where they fall does not change a streaming pass's cost).
+  std::vector<std::vector<uint32_t>> idx(dense ? 0 : n);
+  for (uint32_t w = 0; w < idx.size(); ++w)
+    q->seeded_indices(compress::Context{12345, w, n}, d, idx[w]);
+  Eigen::VectorXd g = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(d));
+  Eigen::VectorXd x = g, x_prev = g;
+  const double baseline_ns = bench::ns_per_call([&] {
+    const double wgt = 1.0 / n;
+    for (uint32_t w = 0; w < n; ++w) {
+      const auto& p = replies[w].payload;
+      if (dense) {
+        for (std::size_t j = 0; j < d; ++j) g[static_cast<Eigen::Index>(j)] += wgt * p.dense[j];
+      } else {
+        const auto& ix = idx[w];
+        for (std::size_t i = 0; i < k; ++i) g[ix[i]] += wgt * p.values[i];
+      }
+    }
+    x_prev = x;
+    x -= kGamma * g;
+    benchmark::DoNotOptimize(x.data());
+    benchmark::ClobberMemory();
+  });
+
+  bench::LoopTimer timer;
+  for (auto _ : state) {
+    const auto& b = server->begin_round();
+    for (auto& r : replies) {
+      r.round = b.round;
+      server->accept(r);
+    }
+    server->end_round();
+  }
+  bench::report_ratio(state, timer.ns_per_iteration(state), baseline_ns);
+  state.counters["K"] = static_cast<double>(k);
+  const double reply_bytes = dense ? 8.0 * static_cast<double>(d) : 4.0 * static_cast<double>(k);
+  state.counters["in_bytes"] = n * reply_bytes;
+  state.SetLabel(c.compressor);
+}
+
+void grid(benchmark::internal::Benchmark* b) {
+  for (int64_t n : {10, 100, 1000})
+    for (int64_t d : {10000, 100000, 1000000}) {
+      if (n * d > 100'000'000) continue;  // see the memory note above
+      for (int64_t mode : {0, 1, 2, 3}) b->Args({n, d, mode});
+    }
+}
+
+BENCHMARK(BM_server_round)
+    ->ArgNames({"n", "d", "q"})
+    ->Apply(grid)
+    ->MinTime(0.1)
+    ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""Drives the real binaries on loopback (127.0.0.1 only) and measures what a round costs.
+
+  bench/loopback.py latency [--workers 1 8 64] [--rounds 2000] [--repeat 3]
+      marina-coordinator + n marina-worker processes (MARINA, RandK K = 1, a tiny synthetic
+      problem: 4 rows per worker, d = 16) against marina_zmq_baseline (raw cppzmq PUB -> SUB +
+      DEALER -> ROUTER, same n, the same mean message sizes), run alternately (--repeat trials each)
+      in this invocation. Per-round times of the runtime come from the coordinator's CSV (wall_s, the
+      time since the start at which each row was written); the first 10% of the rounds are
+      warm-up and dropped. Prints p50 and p99 of both and their ratio.
+  bench/loopback.py scale [--workers 256] [--rounds 500]
+      the same tiny problem with many worker processes: rounds/s and the coordinator's peak
+      RSS (/usr/bin/time -v).
+  bench/loopback.py dense [--workers 16] [--dim 1000000] [--rounds 20]
+      GD (every round a dense sync: d doubles up from each worker and down to each) on a
+      synthetic sparse LibSVM file with d features: rounds/s and coordinator peak RSS.
+  bench/loopback.py worker [--dim 100000] [--rows 2000] [--workers 2] [--rounds 300]
+      MARINA RandK K = 1 on a sparse problem with d features: per-round time and each worker's
+      peak RSS (/usr/bin/time -v), to check the worker-memory formula of docs/PERFORMANCE.md.
+
+The coordinator runs without --data, so it evaluates nothing for the log: its rounds are the
+protocol's alone. Every process is started and stopped here; nothing listens beyond 127.0.0.1.
+"""
+
+import argparse
+import csv
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def build_dir():
+    return os.environ.get("BUILD", os.path.join(REPO, "build"))
+
+
+def binary(*parts):
+    path = os.path.join(build_dir(), *parts)
+    if not os.access(path, os.X_OK):
+        sys.exit(f"loopback: {path} missing: build first (cmake --build --preset default)")
+    return path
+
+
+def free_port_pair():
+    """A port P with P and P+1 free on 127.0.0.1 (the coordinator binds both)."""
+    for _ in range(200):
+        p = random.randint(20000, 59000)
+        ok = True
+        for q in (p, p + 1):
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", q))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return p
+    sys.exit("loopback: no free port pair")
+
+
+def write_libsvm(path, rows, dim, nnz_per_row, seed):
+    """A reproducible sparse classification problem; the last row names feature `dim` so that
+    the file has exactly d features."""
+    rng = random.Random(seed)
+    with open(path, "w") as fh:
+        for i in range(rows):
+            k = min(nnz_per_row, dim)
+            cols = sorted(rng.sample(range(1, dim + 1), k))
+            if i == rows - 1 and cols[-1] != dim:
+                cols[-1] = dim
+                cols = sorted(set(cols))
+            label = 1 if rng.random() < 0.5 else -1
+            fh.write(f"{label} " + " ".join(f"{c}:{rng.uniform(-1, 1):.4f}" for c in cols) + "\n")
+
+
+def peak_rss_kib(time_file):
+    with open(time_file) as fh:
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", fh.read())
+    return int(m.group(1)) if m else None
+
+
+def run_cluster(data, n, rounds, algo, tmp, timed_coordinator=False, timed_workers=False,
+                timeout=3600):
+    """Coordinator + n workers on loopback; returns (rows of the CSV log, coordinator peak RSS
+    KiB or None, list of worker peak RSS KiB or None, wall seconds)."""
+    port = free_port_pair()
+    log = os.path.join(tmp, f"coord-{n}.csv")
+    ctime = os.path.join(tmp, "coord.time")
+    coord = [binary("coordinator", "marina-coordinator"), "--listen", f"tcp://127.0.0.1:{port}",
+             "--workers", str(n), "--rounds", str(rounds), "--seed", "1", "--log", log,
+             "--quiet", "--join-timeout-ms", "300000", "--round-timeout-ms", "20000"] + algo
+    if timed_coordinator:
+        coord = ["/usr/bin/time", "-v", "-o", ctime] + coord
+    t0 = time.monotonic()
+    cp = subprocess.Popen(coord, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    workers = []
+    for i in range(n):
+        cmd = [binary("edge-worker", "marina-worker"), "--connect", f"tcp://127.0.0.1:{port}",
+               "--data", data, "--shard", f"{i}/{n}", "--quiet"]
+        if timed_workers:
+            cmd = ["/usr/bin/time", "-v", "-o", os.path.join(tmp, f"worker-{i}.time")] + cmd
+        workers.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        text=True))
+    try:
+        _, err = cp.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        cp.kill()
+        for w in workers:
+            w.kill()
+        raise
+    wall = time.monotonic() - t0
+    worker_err = []
+    for w in workers:
+        try:
+            worker_err.append(w.communicate(timeout=60)[1])
+        except subprocess.TimeoutExpired:
+            w.kill()
+            worker_err.append("")
+    if cp.returncode != 0:
+        sys.exit(f"loopback: coordinator failed ({cp.returncode}):\n{err}")
+    with open(log, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    crss = peak_rss_kib(ctime) if timed_coordinator else None
+    wrss = ([peak_rss_kib(os.path.join(tmp, f"worker-{i}.time")) for i in range(n)]
+            if timed_workers else None)
+    return rows, crss, wrss, wall, worker_err
+
+
+def round_times(rows, warmup_fraction=0.1):
+    """Per-round seconds from wall_s (row k is written when round k−1 closed)."""
+    t = [float(r["wall_s"]) for r in rows]
+    d = [b - a for a, b in zip(t, t[1:])]
+    return d[int(len(d) * warmup_fraction):]
+
+
+def pct(v, q):
+    s = sorted(v)
+    return s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))]
+
+
+def tiny_problem(tmp, n):
+    path = os.path.join(tmp, f"tiny-{n}.libsvm")
+    write_libsvm(path, rows=4 * n, dim=16, nnz_per_row=6, seed=n)
+    return path
+
+
+def cmd_latency(args):
+    print("| n | runtime p50 (µs) | runtime p99 (µs) | raw ZeroMQ p50 (µs) | raw ZeroMQ p99 (µs) "
+          "| ratio p50 | ratio p99 | bytes down / up per worker and round |")
+    print("|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.workers:
+            data = tiny_problem(tmp, n)
+            # The machine is shared: trials alternate runtime / baseline so that a burst of
+            # someone else's load lands on both, and the percentiles pool every trial's rounds.
+            rt, bt, downs, ups = [], [], [], []
+            for _ in range(args.repeat):
+                rows, _, _, _, _ = run_cluster(
+                    data, n, args.rounds, ["--method", "marina", "--compressor", "randk:1"], tmp)
+                rt += round_times(rows)
+                r0, r1 = rows[len(rows) // 10], rows[-1]
+                k = int(r1["round"]) - int(r0["round"])
+                down = (float(r1["wire_bytes_down"]) - float(r0["wire_bytes_down"])) / (k * n)
+                up = (float(r1["wire_bytes_up"]) - float(r0["wire_bytes_up"])) / (k * n)
+                downs.append(down)
+                ups.append(up)
+                times = os.path.join(tmp, "baseline.times")
+                out = subprocess.run(
+                    [binary("bench", "marina_zmq_baseline"), "--workers", str(n), "--rounds",
+                     str(int(args.rounds * 0.9)), "--warmup", str(args.rounds // 10), "--down",
+                     str(round(down)), "--up", str(round(up)), "--times", times],
+                    capture_output=True, text=True, timeout=3600)
+                if out.returncode != 0:
+                    sys.exit(f"loopback: baseline failed: {out.stdout}{out.stderr}")
+                with open(times) as fh:
+                    bt += [float(line) for line in fh if line.strip()]
+            p50, p99 = pct(rt, 0.5) * 1e6, pct(rt, 0.99) * 1e6
+            bp50, bp99 = pct(bt, 0.5) * 1e6, pct(bt, 0.99) * 1e6
+            down, up = sum(downs) / len(downs), sum(ups) / len(ups)
+            print(f"| {n} | {p50:.0f} | {p99:.0f} | {bp50:.0f} | {bp99:.0f} | {p50 / bp50:.2f} "
+                  f"| {p99 / bp99:.2f} | {down:.0f} / {up:.0f} |", flush=True)
+
+
+def cmd_scale(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.workers:
+            data = tiny_problem(tmp, n)
+            rows, crss, _, wall, _ = run_cluster(
+                data, n, args.rounds, ["--method", "marina", "--compressor", "randk:1"], tmp,
+                timed_coordinator=True)
+            rt = round_times(rows)
+            print(f"scale: n = {n}: {len(rt) / sum(rt):.1f} rounds/s (p50 {pct(rt, 0.5) * 1e3:.2f} ms,"
+                  f" p99 {pct(rt, 0.99) * 1e3:.2f} ms per round), coordinator peak RSS "
+                  f"{crss / 1024:.1f} MiB, whole run incl. start-up {wall:.1f} s", flush=True)
+
+
+def cmd_dense(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "wide.libsvm")
+        write_libsvm(data, rows=4 * args.workers, dim=args.dim, nnz_per_row=50, seed=7)
+        rows, crss, wrss, wall, _ = run_cluster(
+            data, args.workers, args.rounds, ["--method", "gd", "--gamma", "1"], tmp,
+            timed_coordinator=True, timed_workers=True)
+        rt = round_times(rows, warmup_fraction=0.2)
+        r0, r1 = rows[1], rows[-1]
+        k = int(r1["round"]) - int(r0["round"])
+        mb = (float(r1["wire_bytes_down"]) + float(r1["wire_bytes_up"]) -
+              float(r0["wire_bytes_down"]) - float(r0["wire_bytes_up"])) / k / 2**20
+        print(f"dense: n = {args.workers}, d = {args.dim}: {len(rt) / sum(rt):.2f} rounds/s "
+              f"(p50 {pct(rt, 0.5) * 1e3:.0f} ms per round, {mb:.0f} MiB on the wire per round), "
+              f"coordinator peak RSS {crss / 1024:.0f} MiB, worker peak RSS "
+              f"{max(wrss) / 1024:.0f} MiB (max of {len(wrss)})", flush=True)
+
+
+def cmd_worker(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        for dim in args.dim:
+            data = os.path.join(tmp, f"sparse-{dim}.libsvm")
+            write_libsvm(data, rows=args.rows * args.workers, dim=dim, nnz_per_row=args.nnz,
+                         seed=11)
+            rows, crss, wrss, wall, errs = run_cluster(
+                data, args.workers, args.rounds,
+                ["--method", "marina", "--compressor", "randk:1"], tmp, timed_workers=True)
+            rt = round_times(rows)
+            full = [float(b["wall_s"]) - float(a["wall_s"]) for a, b in zip(rows, rows[1:])
+                    if b.get("full_sync") == "1"]
+            self_rss = [int(m) for e in errs for m in re.findall(r"peak RSS (\d+) KiB", e)]
+            print(f"worker: d = {dim}, {args.rows} rows x {args.nnz} nnz per worker, "
+                  f"n = {args.workers}: p50 {pct(rt, 0.5) * 1e3:.3f} ms per round "
+                  f"(p99 {pct(rt, 0.99) * 1e3:.3f} ms; {len(full)} full-sync rounds), worker peak "
+                  f"RSS {max(wrss) / 1024:.1f} MiB (/usr/bin/time), "
+                  f"{max(self_rss) / 1024 if self_rss else float('nan'):.1f} MiB (its own "
+                  f"report)", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("latency")
+    a.add_argument("--workers", type=int, nargs="+", default=[1, 8, 64])
+    a.add_argument("--rounds", type=int, default=2000)
+    a.add_argument("--repeat", type=int, default=3, help="alternating trials of each")
+    a = sub.add_parser("scale")
+    a.add_argument("--workers", type=int, nargs="+", default=[256])
+    a.add_argument("--rounds", type=int, default=500)
+    a = sub.add_parser("dense")
+    a.add_argument("--workers", type=int, default=16)
+    a.add_argument("--dim", type=int, default=1_000_000)
+    a.add_argument("--rounds", type=int, default=20)
+    a = sub.add_parser("worker")
+    a.add_argument("--dim", type=int, nargs="+", default=[100_000])
+    a.add_argument("--rows", type=int, default=2000)
+    a.add_argument("--nnz", type=int, default=20)
+    a.add_argument("--workers", type=int, default=2)
+    a.add_argument("--rounds", type=int, default=300)
+    args = ap.parse_args()
+    {"latency": cmd_latency, "scale": cmd_scale, "dense": cmd_dense,
+     "worker": cmd_worker}[args.cmd](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

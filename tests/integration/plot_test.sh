@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# tools/marina-plot on two tiny marina-sim logs: a PNG must be written; a malformed log must
+# fail with a message naming the file, and write nothing.
+# Usage: plot_test.sh BUILD_DIR
+set -euo pipefail
+build="$1"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+data="$repo/tests/data/small.libsvm"
+"$build/simulator/marina-sim" --data "$data" --workers 2 --method marina --compressor randk:1 \
+  --rounds 40 --seed 1 --log "$tmp/marina.csv" >/dev/null
+"$build/simulator/marina-sim" --data "$data" --workers 2 --method diana --compressor randk:1 \
+  --rounds 40 --seed 1 --log "$tmp/diana.csv" >/dev/null
+"$repo/tools/marina-plot" "$tmp/marina.csv" "$tmp/diana.csv" --out "$tmp/fig.png" --title small
+[[ "$(head -c 8 "$tmp/fig.png" | od -An -tx1 | tr -d ' \n')" == 89504e470d0a1a0a ]] || {
+  echo "plot_test: $tmp/fig.png is not a PNG" >&2; exit 1; }
+
+# Malformed: a grad_norm_sq that is not a number, and a file that is not a run log at all.
+sed '3s/^\([^,]*,[^,]*\),[^,]*,/\1,oops,/' "$tmp/marina.csv" > "$tmp/bad.csv"
+printf 'a,b\n1,2\n' > "$tmp/foreign.csv"
+for bad in bad foreign; do
+  if "$repo/tools/marina-plot" "$tmp/marina.csv" "$tmp/$bad.csv" --out "$tmp/$bad.png" \
+       2> "$tmp/err.txt"; then
+    echo "plot_test: marina-plot accepted $bad.csv" >&2; exit 1
+  fi
+  grep -q "marina-plot: error: .*$bad.csv: line" "$tmp/err.txt" || {
+    echo "plot_test: no useful message for $bad.csv:" >&2; cat "$tmp/err.txt" >&2; exit 1; }
+  [[ ! -e "$tmp/$bad.png" ]] || { echo "plot_test: wrote $bad.png anyway" >&2; exit 1; }
+done
+echo "plot_test: PNG written; malformed logs refused with a message"
