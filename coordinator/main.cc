@@ -17,7 +17,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <random>
+#include <string>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -25,6 +28,8 @@
 #include "marina/cli/flags.h"
 #include "marina/drivers/checkpoint.h"
 #include "marina/drivers/coordinator.h"
+#include "marina/observe/http_server.h"
+#include "marina/observe/store.h"
 #include "marina/run/events.h"
 #include "marina/security/keys.h"
 #include "marina/transport/zmq_transport.h"
@@ -181,6 +186,9 @@ int main(int argc, char** argv) {
   std::string checkpoint_dir, resume_dir, events_file, curve_secret, allow_keys;
   uint64_t max_dim = uint64_t{1} << 22;
   bool spawn_local = false, quiet = false;
+  std::string http_text;
+  bool http_allow_remote = false;
+  double http_linger_s = 0.0;
   app.add_option("--listen", listen,
                  "tcp://HOST:PORT: PUB on PORT, ROUTER on PORT+1 (PORT 0: pick free ports)")
       ->capture_default_str();
@@ -236,10 +244,29 @@ int main(int argc, char** argv) {
                  "refuse workers declaring more features than this (without --data)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32))
       ->capture_default_str();
+  app.add_option("--http", http_text,
+                 "HOST:PORT: serve a live dashboard (/), Prometheus metrics (/metrics) and JSON "
+                 "(/api/status, /api/log, /api/events); loopback only unless "
+                 "--http-allow-remote; PORT 0 picks a free port (docs/OBSERVE.md)");
+  app.add_flag("--http-allow-remote", http_allow_remote,
+               "let --http listen on a non-loopback address (no authentication: anyone who can "
+               "reach it reads the run)");
+  app.add_option("--http-linger-s", http_linger_s,
+                 "keep serving --http this many seconds after the run ends (a signal ends it "
+                 "early)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
     transport::Endpoint ep = transport::parse_endpoint(listen);
+    std::optional<observe::HttpAddress> http_address;
+    if (!http_text.empty()) {
+      http_address = observe::parse_http_address(http_text);
+      observe::require_allowed(*http_address, http_allow_remote);
+    } else if (http_allow_remote || http_linger_s > 0) {
+      throw std::invalid_argument("--http-allow-remote and --http-linger-s need --http HOST:PORT");
+    }
     if (spawn_local && data_file.empty())
       throw std::invalid_argument("--spawn-local needs --data (the workers' shards come from it)");
 
@@ -319,6 +346,47 @@ int main(int argc, char** argv) {
       std::cerr << "warning: listening on " << ep.host
                 << " without authentication: anyone who can reach the ports can join\n";
 
+    // The HTTP view: the round loop's callbacks copy into `store`, the server's threads read it.
+    std::unique_ptr<observe::Store> store;
+    std::unique_ptr<observe::HttpServer> http;
+    if (http_address) {
+      observe::RunInfo info;
+      info.config = s.base;
+      info.rounds = s.rounds;
+      info.listen = hub.endpoint().pub();
+      info.data = data_file;
+      info.min_workers = min_workers;
+      info.round_timeout_ms = round_timeout_ms;
+      info.sync_timeout_ms = sync_timeout_ms > 0 ? sync_timeout_ms : 3 * round_timeout_ms;
+      info.miss_limit = miss_limit;
+      store = std::make_unique<observe::Store>(std::move(info));
+      http = std::make_unique<observe::HttpServer>(*store, *http_address, http_allow_remote);
+      std::cerr << "http: dashboard " << http->url() << ", metrics " << http->url() << "metrics\n";
+      if (!observe::is_loopback(http_address->host))
+        std::cerr << "warning: --http-allow-remote: the dashboard, /metrics and /api on "
+                  << http_address->host
+                  << " have no authentication or encryption; anyone who can reach port "
+                  << http->port() << " reads the run\n";
+      s.on_status = [&store](const drivers::FleetStatus& f) { store->set_status(f); };
+    }
+    // After the run, the view stays up --http-linger-s for a person to look; a signal (the first
+    // one, or another if the run itself was stopped by one) ends it early.
+    const auto linger = [&](const std::string& outcome) {
+      if (!http) return;
+      store->finish(outcome);
+      if (http_linger_s > 0) {
+        std::cerr << "http: run over (" << outcome << "); serving " << http->url() << " for "
+                  << http_linger_s << " s more (Ctrl-C ends it)\n";
+        g_stop.store(false);
+        const auto until = std::chrono::steady_clock::now() +
+                           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                               std::chrono::duration<double>(http_linger_s));
+        while (!g_stop.load() && std::chrono::steady_clock::now() < until)
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      http->stop();
+    };
+
     Children children;
     if (spawn_local) {
       const std::string bin =
@@ -361,20 +429,36 @@ int main(int argc, char** argv) {
       if (events) p.events_bytes = events->bytes();
       return p;
     };
-    if (events) s.on_event = [&](const run::Event& e) { events->write(e); };
+    if (events || store) {
+      s.on_event = [&](const run::Event& e) {
+        if (events) events->write(e);
+        if (store) store->add_event(e);
+      };
+    }
     cli::Progress progress(flags.rounds);
     s.on_row = [&](const run::LogRow& row) {
-      if (log) log->write(row);
+      if (log) log->write(row);  // first: a row the view shows is already in the CSV
+      if (store) store->add_row(row);
       progress.update(row, " workers " + std::to_string(row.participants) + "  up " +
                                std::to_string(row.wire_bytes_up) + " B  down " +
                                std::to_string(row.wire_bytes_down) + " B");
     };
-    const auto out = drivers::run_coordinator(hub, s);
+    drivers::CoordinatorOutcome out;
+    try {
+      out = drivers::run_coordinator(hub, s);
+    } catch (const std::exception& e) {
+      progress.finish();
+      std::cerr << "marina-coordinator: error: " << e.what() << '\n';
+      children.reap(std::chrono::milliseconds(3000));
+      linger(std::string("error: ") + e.what());
+      return 1;
+    }
     progress.finish();
     if (out.interrupted) {
       std::cerr << "marina-coordinator: stopped by a signal; events: " << out.events.summary()
                 << '\n';
       children.reap(std::chrono::milliseconds(3000));
+      linger("stopped by a signal");
       return 0;
     }
     const auto& r = out.last;
@@ -398,9 +482,11 @@ int main(int argc, char** argv) {
     }
     // The run does not depend on every device, and neither does its exit status: a local
     // worker that failed (or was killed) is reported, the run's result stands.
+    std::fflush(stdout);
     if (const int failed = children.reap(std::chrono::milliseconds(5000)); failed > 0)
       std::cerr << "marina-coordinator: warning: " << failed
                 << " local worker(s) exited with an error (see their messages above)\n";
+    linger("run complete");
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "marina-coordinator: error: " << e.what() << '\n';

@@ -7,7 +7,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <optional>
 
 #include <charconv>
 #include <filesystem>
@@ -15,6 +20,9 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#if MARINA_WITH_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "marina/drivers/worker.h"
 #include "marina/security/keys.h"
@@ -51,6 +59,40 @@ std::pair<uint32_t, uint32_t> parse_shard(const std::string& text) {
     throw std::invalid_argument("--shard '" + text + "': expected I/N with 0 <= I < N");
   return {i, n};
 }
+
+#if MARINA_WITH_SYSTEMD
+// Under systemd (marina-worker@.service, Type=notify): "started" means welcomed into a run, the
+// status line shows the round, and the watchdog is fed from the worker loop itself, so a loop
+// that hangs gets the service restarted. Outside systemd NOTIFY_SOCKET is unset and this is off.
+std::function<void(const marina::drivers::WorkerProgress&)> systemd_notifier() {
+  if (std::getenv("NOTIFY_SOCKET") == nullptr) return {};
+  struct State {
+    bool ready = false;
+    std::optional<bool> joined;  // as last told in STATUS
+    std::chrono::steady_clock::time_point last_status{};
+  };
+  auto state = std::make_shared<State>();
+  return [state](const marina::drivers::WorkerProgress& p) {
+    if (p.joined && !state->ready) {
+      state->ready = true;
+      sd_notify(0, "READY=1");
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (state->joined != p.joined || now - state->last_status >= std::chrono::seconds(1)) {
+      state->joined = p.joined;
+      state->last_status = now;
+      if (p.joined)
+        sd_notifyf(0, "STATUS=round %llu, %llu replies, %llu rejoins",
+                   static_cast<unsigned long long>(p.round),
+                   static_cast<unsigned long long>(p.replies),
+                   static_cast<unsigned long long>(p.rejoins));
+      else
+        sd_notify(0, "STATUS=joining the coordinator");
+    }
+    sd_notify(0, "WATCHDOG=1");
+  };
+}
+#endif
 
 }  // namespace
 
@@ -113,6 +155,10 @@ int main(int argc, char** argv) {
     const std::string me = tag + " " + std::to_string(s.id);
     if (!quiet)
       s.on_info = [me](const std::string& line) { std::cerr << (me + ": " + line + "\n"); };
+#if MARINA_WITH_SYSTEMD
+    s.on_progress = systemd_notifier();
+    const bool notify = static_cast<bool>(s.on_progress);
+#endif
     if (curve_secret.empty() != server_key.empty())
       throw std::invalid_argument("--curve-secret and --server-key go together");
     transport::ZmqOptions zopt;
@@ -127,6 +173,9 @@ int main(int argc, char** argv) {
     transport::ZmqLink link(ep, routing_id(s.id), wire::max_message_bytes(s.shard.dim(), 1u << 16),
                             zopt);
     const auto out = drivers::run_worker(link, std::move(s));
+#if MARINA_WITH_SYSTEMD
+    if (notify) sd_notify(0, "STOPPING=1");
+#endif
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
     // One write per line, so lines of workers sharing a terminal do not interleave.

@@ -21,6 +21,11 @@ packages=(
   # qemu-user to run their binaries in the cross tests (called explicitly; no binfmt needed),
   # file and dpkg-dev (dpkg-shlibdeps) for the build checks and the .deb packages.
   g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user file dpkg-dev
+  # The coordinator's HTTP view (--http, docs/OBSERVE.md) and the worker's systemd notifications
+  # (MARINA_WITH_SYSTEMD); its tests parse /metrics with prometheus_client and drive the
+  # dashboard in headless Chromium through Selenium and chromedriver.
+  libcpp-httplib-dev libsystemd-dev
+  python3-prometheus-client python3-selenium chromium chromium-driver
 )
 
 missing=()

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Package test: runs cpack in BUILD_DIR and checks the .deb files it writes with dpkg-deb:
 # Package, Architecture and Depends (libc6, libgcc-s1, libstdc++6, libzmq5 with versions), the
-# files (binaries stripped and for ARCH; marina-worker@.service and the example conf in the
-# worker package) and the maintainer scripts.
+# files (binaries stripped and for ARCH; marina-worker@.service, whose Type matches whether the
+# worker links libsystemd, and the example conf in the worker package) and the maintainer scripts.
 #
 # Usage: package.sh BUILD_DIR ARCH PACKAGE...     e.g. package.sh build-rpi-arm64 arm64 marina-worker
 set -euo pipefail
@@ -38,8 +38,16 @@ for pkg in "$@"; do
                usr/share/doc/marina-worker/examples/worker-0.conf; do
         [[ -f "$work/x/$f" ]] || fail "$deb: /$f missing"
       done
-      grep -q '^EnvironmentFile=/etc/marina/worker-%i.conf$' \
-        "$work/x/usr/lib/systemd/system/marina-worker@.service" || fail "unit: no EnvironmentFile"
+      unit="$work/x/usr/lib/systemd/system/marina-worker@.service"
+      grep -q '^EnvironmentFile=/etc/marina/worker-%i.conf$' "$unit" || fail "unit: no EnvironmentFile"
+      # Type=notify only for a worker that can notify (linked with libsystemd, MARINA_WITH_SYSTEMD):
+      # otherwise systemd would wait for a READY=1 that never comes.
+      if readelf -d "$work/x/usr/bin/marina-worker" | grep -q 'NEEDED.*libsystemd\.so'; then
+        grep -q '^Type=notify$' "$unit" && grep -q '^WatchdogSec=' "$unit" ||
+          fail "unit: the worker links libsystemd but the unit is not Type=notify with a watchdog"
+      else
+        grep -q '^Type=exec$' "$unit" || fail "unit: the worker cannot notify but the unit is not Type=exec"
+      fi
       if command -v systemd-analyze >/dev/null; then
         # Offline check of the unit (syntax, keys, specifiers); the binary is not installed here.
         cp "$work/x/usr/lib/systemd/system/marina-worker@.service" "$work/marina-worker@0.service"

@@ -53,6 +53,15 @@ class Worker {
 
   bool stopping() const { return s_.stop && s_.stop->load(); }
 
+  void progress(bool now) {
+    if (!s_.on_progress) return;
+    const auto t = Clock::now();
+    if (!now && t - last_progress_ < 500ms) return;
+    last_progress_ = t;
+    s_.on_progress(
+        WorkerProgress{joined_, half_ ? half_->next_round() : 0, out_.replies, out_.rejoins});
+  }
+
   WorkerOutcome finish() {
     if (half_) out_.recovery_oracle_calls = half_->recovery_oracle_calls();
     return std::move(out_);
@@ -97,6 +106,7 @@ class Worker {
       link_.send(join_bytes_);
       const auto until = Clock::now() + backoff;
       while (Clock::now() < until) {
+        progress(false);
         if (stopping()) {
           out_.left = true;
           return false;
@@ -116,6 +126,8 @@ class Worker {
         }
         if (kind == wire::MessageKind::kWelcome && inbox_.welcome.worker_id == s_.id) {
           start(inbox_.welcome, inbox_.session);
+          joined_ = true;
+          progress(true);
           return true;
         }
       }
@@ -157,6 +169,7 @@ class Worker {
 
   bool rejoin(const std::string& why) {
     ++out_.rejoins;
+    joined_ = false;
     info(why + "; joining again");
     return join(s_.idle_timeout, "no coordinator for ");
   }
@@ -164,6 +177,7 @@ class Worker {
   void serve() {
     auto last_heard = Clock::now();
     for (;;) {
+      progress(false);
       if (stopping()) {
         leave("leaving: stopped by a signal");
         out_.left = true;
@@ -278,6 +292,8 @@ class Worker {
   methods::Reply reply_;
   std::optional<methods::Broadcast> pending_;
   uint64_t last_reply_round_ = UINT64_MAX;
+  bool joined_ = false;
+  Clock::time_point last_progress_{};
   WorkerOutcome out_;
 };
 

@@ -97,6 +97,12 @@ void append_string(std::string& out, std::string_view s) {
 
 }  // namespace
 
+std::string json_string(std::string_view s) {
+  std::string out;
+  append_string(out, s);
+  return out;
+}
+
 std::string to_json(const Event& e) {
   std::string out = "{\"round\":" + std::to_string(e.round) + ",\"time_s\":";
   // JSON has no NaN or infinity.

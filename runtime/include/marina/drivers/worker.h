@@ -20,6 +20,14 @@
 
 namespace marina::drivers {
 
+// How the worker is doing, for a service manager (systemd's READY, STATUS and WATCHDOG).
+struct WorkerProgress {
+  bool joined = false;  // welcomed into a run; false while it joins or joins again
+  uint64_t round = 0;   // the next round it expects
+  uint64_t replies = 0;
+  uint64_t rejoins = 0;
+};
+
 struct WorkerSettings {
   uint32_t id = 0;
   std::optional<uint32_t> shard_count;  // N of --shard I/N, checked against the run's n
@@ -35,6 +43,9 @@ struct WorkerSettings {
   // Set (from a signal handler) to leave: the worker tells the coordinator bye and returns.
   const std::atomic<bool>* stop = nullptr;
   std::function<void(const std::string&)> on_info;
+  // Called from the worker's loop, so a watchdog fed from it sees that loop alive: once when
+  // welcomed, then every ~500 ms whether it serves rounds or joins again (never more often).
+  std::function<void(const WorkerProgress&)> on_progress;
 };
 
 struct WorkerOutcome {

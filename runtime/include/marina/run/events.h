@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace marina::run {
 
@@ -27,6 +28,9 @@ struct Event {
 // when absent. Strings are escaped as JSON requires (quotes, backslash, control characters
 // as \u00XX); invalid UTF-8 bytes are replaced by U+FFFD so every line is valid JSON.
 [[nodiscard]] std::string to_json(const Event& e);
+
+// `s` as a JSON string literal, quotes included, escaped and made valid UTF-8 as to_json does.
+[[nodiscard]] std::string json_string(std::string_view s);
 
 // Appends events to a file, one line each, flushed per line (a crash loses at most the line
 // being written). `truncate_to`: when set, the file is first cut to that many bytes (a resumed
