@@ -286,7 +286,10 @@ int main(int argc, char** argv) {
     s.min_workers = min_workers;
     s.miss_limit = miss_limit;
     s.stop = &g_stop;
-    if (!shards.empty()) s.evaluation = &shards;
+    if (!shards.empty()) {
+      s.evaluation = &shards;
+      s.model = cli::model_description(flags);
+    }
     if (!quiet) s.on_info = [](const std::string& line) { std::cerr << line << '\n'; };
     if (min_workers > flags.workers)
       throw std::invalid_argument("--min-workers " + std::to_string(min_workers) +
@@ -400,6 +403,8 @@ int main(int argc, char** argv) {
                                          data_file,
                                          "--shard",
                                          std::to_string(i) + "/" + std::to_string(flags.workers)};
+        // The model is the worker's business: it gets the same loss and λ as --data here.
+        args.insert(args.end(), {"--loss", flags.loss, "--l2", run::exact(flags.l2)});
         if (flags.bias) args.push_back("--bias");
         if (flags.shuffle_seed) {
           args.push_back("--shuffle-seed");

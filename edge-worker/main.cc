@@ -1,5 +1,7 @@
-// marina-worker: an edge worker. Holds only its shard, joins the coordinator (retrying with
-// backoff until it answers), replies to each round, leaves on bye and reports its peak RSS.
+// marina-worker: an edge worker training the built-in linear model on its shard of a LibSVM
+// file. A thin program on the public API (marina/worker.h, marina/linear_model.h): it holds
+// only its shard, joins the coordinator (retrying with backoff until it answers), replies to
+// each round, leaves on bye or a signal and reports its peak RSS.
 
 #include <signal.h>
 #include <sys/random.h>
@@ -24,28 +26,15 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-#include "marina/drivers/worker.h"
-#include "marina/security/keys.h"
-#include "marina/transport/zmq_transport.h"
-#include "marina/wire/codec.h"
+#include "marina/linear_model.h"
+#include "marina/worker.h"
 
 namespace {
 
-std::atomic<bool> g_stop{false};
+std::atomic<marina::Worker*> g_worker{nullptr};
 
 extern "C" void on_signal(int) {
-  g_stop.store(true);
-}
-
-// A routing id of its own per process: a restarted worker is a new peer, and the coordinator
-// decides from liveness (not from a guessable id) when it may take its worker id over.
-std::string routing_id(uint32_t worker) {
-  uint64_t r = 0;
-  if (getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r))
-    r = static_cast<uint64_t>(getpid()) * 0x9e3779b97f4a7c15ULL;
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "worker-%u-%016llx", worker, static_cast<unsigned long long>(r));
-  return buf;
+  if (marina::Worker* w = g_worker.load()) w->stop();
 }
 
 // "I/N" with 0 ≤ I < N.
@@ -64,7 +53,7 @@ std::pair<uint32_t, uint32_t> parse_shard(const std::string& text) {
 // Under systemd (marina-worker@.service, Type=notify): "started" means welcomed into a run, the
 // status line shows the round, and the watchdog is fed from the worker loop itself, so a loop
 // that hangs gets the service restarted. Outside systemd NOTIFY_SOCKET is unset and this is off.
-std::function<void(const marina::drivers::WorkerProgress&)> systemd_notifier() {
+std::function<void(const marina::WorkerStatus&)> systemd_notifier() {
   if (std::getenv("NOTIFY_SOCKET") == nullptr) return {};
   struct State {
     bool ready = false;
@@ -72,7 +61,7 @@ std::function<void(const marina::drivers::WorkerProgress&)> systemd_notifier() {
     std::chrono::steady_clock::time_point last_status{};
   };
   auto state = std::make_shared<State>();
-  return [state](const marina::drivers::WorkerProgress& p) {
+  return [state](const marina::WorkerStatus& p) {
     if (p.joined && !state->ready) {
       state->ready = true;
       sd_notify(0, "READY=1");
@@ -103,6 +92,8 @@ int main(int argc, char** argv) {
   std::optional<uint32_t> id;
   std::optional<uint64_t> shuffle_seed;
   bool bias = false, quiet = false;
+  std::string loss = "nonconvex";
+  double l2 = 0.0;
   std::string curve_secret, server_key;
   int64_t connect_timeout_ms = 60000, idle_timeout_ms = 120000, liveness_ms = 5000;
   app.add_option("--connect", connect, "coordinator tcp://HOST:PORT (PUB port; PORT+1 too)")
@@ -112,6 +103,9 @@ int main(int argc, char** argv) {
   app.add_option("--id", id, "worker id (default: I of --shard)");
   app.add_option("--shuffle-seed", shuffle_seed, "must match the coordinator's");
   app.add_flag("--bias", bias, "append a constant feature (must match the coordinator)");
+  app.add_option("--loss", loss, "nonconvex|logistic (the coordinator refuses a mismatch)")
+      ->capture_default_str();
+  app.add_option("--l2", l2, "lambda of the (lambda/2)||x||^2 regulariser")->capture_default_str();
   app.add_option("--connect-timeout-ms", connect_timeout_ms, "give up joining after this long")
       ->capture_default_str();
   app.add_option("--liveness-ms", liveness_ms,
@@ -132,54 +126,49 @@ int main(int argc, char** argv) {
 
   const std::string tag = "marina-worker";
   try {
-    const auto ep = transport::parse_endpoint(connect);
-    if (ep.port == 0) throw std::invalid_argument("--connect: port 0 is not an address");
     const auto [index, count] = parse_shard(shard_text);
-    drivers::WorkerSettings s;
-    s.id = id.value_or(index);
-    s.shard_count = count;
-    data::ShardInfo info;
-    s.shard = data::read_libsvm_shard(data_file, {index, count, shuffle_seed}, &info);
-    if (bias) data::append_bias(s.shard);
-    s.bias = bias;
-    s.shuffle_seed = shuffle_seed;
-    s.connect_timeout = std::chrono::milliseconds(connect_timeout_ms);
-    s.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
-    s.liveness = std::chrono::milliseconds(liveness_ms);
-    s.stop = &g_stop;
+    LinearModelOptions mo;
+    mo.data = data_file;
+    mo.shard = index;
+    mo.shards = count;
+    mo.shuffle_seed = shuffle_seed;
+    mo.bias = bias;
+    mo.loss = loss;
+    mo.l2 = l2;
+    const std::unique_ptr<Model> model = load_linear_model(mo);
+
+    WorkerOptions o;
+    o.coordinator = connect;
+    o.id = id.value_or(index);
+    o.shard_count = count;
+    o.curve_secret_file = curve_secret;
+    o.server_key = server_key;
+    o.connect_timeout = std::chrono::milliseconds(connect_timeout_ms);
+    o.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
+    o.liveness = std::chrono::milliseconds(liveness_ms);
+    const std::string me = tag + " " + std::to_string(o.id);
+    if (!quiet)
+      o.on_message = [me](const std::string& line) { std::cerr << (me + ": " + line + "\n"); };
+#if MARINA_WITH_SYSTEMD
+    o.on_status = systemd_notifier();
+    const bool notify = static_cast<bool>(o.on_status);
+#endif
+    Worker worker(*model, std::move(o));
+    g_worker.store(&worker);
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
-    const std::string me = tag + " " + std::to_string(s.id);
-    if (!quiet)
-      s.on_info = [me](const std::string& line) { std::cerr << (me + ": " + line + "\n"); };
-#if MARINA_WITH_SYSTEMD
-    s.on_progress = systemd_notifier();
-    const bool notify = static_cast<bool>(s.on_progress);
-#endif
-    if (curve_secret.empty() != server_key.empty())
-      throw std::invalid_argument("--curve-secret and --server-key go together");
-    transport::ZmqOptions zopt;
-    if (!curve_secret.empty()) {
-      const auto own = security::read_secret_key(curve_secret);
-      const std::string server =
-          security::is_z85_key(server_key) && !std::filesystem::exists(server_key)
-              ? server_key
-              : security::read_public_key(server_key);
-      zopt.curve_client = transport::CurveClient{own.public_key, own.secret_key, server};
-    }
-    transport::ZmqLink link(ep, routing_id(s.id), wire::max_message_bytes(s.shard.dim(), 1u << 16),
-                            zopt);
-    const auto out = drivers::run_worker(link, std::move(s));
+    const WorkerSummary out = worker.run();
+    g_worker.store(nullptr);
 #if MARINA_WITH_SYSTEMD
     if (notify) sd_notify(0, "STOPPING=1");
 #endif
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
     // One write per line, so lines of workers sharing a terminal do not interleave.
-    const std::string why = out.left ? std::string("left on a signal") : out.bye_reason;
+    const std::string why = out.stopped ? std::string("left on a signal") : out.bye_reason;
     const std::string line =
         me + ": done (" + why + "): " + std::to_string(out.rounds) + " rounds, " +
         std::to_string(out.replies) + " replies, " + std::to_string(out.resyncs) + " resyncs, " +

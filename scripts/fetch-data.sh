@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fetches the binary-classification datasets available offline as Debian packages and writes
-# them as LibSVM files (labels -1/+1, 1-based sparse features):
+# Fetches the datasets available offline as Debian packages: the binary-classification ones as
+# LibSVM files (labels -1/+1, 1-based sparse features), and digits.csv as plain CSV for the
+# multi-class example in examples/mlp-device:
 #
 #   heart_scale           liblinear-tools  examples/heart_scale (already LibSVM)      270 x 13
 #   krvskp.libsvm         python3-sklearn  openml/id_3/data-v1-dl-3.arff.gz (kr-vs-kp chess):
@@ -12,6 +13,8 @@
 #   supermarket.libsvm    weka  examples/supermarket.arff: 216 nominal {t} attributes, 't' ->
 #                         feature 1, '?' (not bought) -> absent; label 'total': high -> +1,
 #                         low -> -1                                                  4627 x 216
+#   digits.csv            python3-sklearn  datasets/data/digits.csv.gz (8x8 handwritten
+#                         digits, 64 pixels 0..16 then the class 0..9)     1797 x 64, 10 classes
 #
 # d is the number of declared columns: kr-vs-kp never uses wtoeg='f' and supermarket's last
 # three departments are never bought, so those files end their first row with an explicit
@@ -83,11 +86,18 @@ source_file() {
   fi
 }
 
-# "rows x d" of a LibSVM file: data rows, and d = the largest feature index.
+# "rows x d" of a LibSVM file: data rows, and d = the largest feature index. For a CSV file
+# (features then the class last): "rows x d, C classes".
 describe() {
-  awk '{ sub(/#.*/, "") } NF { rows++; for (i = 2; i <= NF; i++) { split($i, kv, ":");
-         if (kv[1] + 0 > d) d = kv[1] + 0 } }
-       END { printf "%d x %d", rows, d }' "$1"
+  case "$1" in
+    *.csv)
+      awk -F, 'NF { rows++; d = NF - 1; if (!($NF in seen)) { seen[$NF] = 1; classes++ } }
+               END { printf "%d x %d, %d classes", rows, d, classes }' "$1" ;;
+    *)
+      awk '{ sub(/#.*/, "") } NF { rows++; for (i = 2; i <= NF; i++) { split($i, kv, ":");
+             if (kv[1] + 0 > d) d = kv[1] + 0 } }
+           END { printf "%d x %d", rows, d }' "$1" ;;
+  esac
 }
 
 # Runs "make_NAME OUTPUT" unless OUTPUT already exists and is non-empty.
@@ -131,6 +141,19 @@ make_breast_cancer() {
   "$python" "$converter" "$src" --format csv --csv-header sklearn -o "$1" >/dev/null
 }
 
+# Kept as sklearn ships it (no header, 65 integers a row), after checking that shape, so that a
+# changed upstream file fails here rather than in the example's reader.
+make_digits() {
+  unpack python3-sklearn || return 1
+  local src
+  src="$(source_file usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz)" || return 1
+  gzip -dc "$src" >"$1" || return 1
+  awk -F, 'NF != 65 { bad = NR; exit } END { exit bad ? 1 : 0 }' "$1" || {
+    echo "fetch-data: error: $src: a row does not have 65 fields" >&2
+    return 1
+  }
+}
+
 make_supermarket() {
   unpack weka || return 1
   local src
@@ -142,6 +165,7 @@ produce heart_scale heart_scale
 produce krvskp krvskp.libsvm
 produce breast_cancer breast_cancer.libsvm
 produce supermarket supermarket.libsvm
+produce digits digits.csv
 
 if ((${#failed[@]})); then
   die "could not produce: ${failed[*]}"

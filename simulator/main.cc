@@ -34,13 +34,14 @@ int run(const std::string& data_file, const std::string& log_file,
     schedule = run::read_faults(fault_flags.faults_file, flags.workers);
   const run::FaultPlan plan(flags.workers, flags.seed, fault_flags.dropout, std::move(schedule));
   std::string note;
-  const auto shards = cli::load_shards(data_file, flags, &note);
+  auto shards = cli::load_shards(data_file, flags, &note);
   if (!note.empty()) std::cerr << "note: " << note << '\n';
 
   auto s = cli::coordinator_settings(flags, shards.front().dim());
   s.session = util::derive(flags.seed, {0x5e55}) | 1;
   s.round_timeout = std::chrono::milliseconds(60000);
   s.evaluation = &shards;
+  s.model = cli::model_description(flags);
   // Absences come from the plan, never from the clock: the run is deterministic.
   s.min_workers = 1;
   if (!plan.empty())
@@ -63,9 +64,7 @@ int run(const std::string& data_file, const std::string& log_file,
   for (uint32_t i = 0; i < flags.workers; ++i) {
     drivers::WorkerSettings w;
     w.id = i;
-    w.shard = shards[i].data();
-    w.bias = flags.bias;
-    w.shuffle_seed = flags.shuffle_seed;
+    w.model = &shards[i];  // the Objective's functions are safe beside the evaluation's
     if (!plan.empty()) w.absent = [&plan, i](uint64_t round) { return plan.absent(round, i); };
     threads.emplace_back([&net, &errors, i, w = std::move(w)]() mutable {
       try {

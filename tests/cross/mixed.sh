@@ -16,8 +16,13 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 workers=""
 args=("$@")
+model=()  # the workers' own model flags, the same as the coordinator's
 for ((i = 0; i < ${#args[@]}; ++i)); do
-  [[ "${args[i]}" == "--workers" ]] && workers="${args[i + 1]}"
+  case "${args[i]}" in
+    --workers) workers="${args[i + 1]}" ;;
+    --loss | --l2 | --shuffle-seed) model+=("${args[i]}" "${args[i + 1]}") ;;
+    --bias) model+=(--bias) ;;
+  esac
 done
 [[ -n "$workers" ]] || { echo "mixed: --workers N is required" >&2; exit 2; }
 
@@ -74,7 +79,7 @@ for ((i = 0; i < workers; ++i)); do
   arch="${archs[i % ${#archs[@]}]}"
   read -r -a cmd <<<"${cmds[i]}"
   "${cmd[@]}" --connect "tcp://127.0.0.1:$port" --data "$data" --shard "$i/$workers" \
-    2>"$work/worker-$i-$arch.err" &
+    "${model[@]}" 2>"$work/worker-$i-$arch.err" &
   wpids+=($!)
   pids+=($!)
 done

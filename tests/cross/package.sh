@@ -3,14 +3,17 @@
 # Package, Architecture and Depends (libc6, libgcc-s1, libstdc++6, libzmq5 with versions), the
 # files (binaries stripped and for ARCH; marina-worker@.service, whose Type matches whether the
 # worker links libsystemd, and the example conf in the worker package) and the maintainer scripts.
+# libmarina-dev: Depends libzmq3-dev; exactly the public headers, libmarina-worker.a (for ARCH,
+# without debug information), the CMake package and marina-worker.pc, with no path of this
+# machine in them (tests/package/consumer.sh builds programs against them).
 #
 # Usage: package.sh BUILD_DIR ARCH PACKAGE...     e.g. package.sh build-rpi-arm64 arm64 marina-worker
 set -euo pipefail
 build="$(cd "$1" && pwd)"; arch="$2"; shift 2
 case "$arch" in
-  amd64) elf="ELF 64-bit LSB .*x86-64" ;;
-  arm64) elf="ELF 64-bit LSB .*ARM aarch64" ;;
-  armhf) elf="ELF 32-bit LSB .*ARM, EABI5" ;;
+  amd64) elf="ELF 64-bit LSB .*x86-64" machine="Advanced Micro Devices X86-64" ;;
+  arm64) elf="ELF 64-bit LSB .*ARM aarch64" machine="AArch64" ;;
+  armhf) elf="ELF 32-bit LSB .*ARM, EABI5" machine="ARM" ;;
   *) echo "package: unknown architecture $arch" >&2; exit 2 ;;
 esac
 fail() { echo "package: $*" >&2; exit 1; }
@@ -28,11 +31,35 @@ for pkg in "$@"; do
   [[ "$(dpkg-deb -f "$deb" Package)" == "$pkg" ]] || fail "$deb: wrong Package"
   [[ "$(dpkg-deb -f "$deb" Architecture)" == "$arch" ]] || fail "$deb: Architecture is not $arch"
   depends="$(dpkg-deb -f "$deb" Depends)"
-  for want in 'libc6 (>= 2.' 'libgcc-s1 (>= ' 'libstdc++6 (>= ' 'libzmq5 (>= 4.'; do
+  if [[ "$pkg" == libmarina-dev ]]; then
+    wants=('libzmq3-dev')
+  else
+    wants=('libc6 (>= 2.' 'libgcc-s1 (>= ' 'libstdc++6 (>= ' 'libzmq5 (>= 4.')
+  fi
+  for want in "${wants[@]}"; do
     [[ "$depends" == *"$want"* ]] || fail "$deb: Depends '$depends' lacks '$want…'"
   done
   rm -rf "$work/x" && dpkg-deb -x "$deb" "$work/x"
   case "$pkg" in
+    libmarina-dev) bins=()
+      files="$(cd "$work/x" && find . -type f ! -name 'marinaTargets-*.cmake' | sed 's|^\./||' | sort)"
+      want_files="$(printf '%s\n' usr/include/marina/linear_model.h usr/include/marina/model.h \
+        usr/include/marina/worker.h usr/lib/cmake/marina/marinaConfig.cmake \
+        usr/lib/cmake/marina/marinaConfigVersion.cmake usr/lib/cmake/marina/marinaLibzmq.cmake \
+        usr/lib/cmake/marina/marinaTargets.cmake usr/lib/libmarina-worker.a \
+        usr/lib/pkgconfig/marina-worker.pc)"
+      [[ "$files" == "$want_files" ]] ||
+        fail "$deb: files differ:$(diff <(echo "$want_files") <(echo "$files"))"
+      [[ "$(dpkg-deb -f "$deb" Section)" == libdevel ]] || fail "$deb: Section is not libdevel"
+      lib="$work/x/usr/lib/libmarina-worker.a"
+      machines="$(readelf -h "$lib" | sed -n 's/^ *Machine: *//p' | sort -u)"
+      [[ "$machines" == "$machine" ]] || fail "$deb: libmarina-worker.a is not all $machine: $machines"
+      sections="$(readelf -S "$lib")"
+      [[ "$sections" != *.debug_info* ]] || fail "$deb: libmarina-worker.a has debug information"
+      paths="$(grep -rnF -e "$build" -e "$(cd "$(dirname "$0")/../.." && pwd)" -e /work/ -e /tmp/ \
+               -e /home/ "$work/x/usr/lib/cmake" "$work/x/usr/lib/pkgconfig" || true)"
+      [[ -z "$paths" ]] || fail "$deb: machine paths in the package files: $paths"
+      echo "package: /usr/lib/libmarina-worker.a: $(stat -c %s "$lib") bytes, $machine" ;;
     marina-worker) bins=(usr/bin/marina-worker usr/bin/marina-keygen)
       for f in usr/lib/systemd/system/marina-worker@.service \
                usr/share/doc/marina-worker/examples/worker-0.conf; do

@@ -102,8 +102,8 @@ void serve(const marina::methods::Reply& reply) {
 }
 
 // A shard of d = 13 for the worker halves (heart_scale's first rows).
-const marina::problem::Objective& objective() {
-  static const marina::problem::Objective f = [] {
+marina::problem::Objective& objective() {
+  static marina::problem::Objective f = [] {
     std::istringstream rows(
         "+1 1:0.708333 2:1 3:1 4:-0.320755 5:-0.105023 6:-1 7:1 8:-0.419847 9:-1 12:1 13:-1\n"
         "-1 1:0.583333 2:-1 3:0.333333 4:-0.603774 5:1 6:-1 7:1 8:0.358779 9:-1 13:1\n"

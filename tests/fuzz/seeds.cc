@@ -91,14 +91,12 @@ std::string update_name(methods::UpdateKind kind) {
 
 struct Shards {
   std::vector<problem::Objective> objectives;
-  std::vector<problem::ShardStats> stats;
 };
 
 Shards load_shards(const fs::path& heart) {
   Shards s;
   for (uint32_t i = 0; i < kWorkers; ++i) {
     data::Dataset shard = data::read_libsvm_shard(heart, data::ShardSpec{i, kWorkers, {}});
-    s.stats.push_back(problem::shard_stats(shard));
     s.objectives.emplace_back(std::move(shard), problem::Loss::kNonConvex, 0.0);
   }
   return s;
@@ -113,7 +111,7 @@ struct Run {
   run::LogRow row;
 };
 
-Run simulate(const methods::MethodConfig& config, int rounds, const Shards& shards,
+Run simulate(const methods::MethodConfig& config, int rounds, Shards& shards,
              std::map<std::string, std::vector<uint8_t>>& messages) {
   wire::Encoder enc(kSession);
   auto server = methods::make_server(config);
@@ -234,7 +232,7 @@ int main(int argc, char** argv) {
   try {
     const fs::path corpus = argv[1];
     const fs::path heart = argv[2];
-    const Shards shards = load_shards(heart);
+    Shards shards = load_shards(heart);
 
     std::map<std::string, std::vector<uint8_t>> messages;
     const Run marina =
@@ -247,9 +245,9 @@ int main(int argc, char** argv) {
     const auto keep = [&](const std::string& name, std::span<const uint8_t> bytes) {
       messages.try_emplace(name, bytes.begin(), bytes.end());
     };
-    keep("join",
-         enc.encode(wire::Join{1, 54, 13, 0, "aarch64", shards.stats[1], false, 7u, kWorkers}));
-    keep("welcome", enc.encode(wire::Welcome{1, marina.config, problem::Loss::kNonConvex, 0.0}));
+    keep("join", enc.encode(wire::Join{1, 54, 13, 0, "aarch64", shards.objectives[1].smoothness(),
+                                       shards.objectives[1].description(), kWorkers}));
+    keep("welcome", enc.encode(wire::Welcome{1, marina.config}));
     keep("resync-request", enc.encode(wire::ResyncRequest{1, 3, 6}));
     keep("heartbeat", enc.encode(wire::Heartbeat{wire::kCoordinatorId, 6}));
     keep("bye", enc.encode(wire::Bye{2, "worker stopping (SIGTERM)"}));

@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
           j.worker_id = claim;
           j.dim = dim;
           j.shard_rows = 90;
-          j.stats = {90, 1.0, 1.0, 1.0};
+          j.smoothness = {1.0, 1.0, 1.0};
           j.arch = "forged";
           send(enc.encode(j));
           break;
@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
           j.worker_id = workers - 1;
           j.dim = uint64_t{1} << 31;
           j.shard_rows = 1;
-          j.stats = {1, 1.0, 1.0, 1.0};
+          j.smoothness = {1.0, 1.0, 1.0};
           send(enc.encode(j));
           break;
         }

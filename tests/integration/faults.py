@@ -1022,7 +1022,8 @@ def _bad_config_bc(h, heart, algo, mid_run):
     wc = h.start_worker(1, 2, port, heart, name=f"worker-c-bias-{name}", extra=("--bias",))
     problems = []
     for w, need, what in ((wb, "--shard", f"(b) --shard 0/3 against --workers 2, {tag}"),
-                          (wc, "--bias", f"(c) --bias against a coordinator without, {tag}")):
+                          (wc, "bias=1 (run: bias=0)",
+                           f"(c) --bias against a coordinator without, {tag}")):
         try:
             _expect_refused(h, w, [need], what)
         except Fail as e:

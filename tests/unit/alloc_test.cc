@@ -142,7 +142,7 @@ struct RoundAllocations {
 
 // Runs kRounds rounds of `c` through the codec in one thread, counting each part separately.
 std::vector<RoundAllocations> run_counted(const methods::MethodConfig& c) {
-  const auto shards = test::shards_of(test::synthetic(200, kDim, 0.3, 31), kWorkers);
+  auto shards = test::shards_of(test::synthetic(200, kDim, 0.3, 31), kWorkers);
   auto server = methods::make_server(c);
   std::vector<std::unique_ptr<methods::WorkerHalf>> workers;
   for (uint32_t i = 0; i < kWorkers; ++i) workers.push_back(methods::make_worker(c, i, shards[i]));

@@ -27,7 +27,7 @@ struct Run {
 Run run_inproc(methods::Method method, const std::string& q, const data::Dataset& all, uint32_t n,
                uint64_t rounds, std::function<bool(transport::Bytes, uint32_t)> drop = {},
                std::function<void(transport::Link&)> rogue = {}, bool evaluate = true) {
-  const auto shards = test::shards_of(all, n);
+  auto shards = test::shards_of(all, n);
   drivers::CoordinatorSettings s;
   s.base.method = method;
   s.base.compressor = q;
@@ -54,7 +54,8 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
     threads.emplace_back([&, i] {
       drivers::WorkerSettings w;
       w.id = i;
-      w.shard = shards[i].data();
+      problem::Objective f = shards[i];  // each worker its own model
+      w.model = &f;
       r.workers[i] = drivers::run_worker(net.link(i), std::move(w));
     });
   }

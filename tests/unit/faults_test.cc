@@ -77,10 +77,11 @@ Outcome run_fleet(
   std::atomic<bool> stop_workers{false};
   std::atomic<uint32_t> finished{0};
   std::vector<std::thread> threads;
+  std::vector<problem::Objective> models(shards);  // each worker its own model
   for (uint32_t i = 0; i < n; ++i) {
     drivers::WorkerSettings w;
     w.id = i;
-    w.shard = shards[i].data();
+    w.model = &models[i];
     w.liveness = 1000ms;
     w.idle_timeout = 20000ms;
     w.stop = &stop_workers;
@@ -111,7 +112,7 @@ Outcome run_fleet(
 }  // namespace
 
 TEST_CASE("faults: a worker whose link dies is marked gone, the run goes on, and it returns") {
-  const auto shards = test::shards_of(test::synthetic(160, 8, 0.5, 51), 4);
+  auto shards = test::shards_of(test::synthetic(160, 8, 0.5, 51), 4);
   auto s = settings(methods::Method::kMarina, "randk:2", 4, 200);
   s.evaluation = &shards;
   const auto o = run_fleet(s, shards, [](const run::LogRow& row, transport::InProcNetwork& net) {
@@ -137,7 +138,7 @@ TEST_CASE("faults: a worker whose link dies is marked gone, the run goes on, and
 }
 
 TEST_CASE("faults: below --min-workers the coordinator stops and names the missing ids") {
-  const auto shards = test::shards_of(test::synthetic(90, 6, 0.5, 52), 3);
+  auto shards = test::shards_of(test::synthetic(90, 6, 0.5, 52), 3);
   auto s = settings(methods::Method::kMarina, "randk:2", 3, 500);
   s.quorum_timeout = 500ms;
   const auto t0 = std::chrono::steady_clock::now();
@@ -155,7 +156,7 @@ TEST_CASE("faults: below --min-workers the coordinator stops and names the missi
 }
 
 TEST_CASE("faults: a stop request ends the run cleanly and the workers hear bye") {
-  const auto shards = test::shards_of(test::synthetic(90, 6, 0.5, 53), 3);
+  auto shards = test::shards_of(test::synthetic(90, 6, 0.5, 53), 3);
   auto s = settings(methods::Method::kDiana, "randk:2", 3, 100000);
   std::atomic<bool> stop{false};
   s.stop = &stop;
@@ -171,7 +172,7 @@ TEST_CASE("faults: a stop request ends the run cleanly and the workers hear bye"
 }
 
 TEST_CASE("faults: a worker that leaves is let go at once") {
-  const auto shards = test::shards_of(test::synthetic(120, 6, 0.5, 54), 4);
+  auto shards = test::shards_of(test::synthetic(120, 6, 0.5, 54), 4);
   auto s = settings(methods::Method::kMarina, "randk:2", 4, 60);
   s.round_timeout = 20000ms;  // a deadline this long would show if the coordinator waited
   std::atomic<bool> leave{false};
@@ -192,7 +193,7 @@ TEST_CASE("faults: a worker that leaves is let go at once") {
 }
 
 TEST_CASE("faults: simulated dropouts are deterministic, and an empty plan changes nothing") {
-  const auto shards = test::shards_of(test::synthetic(150, 8, 0.5, 55), 5);
+  auto shards = test::shards_of(test::synthetic(150, 8, 0.5, 55), 5);
   for (const auto m :
        {methods::Method::kMarina, methods::Method::kPpMarina, methods::Method::kDiana}) {
     CAPTURE(methods::to_string(m));
@@ -225,7 +226,7 @@ TEST_CASE("faults: simulated dropouts are deterministic, and an empty plan chang
 }
 
 TEST_CASE("faults: a checkpointed run resumed after a stop logs what an uninterrupted run logs") {
-  const auto shards = test::shards_of(test::synthetic(160, 8, 0.5, 56), 4);
+  auto shards = test::shards_of(test::synthetic(160, 8, 0.5, 56), 4);
   const auto dir =
       std::filesystem::temp_directory_path() / ("marina-resume-" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
@@ -266,7 +267,7 @@ TEST_CASE("faults: a checkpointed run resumed after a stop logs what an uninterr
 }
 
 TEST_CASE("faults: a worker whose data does not fit is refused with the reason") {
-  const auto shards = test::shards_of(test::synthetic(80, 6, 0.5, 57), 2);
+  auto shards = test::shards_of(test::synthetic(80, 6, 0.5, 57), 2);
   const auto other = test::shards_of(test::synthetic(80, 7, 0.5, 57), 2);
   auto s = settings(methods::Method::kMarina, "randk:2", 2, 10);
   s.evaluation = &shards;
@@ -281,7 +282,7 @@ TEST_CASE("faults: a worker whose data does not fit is refused with the reason")
 }
 
 TEST_CASE("faults: DIANA with a worker restarted mid-run converges like a clean run") {
-  const auto shards = test::shards_of(test::synthetic(200, 8, 0.5, 58), 4);
+  auto shards = test::shards_of(test::synthetic(200, 8, 0.5, 58), 4);
   auto s = settings(methods::Method::kDiana, "randk:2", 4, 300);
   s.evaluation = &shards;
   const auto clean = run_fleet(s, shards);
@@ -310,7 +311,8 @@ TEST_CASE("faults: DIANA with a worker restarted mid-run converges like a clean 
   const auto worker = [&](uint32_t i, const std::atomic<bool>* stop, std::size_t slot) {
     drivers::WorkerSettings w;
     w.id = i;
-    w.shard = shards[i].data();
+    problem::Objective f = shards[i];  // each worker its own model
+    w.model = &f;
     w.liveness = 1000ms;
     w.stop = stop;
     try {

@@ -18,7 +18,7 @@ TEST_CASE("fuzz: a MARINA worker answers a compressed round 0 without a cached g
   // sentinel "no gradient yet" (UINT64_MAX, + 1 wraps to 0) for "gradient of round -1 cached"
   // and subtract an empty vector: an out-of-bounds read (Eigen asserts in a debug build).
   std::istringstream rows("+1 1:0.5 2:1 3:-1\n-1 1:-0.25 3:2\n+1 2:0.75\n");
-  const problem::Objective f(data::parse_libsvm(rows, "rows"), problem::Loss::kNonConvex, 0.0);
+  problem::Objective f(data::parse_libsvm(rows, "rows"), problem::Loss::kNonConvex, 0.0);
   for (const methods::Method method : {methods::Method::kMarina, methods::Method::kPpMarina}) {
     CAPTURE(methods::to_string(method));
     methods::MethodConfig config;

@@ -33,7 +33,7 @@ MethodConfig config(Method m, const std::string& q, uint32_t n, uint64_t d, doub
 }  // namespace
 
 TEST_CASE("methods: MARINA with identity and p = 1 logs exactly what GD logs") {
-  const auto shards = test::shards_of(test::synthetic(100, 9, 0.5, 1), 4);
+  auto shards = test::shards_of(test::synthetic(100, 9, 0.5, 1), 4);
   const auto gd = test::simulate(config(Method::kGd, "identity", 4, 9, 0.8, 1.0), shards, 30);
   const auto ma = test::simulate(config(Method::kMarina, "identity", 4, 9, 0.8, 1.0), shards, 30);
   test::check_same_rows(gd, ma);
@@ -42,7 +42,7 @@ TEST_CASE("methods: MARINA with identity and p = 1 logs exactly what GD logs") {
 }
 
 TEST_CASE("methods: MARINA with identity and any p tracks GD to rounding") {
-  const auto shards = test::shards_of(test::synthetic(100, 9, 0.5, 2), 4);
+  auto shards = test::shards_of(test::synthetic(100, 9, 0.5, 2), 4);
   const auto gd = test::simulate(config(Method::kGd, "identity", 4, 9, 0.8, 1.0), shards, 40);
   const auto ma = test::simulate(config(Method::kMarina, "identity", 4, 9, 0.8, 0.3), shards, 40);
   int compressed = 0;
@@ -56,7 +56,7 @@ TEST_CASE("methods: MARINA with identity and any p tracks GD to rounding") {
 }
 
 TEST_CASE("methods: every method decreases the gradient norm on a synthetic problem") {
-  const auto shards = test::shards_of(test::synthetic(200, 10, 0.5, 3), 5);
+  auto shards = test::shards_of(test::synthetic(200, 10, 0.5, 3), 5);
   const auto k = methods::measure(shards);
   for (const Method m : {Method::kGd, Method::kMarina, Method::kVrMarina, Method::kPpMarina,
                          Method::kDiana, Method::kVrDiana}) {
@@ -74,7 +74,7 @@ TEST_CASE("methods: every method decreases the gradient norm on a synthetic prob
 }
 
 TEST_CASE("methods: results do not depend on the order replies arrive in") {
-  const auto shards = test::shards_of(test::synthetic(80, 6, 0.6, 4), 4);
+  auto shards = test::shards_of(test::synthetic(80, 6, 0.6, 4), 4);
   const auto c = config(Method::kMarina, "randk:2", 4, 6, 0.5, 0.2);
   auto forward = methods::make_server(c), backward = methods::make_server(c);
   std::vector<std::unique_ptr<methods::WorkerHalf>> wf, wb;
@@ -99,7 +99,7 @@ TEST_CASE("methods: results do not depend on the order replies arrive in") {
 }
 
 TEST_CASE("methods: the server rejects replies that do not fit the round") {
-  const auto shards = test::shards_of(test::synthetic(40, 5, 0.6, 5), 2);
+  auto shards = test::shards_of(test::synthetic(40, 5, 0.6, 5), 2);
   const auto c = config(Method::kMarina, "randk:1", 2, 5, 0.5, 0.5);
   auto server = methods::make_server(c);
   auto w0 = methods::make_worker(c, 0, shards[0]);
@@ -148,7 +148,7 @@ TEST_CASE("methods: the server rejects replies that do not fit the round") {
 }
 
 TEST_CASE("methods: a worker that missed broadcasts resyncs and continues exactly") {
-  const auto shards = test::shards_of(test::synthetic(90, 7, 0.5, 6), 3);
+  auto shards = test::shards_of(test::synthetic(90, 7, 0.5, 6), 3);
   for (const Method m : {Method::kMarina, Method::kVrMarina, Method::kDiana}) {
     CAPTURE(methods::to_string(m));
     const auto c = config(m, "randk:2", 3, 7, 0.3, 0.3);
@@ -190,7 +190,7 @@ TEST_CASE("methods: a worker that missed broadcasts resyncs and continues exactl
 }
 
 TEST_CASE("methods: a worker rejects stale and malformed broadcasts without changing") {
-  const auto shards = test::shards_of(test::synthetic(40, 5, 0.6, 7), 2);
+  auto shards = test::shards_of(test::synthetic(40, 5, 0.6, 7), 2);
   const auto c = config(Method::kMarina, "identity", 2, 5, 0.5, 1.0);
   auto server = methods::make_server(c);
   auto w = methods::make_worker(c, 0, shards[0]);
@@ -219,7 +219,7 @@ TEST_CASE("methods: a worker rejects stale and malformed broadcasts without chan
 }
 
 TEST_CASE("methods: PP-MARINA asks r clients drawn with replacement") {
-  const auto shards = test::shards_of(test::synthetic(100, 6, 0.6, 8), 5);
+  auto shards = test::shards_of(test::synthetic(100, 6, 0.6, 8), 5);
   auto c = config(Method::kPpMarina, "randk:2", 5, 6, 0.3, 0.1);
   c.clients = 3;
   auto server = methods::make_server(c);

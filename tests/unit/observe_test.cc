@@ -408,7 +408,7 @@ TEST_CASE("observe: the server answers on loopback and refuses what it must") {
 
 TEST_CASE("worker driver: progress is reported when welcomed and while serving") {
   const auto all = test::synthetic(60, 6, 0.5, 5);
-  const auto shards = test::shards_of(all, 2);
+  auto shards = test::shards_of(all, 2);
   drivers::CoordinatorSettings s;
   s.base.method = methods::Method::kMarina;
   s.base.compressor = "randk:1";
@@ -423,7 +423,8 @@ TEST_CASE("worker driver: progress is reported when welcomed and while serving")
     threads.emplace_back([&, i] {
       drivers::WorkerSettings w;
       w.id = i;
-      w.shard = shards[i].data();
+      problem::Objective f = shards[i];  // each worker its own model
+      w.model = &f;
       if (i == 0) w.on_progress = [&](const drivers::WorkerProgress& p) { seen.push_back(p); };
       (void)drivers::run_worker(net.link(i), std::move(w));
     });

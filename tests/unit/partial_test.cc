@@ -34,7 +34,7 @@ struct Fleet {
   std::vector<std::unique_ptr<methods::WorkerHalf>> workers;
 };
 
-Fleet make_fleet(const methods::MethodConfig& c, const std::vector<problem::Objective>& shards) {
+Fleet make_fleet(const methods::MethodConfig& c, std::vector<problem::Objective>& shards) {
   Fleet f{methods::make_server(c), {}};
   for (uint32_t i = 0; i < c.workers; ++i)
     f.workers.push_back(methods::make_worker(c, i, shards[i]));
@@ -61,7 +61,7 @@ void step(Fleet& f, const std::function<bool(uint32_t)>& away) {
 }  // namespace
 
 TEST_CASE("partial: a compressed MARINA round averages over the replies that arrived") {
-  const auto shards = test::shards_of(test::synthetic(120, 6, 0.6, 41), 4);
+  auto shards = test::shards_of(test::synthetic(120, 6, 0.6, 41), 4);
   auto c = config(Method::kMarina, "identity", 4, 6);
   c.p = 0.0;  // round 0 is a full sync, every later round compressed
   auto f = make_fleet(c, shards);
@@ -89,7 +89,7 @@ TEST_CASE("partial: a compressed MARINA round averages over the replies that arr
 }
 
 TEST_CASE("partial: a full-sync round without replies keeps g, one with some renormalises") {
-  const auto shards = test::shards_of(test::synthetic(90, 5, 0.6, 42), 3);
+  auto shards = test::shards_of(test::synthetic(90, 5, 0.6, 42), 3);
   auto c = config(Method::kGd, "identity", 3, 5);
   auto f = make_fleet(c, shards);
   step(f, [](uint32_t i) { return i == 0; });
@@ -108,7 +108,7 @@ TEST_CASE("partial: a full-sync round without replies keeps g, one with some ren
 }
 
 TEST_CASE("partial: DIANA's server mirrors every shift h_i exactly through dropouts and resyncs") {
-  const auto shards = test::shards_of(test::synthetic(150, 8, 0.5, 43), 5);
+  auto shards = test::shards_of(test::synthetic(150, 8, 0.5, 43), 5);
   for (const Method m : {Method::kDiana, Method::kVrDiana}) {
     CAPTURE(methods::to_string(m));
     const auto c = config(m, "randk:2", 5, 8);
@@ -139,7 +139,7 @@ TEST_CASE("partial: DIANA's server mirrors every shift h_i exactly through dropo
 }
 
 TEST_CASE("partial: save and load continue a run exactly") {
-  const auto shards = test::shards_of(test::synthetic(120, 7, 0.5, 44), 4);
+  auto shards = test::shards_of(test::synthetic(120, 7, 0.5, 44), 4);
   for (const Method m : {Method::kMarina, Method::kPpMarina, Method::kDiana}) {
     CAPTURE(methods::to_string(m));
     const auto c = config(m, "randk:2", 4, 7);
@@ -178,7 +178,7 @@ TEST_CASE("partial: loading a state of the wrong shape is refused") {
 }
 
 TEST_CASE("partial: a diverging run stops with the round and the step length") {
-  const auto shards = test::shards_of(test::synthetic(60, 4, 0.8, 45), 2);
+  auto shards = test::shards_of(test::synthetic(60, 4, 0.8, 45), 2);
   auto c = config(Method::kGd, "identity", 2, 4);
   c.gamma = 1e120;
   auto f = make_fleet(c, shards);

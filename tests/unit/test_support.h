@@ -61,7 +61,8 @@ inline std::vector<problem::Objective> shards_of(const data::Dataset& all, uint3
 inline std::vector<run::LogRow> simulate(const methods::MethodConfig& c,
                                          const std::vector<problem::Objective>& shards,
                                          uint64_t rounds) {
-  run::Simulation sim(c, shards);
+  std::vector<problem::Objective> models(shards);  // the workers' own models
+  run::Simulation sim(c, models);
   std::vector<run::LogRow> rows{sim.initial_row()};
   for (uint64_t k = 0; k < rounds; ++k) rows.push_back(sim.step());
   return rows;

@@ -82,7 +82,7 @@ bool same(const Welcome& a, const Welcome& b) {
          x.workers == y.workers && x.dim == y.dim && x.seed == y.seed &&
          bit_equal(x.gamma, y.gamma) && bit_equal(x.p, y.p) && bit_equal(x.alpha, y.alpha) &&
          x.batch == y.batch && x.online_batch == y.online_batch && x.clients == y.clients &&
-         a.loss == b.loss && bit_equal(a.l2, b.l2);
+         bit_equal(x.init_scale, y.init_scale);
 }
 
 // Doubles that a lossy encoding would get wrong: signed zero, denormals, extremes.
@@ -213,8 +213,7 @@ Welcome welcome() {
   w.config.batch = 16;
   w.config.online_batch = 64;
   w.config.clients = 2;
-  w.loss = marina::problem::Loss::kLogistic;
-  w.l2 = 1e-3;
+  w.config.init_scale = 1e-3;
   return w;
 }
 
@@ -236,7 +235,7 @@ std::vector<Bytes> sample_messages() {
   Encoder enc(kSession);
   std::vector<Bytes> out;
   out.push_back(copy(
-      enc.encode(Join{1, 54, kDim, 0x3, "aarch64", {54, 2.5, 3.0, 4.0}, false, std::nullopt, 5})));
+      enc.encode(Join{1, 54, kDim, 0x3, "aarch64", {2.5, 3.0, 4.0}, "linear loss=nonconvex", 5})));
   out.push_back(copy(enc.encode(welcome())));
   out.push_back(copy(enc.encode(dense_broadcast())));
   out.push_back(copy(enc.encode(delta_broadcast())));
@@ -328,7 +327,7 @@ TEST_CASE("wire: every message kind round-trips exactly") {
   Decoder dec(run_limits());
   Inbox in;
 
-  const Join join{4, 54, kDim, 0xA5A5A5A5u, "armv7l", {54, 1.25, 7.5, 3.0}, true, 12345u};
+  const Join join{4, 54, kDim, 0xA5A5A5A5u, "armv7l", {1.25, 7.5, 3.0}, "mlp 64-32-10", 12345u};
   CHECK(dec.decode(enc.encode(join), in) == MessageKind::kJoin);
   CHECK(in.join == join);
   CHECK(in.session == kSession);
@@ -522,9 +521,20 @@ TEST_CASE("wire: size, identifier and version are checked") {
   const std::string advice =
       ": the peer runs another marina release; install the same on both sides";
   CHECK(reject_reason(raw_envelope(1, fb::Body::Heartbeat, true)) ==
-        "protocol version 1, expected 2" + advice);
+        "protocol version 1, expected 3" + advice);
+  CHECK(reject_reason(raw_envelope(2, fb::Body::Heartbeat, true)) ==
+        "protocol version 2, expected 3" + advice);
   CHECK(reject_reason(raw_envelope(0, fb::Body::Heartbeat, true)) ==
-        "protocol version 0, expected 2" + advice);
+        "protocol version 0, expected 3" + advice);
+  // A peer of another release is told apart from garbage, with its version.
+  Decoder versions(run_limits());
+  Inbox scratch;
+  try {
+    (void)versions.decode(raw_envelope(2, fb::Body::Heartbeat, true), scratch);
+    FAIL("a version 2 message decoded");
+  } catch (const VersionError& e) {
+    CHECK(e.peer_version == 2);
+  }
   CHECK(reject_reason(raw_envelope(kProtocolVersion, static_cast<fb::Body>(9), true)) ==
         "unknown message kind 9");
   CHECK(reject_reason(raw_envelope(kProtocolVersion, fb::Body::Reply, false)) ==
@@ -580,8 +590,12 @@ TEST_CASE("wire: semantic bounds") {
   CHECK(reason(r) == "reply: worker 5 >= n = 5");
   CHECK(reason(Heartbeat{5, 0}) == "heartbeat: worker 5 >= n = 5");
   CHECK(reason(ResyncRequest{9, 0, 1}) == "resync-request: worker 9 >= n = 5");
-  CHECK(reason(Join{5, 1, kDim, 0, "x86_64", {1, 0.0, 0.0, 0.0}, false, std::nullopt}) ==
+  CHECK(reason(Join{5, 1, kDim, 0, "x86_64", {1.0, 0.0, 0.0}, "", 0}) ==
         "join: worker id 5 >= n = 5");
+  CHECK(reason(Join{1, 1, kDim, 0, "x86_64", {-1.0, 0.0, 0.0}, "", 0}) ==
+        "join: smoothness constants must be finite and >= 0");
+  CHECK(reason(Join{1, 1, kDim, 0, "x86_64", {1.0, std::nan(""), 0.0}, "", 0}) ==
+        "join: smoothness constants must be finite and >= 0");
   CHECK(reason(Bye{kCoordinatorId, "done"}).empty());
 
   Broadcast b = delta_broadcast();

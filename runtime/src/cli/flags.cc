@@ -48,6 +48,10 @@ void add_algorithm_flags(CLI::App& app, AlgorithmFlags& f) {
   app.add_option("--clients", f.clients,
                  "r: pp-marina clients per compressed round (default ⌈n/2⌉)");
   app.add_option("--loss", f.loss, "nonconvex|logistic")->capture_default_str();
+  app.add_option("--init-scale", f.init_scale,
+                 "x0: 0 (the zero vector) or entries uniform in [-S, S] from --seed (neural "
+                 "networks need S > 0)")
+      ->capture_default_str();
   app.add_option("--l2", f.l2, "lambda of the (lambda/2)||x||^2 regulariser")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -67,6 +71,9 @@ methods::MethodConfig base_config(const AlgorithmFlags& f, uint64_t dim) {
   c.batch = f.batch;
   c.online_batch = f.online_batch;
   c.clients = f.clients;
+  if (!(f.init_scale >= 0.0) || !std::isfinite(f.init_scale))
+    throw std::invalid_argument("--init-scale must be a finite number >= 0");
+  c.init_scale = f.init_scale;
   (void)compress::make_compressor(f.compressor);  // validates the spec early
   return c;
 }
@@ -79,13 +86,13 @@ drivers::CoordinatorSettings coordinator_settings(const AlgorithmFlags& f, uint6
   drivers::CoordinatorSettings s;
   s.base = base_config(f, dim);
   s.choices = choices(f);
-  s.loss = problem::parse_loss(f.loss);
-  s.l2 = f.l2;
-  s.bias = f.bias;
-  s.shuffle_seed = f.shuffle_seed;
   s.rounds = f.rounds;
   s.stop_at = f.stop_at;
   return s;
+}
+
+std::string model_description(const AlgorithmFlags& f) {
+  return problem::describe(problem::parse_loss(f.loss), f.l2, f.bias, f.shuffle_seed);
 }
 
 std::vector<problem::Objective> load_shards(const std::string& file, const AlgorithmFlags& f,
@@ -97,7 +104,7 @@ std::vector<problem::Objective> load_shards(const std::string& file, const Algor
   for (uint32_t i = 0; i < f.workers; ++i) {
     data::Dataset d = data::read_libsvm_shard(file, {i, f.workers, f.shuffle_seed}, &info);
     if (f.bias) data::append_bias(d);
-    shards.emplace_back(std::move(d), loss, f.l2);
+    shards.emplace_back(std::move(d), loss, f.l2, model_description(f));
   }
   if (note) {
     note->clear();

@@ -8,6 +8,7 @@
 
 #include "marina/drivers/membership.h"
 #include "marina/methods/method.h"
+#include "marina/security/keys.h"
 #include "marina/wire/codec.h"
 
 namespace marina::drivers {
@@ -33,7 +34,7 @@ class Coordinator {
         enc_(s.session),
         dec_(wire::Limits{wire::max_message_bytes(1, 1), 0, s.base.workers}),
         members_(n_, s.miss_limit),
-        stats_(n_),
+        smoothness_(n_),
         start_(Clock::now()) {
     if (s_.resume)
       start_ -= std::chrono::duration_cast<Clock::duration>(
@@ -121,6 +122,13 @@ class Coordinator {
   bool decode(const transport::Incoming& in, wire::MessageKind& kind) {
     try {
       kind = dec_.decode(in.bytes, inbox_);
+    } catch (const wire::VersionError& e) {
+      // Another release: tell it (a peer of that release names both versions in its error).
+      reject("protocol version", std::nullopt, e.what());
+      const std::string why = std::string("refused: ") + e.what();
+      hub_.send(in.from,
+                enc_.encode(wire::Bye{wire::kCoordinatorId, why.substr(0, wire::kMaxStringBytes)}));
+      return false;
     } catch (const wire::DecodeError& e) {
       reject("malformed", std::nullopt, e.what());
       return false;
@@ -197,12 +205,11 @@ class Coordinator {
       return who + " holds a shard of a split into " + std::to_string(j.shard_count) +
              " (--shard I/" + std::to_string(j.shard_count) +
              "), the run has n = " + std::to_string(n_) + ": use --shard I/" + std::to_string(n_);
-    // Settings first: a --bias mismatch also shows as d + 1.
-    if (j.bias != s_.bias)
-      return who + (j.bias ? " uses --bias" : " does not use --bias") + ", the coordinator " +
-             (s_.bias ? "does" : "does not");
-    if (j.shuffle_seed != s_.shuffle_seed)
-      return who + " shuffles its rows differently (--shuffle-seed must match the coordinator's)";
+    // The model first: a --bias mismatch also shows as d + 1.
+    if (const std::string& run_model = s_.model.empty() ? model_.value_or(j.model) : s_.model;
+        j.model != run_model)
+      return who + "'s model differs from the run's: " + model_difference(j.model, run_model) +
+             (s_.model.empty() ? "" : " (the coordinator's --data and its flags)");
     if (dim_ && j.dim != *dim_)
       return who + " has d = " + std::to_string(j.dim) +
              " features, the run has d = " + std::to_string(*dim_) +
@@ -214,8 +221,9 @@ class Coordinator {
              std::to_string(s_.evaluation->front().dim()) +
              ": the workers use another data file (or --bias differs)";
     if (rows_ && j.shard_rows != *rows_)
-      return who + " holds " + std::to_string(j.shard_rows) + " rows, the others " +
-             std::to_string(*rows_) + ": all must use the same --shard I/N of one file";
+      return who + " holds " + std::to_string(j.shard_rows) + " samples, the others " +
+             std::to_string(*rows_) +
+             ": every worker must hold as many (the same --shard I/N of one file)";
     if (s_.evaluation && !s_.evaluation->empty() &&
         j.shard_rows != static_cast<uint64_t>(s_.evaluation->front().rows()))
       return who + " holds " + std::to_string(j.shard_rows) + " rows, but --data split into " +
@@ -287,7 +295,8 @@ class Coordinator {
     }
     dim_ = j.dim;
     rows_ = j.shard_rows;
-    stats_[w] = j.stats;
+    model_ = j.model;
+    smoothness_[w] = j.smoothness;
     if (welcomed_) bring_up_to_date(w);
     return w;
   }
@@ -346,8 +355,7 @@ class Coordinator {
     } else {
       std::vector<problem::Smoothness> sm;
       for (uint32_t w = 0; w < n_; ++w)
-        if (members_[w].state != MemberState::kAbsent)
-          sm.push_back(problem::smoothness(stats_[w], s_.loss, s_.l2));
+        if (members_[w].state != MemberState::kAbsent) sm.push_back(smoothness_[w]);
       methods::MethodConfig base = s_.base;
       base.dim = *dim_;
       std::string why;
@@ -364,8 +372,6 @@ class Coordinator {
     wire::Welcome msg;
     msg.worker_id = w;
     msg.config = config_;
-    msg.loss = s_.loss;
-    msg.l2 = s_.l2;
     return msg;
   }
 
@@ -532,6 +538,8 @@ class Coordinator {
         ws.last_seen_age_s = std::chrono::duration<double>(now - m.last_seen).count();
       ws.last_latency_s = m.last_latency_s;
       ws.gone_reason = m.gone_reason;
+      if (!m.user.empty())  // "<worker id> <public key>"
+        ws.key_fingerprint = security::fingerprint(m.user.substr(m.user.find(' ') + 1));
       f.workers.push_back(std::move(ws));
     }
     s_.on_status(f);
@@ -784,8 +792,9 @@ class Coordinator {
   wire::Inbox inbox_;
   transport::Incoming in_;
   Membership members_;
-  std::vector<problem::ShardStats> stats_;
+  std::vector<Smoothness> smoothness_;  // as each worker reported it
   std::optional<uint64_t> dim_, rows_;
+  std::optional<std::string> model_;  // the description of the first admitted worker
   bool welcomed_ = false;
   std::vector<uint8_t> broadcast_;  // the open round's, for repairs and late joiners
   methods::MethodConfig config_;
@@ -807,6 +816,24 @@ class Coordinator {
 
 }  // namespace
 
+std::string model_difference(const std::string& worker, const std::string& run) {
+  // Descriptions are usually "name key=value key=value ...": name the keys that differ.
+  auto words = [](const std::string& s) {
+    std::vector<std::string> out;
+    std::istringstream in(s);
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+  };
+  const auto a = words(worker), b = words(run);
+  std::string diff;
+  if (a.size() == b.size()) {
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (a[i] != b[i]) diff += (diff.empty() ? "" : ", ") + a[i] + " (run: " + b[i] + ")";
+    if (!diff.empty()) return diff;
+  }
+  return "'" + worker + "' (run: '" + run + "')";
+}
+
 std::string resume_settings(const CoordinatorSettings& s) {
   std::ostringstream o;
   const methods::MethodConfig& c = s.base;
@@ -819,10 +846,8 @@ std::string resume_settings(const CoordinatorSettings& s) {
     << "clients=" << c.clients << '\n'
     << "gamma=" << (s.choices.gamma ? run::exact(*s.choices.gamma) : "auto") << '\n'
     << "p=" << (s.choices.p ? run::exact(*s.choices.p) : "auto") << '\n'
-    << "loss=" << problem::to_string(s.loss) << '\n'
-    << "l2=" << run::exact(s.l2) << '\n'
-    << "bias=" << (s.bias ? 1 : 0) << '\n'
-    << "shuffle_seed=" << (s.shuffle_seed ? std::to_string(*s.shuffle_seed) : "none") << '\n';
+    << "init_scale=" << run::exact(c.init_scale) << '\n'
+    << "model=" << s.model << '\n';
   return o.str();
 }
 

@@ -8,7 +8,6 @@
 #include <stdexcept>
 
 #include "marina/methods/method.h"
-#include "marina/problem/objective.h"
 #include "marina/wire/codec.h"
 
 namespace marina::drivers {
@@ -37,7 +36,7 @@ class Worker {
       : link_(link),
         s_(std::move(s)),
         enc_(0),
-        dec_(wire::Limits{wire::max_message_bytes(s_.shard.dim(), 1), s_.shard.dim(), 0}) {}
+        dec_(wire::Limits{wire::max_message_bytes(model().dim(), 1), model().dim(), 0}) {}
 
   WorkerOutcome run() {
     prepare_join();
@@ -47,6 +46,11 @@ class Worker {
   }
 
  private:
+  Model& model() const {
+    if (!s_.model) throw std::invalid_argument("run_worker: no model");
+    return *s_.model;
+  }
+
   void info(const std::string& line) const {
     if (s_.on_info) s_.on_info(line);
   }
@@ -63,7 +67,10 @@ class Worker {
   }
 
   WorkerOutcome finish() {
-    if (half_) out_.recovery_oracle_calls = half_->recovery_oracle_calls();
+    if (half_) {
+      out_.recovery_oracle_calls = half_->recovery_oracle_calls();
+      out_.x.assign(half_->x().data(), half_->x().data() + half_->x().size());
+    }
     return std::move(out_);
   }
 
@@ -71,6 +78,12 @@ class Worker {
   bool decode(wire::MessageKind& kind) {
     try {
       kind = dec_.decode(bytes_, inbox_);
+    } catch (const wire::VersionError& e) {
+      // While joining, the coordinator of another release: stop rather than retry forever.
+      if (!session_)
+        throw std::runtime_error(std::string("the coordinator runs another release: ") + e.what());
+      ++out_.rejected;
+      return false;
     } catch (const wire::DecodeError& e) {
       ++out_.rejected;
       info(std::string("ignored a malformed message: ") + e.what());
@@ -82,12 +95,19 @@ class Worker {
   void prepare_join() {
     wire::Join j;
     j.worker_id = s_.id;
-    j.shard_rows = s_.shard.rows();
-    j.dim = s_.shard.dim();
+    Model& f = model();
+    j.shard_rows = f.samples();
+    j.dim = f.dim();
     j.arch = machine();
-    j.stats = problem::shard_stats(s_.shard);
-    j.bias = s_.bias;
-    j.shuffle_seed = s_.shuffle_seed;
+    j.smoothness = f.smoothness();
+    j.model = f.description();
+    if (j.model.size() > wire::kMaxStringBytes)
+      throw std::invalid_argument("the model's description has " + std::to_string(j.model.size()) +
+                                  " bytes; at most " + std::to_string(wire::kMaxStringBytes) +
+                                  " cross the wire");
+    for (double v : {j.smoothness.L, j.smoothness.L_mean_sq, j.smoothness.L_max})
+      if (!std::isfinite(v) || v < 0)
+        throw std::invalid_argument("the model's smoothness constants must be finite and >= 0");
     j.shard_count = s_.shard_count.value_or(0);
     const auto bytes = enc_.encode(j);
     join_bytes_.assign(bytes.begin(), bytes.end());
@@ -139,7 +159,7 @@ class Worker {
 
   void start(const wire::Welcome& w, uint64_t session) {
     const auto& c = w.config;
-    if (c.dim != s_.shard.dim() || c.workers == 0 || s_.id >= c.workers)
+    if (c.dim != model().dim() || c.workers == 0 || s_.id >= c.workers)
       throw std::runtime_error("welcome does not fit this worker (d = " + std::to_string(c.dim) +
                                ", n = " + std::to_string(c.workers) + ")");
     if (s_.shard_count && *s_.shard_count != c.workers)
@@ -153,13 +173,8 @@ class Worker {
     // The same coordinator welcoming us back keeps our state (a snapshot follows); a new
     // session is a new or resumed run: a fresh half, brought to the run's round by a snapshot.
     if (same_session && half_) return;
-    if (!objective_) {
-      objective_ = std::make_unique<problem::Objective>(std::move(s_.shard), w.loss, w.l2);
-    } else if (objective_->loss_kind() != w.loss || objective_->l2() != w.l2) {
-      objective_ = std::make_unique<problem::Objective>(objective_->data(), w.loss, w.l2);
-    }
     if (half_) out_.recovery_oracle_calls += half_->recovery_oracle_calls();
-    half_ = methods::make_worker(c, s_.id, *objective_);
+    half_ = methods::make_worker(c, s_.id, model());
     pending_.reset();
     last_reply_.clear();
     last_reply_round_ = UINT64_MAX;
@@ -287,7 +302,6 @@ class Worker {
   wire::Inbox inbox_;
   std::vector<uint8_t> bytes_, join_bytes_, last_reply_;
   std::optional<uint64_t> session_;
-  std::unique_ptr<problem::Objective> objective_;
   std::unique_ptr<methods::WorkerHalf> half_;
   methods::Reply reply_;
   std::optional<methods::Broadcast> pending_;

@@ -69,9 +69,8 @@ void DianaServer::snapshot_aux(uint32_t worker, Snapshot& s) const {
   s.worker_aux.assign(mine.data(), mine.data() + mine.size());
 }
 
-DianaWorker::DianaWorker(const MethodConfig& config, uint32_t id,
-                         const problem::Objective& objective)
-    : WorkerHalf(config, id, objective) {
+DianaWorker::DianaWorker(const MethodConfig& config, uint32_t id, Model& model)
+    : WorkerHalf(config, id, model) {
   const auto d = static_cast<Eigen::Index>(config.dim);
   h_ = Eigen::VectorXd::Zero(d);
   h_local_ = Eigen::VectorXd::Zero(d);
@@ -99,8 +98,8 @@ void DianaWorker::send_shifted(const Broadcast& b, Eigen::VectorXd& estimate, Re
 }
 
 void DianaWorker::respond(const Broadcast& b, Reply& reply) {
-  reply.local_loss = f_.gradient(x_, grad_);
-  reply.oracle_calls = f_.rows();
+  reply.local_loss = gradient(x_, grad_);
+  reply.oracle_calls = f_.samples();
   send_shifted(b, grad_, reply);
 }
 
@@ -121,10 +120,10 @@ void VrDianaWorker::restore(const Snapshot& s) {
 }
 
 void VrDianaWorker::respond(const Broadcast& b, Reply& reply) {
-  const auto m = static_cast<uint64_t>(f_.rows());
+  const auto m = static_cast<uint64_t>(f_.samples());
   if (!have_reference_) {  // w_i^0 = x^0
     w_ = x_;
-    f_.gradient(w_, mu_);
+    gradient(w_, mu_);
     reply.oracle_calls += m;
     have_reference_ = true;
   }
@@ -132,7 +131,7 @@ void VrDianaWorker::respond(const Broadcast& b, Reply& reply) {
       util::derive(config_.seed, {b.round, id_, util::tag(util::Stream::kMinibatch)}));
   batch_.resize(config_.batch);
   for (auto& j : batch_) j = static_cast<uint32_t>(batch_rng.below(m));
-  f_.minibatch_difference(x_, w_, batch_, grad_);
+  minibatch_difference(x_, w_, batch_, grad_);
   grad_ += mu_;
   reply.oracle_calls += 2 * config_.batch;
   send_shifted(b, grad_, reply);
@@ -140,7 +139,7 @@ void VrDianaWorker::respond(const Broadcast& b, Reply& reply) {
   util::Rng coin(util::derive(config_.seed, {b.round, id_, util::tag(util::Stream::kReference)}));
   if (coin.bernoulli(config_.p)) {
     w_ = x_;
-    reply.local_loss = f_.gradient(w_, mu_);
+    reply.local_loss = gradient(w_, mu_);
     reply.oracle_calls += m;
   }
 }

@@ -50,8 +50,7 @@ std::unique_ptr<ServerHalf> make_server(const MethodConfig& c) {
   throw std::invalid_argument("make_server: unknown method");
 }
 
-std::unique_ptr<WorkerHalf> make_worker(const MethodConfig& c, uint32_t id,
-                                        const problem::Objective& f) {
+std::unique_ptr<WorkerHalf> make_worker(const MethodConfig& c, uint32_t id, Model& f) {
   switch (c.method) {
     case Method::kGd:
       return std::make_unique<GdWorker>(c, id, f);

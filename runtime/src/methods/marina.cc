@@ -59,9 +59,8 @@ void MarinaServer::snapshot_aux(uint32_t /*worker*/, Snapshot& s) const {
   s.aux.assign(g_.data(), g_.data() + g_.size());
 }
 
-MarinaWorker::MarinaWorker(const MethodConfig& config, uint32_t id,
-                           const problem::Objective& objective)
-    : WorkerHalf(config, id, objective) {
+MarinaWorker::MarinaWorker(const MethodConfig& config, uint32_t id, Model& model)
+    : WorkerHalf(config, id, model) {
   g_ = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(config.dim));
 }
 
@@ -70,9 +69,9 @@ void MarinaWorker::advance(const ModelUpdate& u) {
 }
 
 void MarinaWorker::respond(const Broadcast& b, Reply& reply) {
-  const auto m = static_cast<uint64_t>(f_.rows());
+  const auto m = static_cast<uint64_t>(f_.samples());
   if (b.full_sync) {
-    reply.local_loss = f_.gradient(x_, grad_);
+    reply.local_loss = gradient(x_, grad_);
     reply.oracle_calls = m;
     grad_round_ = b.round;
     reply.payload.kind = compress::PayloadKind::kDense64;
@@ -85,13 +84,13 @@ void MarinaWorker::respond(const Broadcast& b, Reply& reply) {
   // as rounds: UINT64_MAX + 1 wraps to 0, so a compressed round 0 (which only a broken or
   // hostile coordinator sends) would otherwise subtract a gradient that was never computed.
   if (grad_round_ >= kRestored || grad_round_ + 1 != b.round) {
-    f_.gradient(x_prev_, grad_);
+    gradient(x_prev_, grad_);
     if (grad_round_ == kRestored)
       recovery_oracle_calls_ += m;
     else
       reply.oracle_calls += m;
   }
-  reply.local_loss = f_.gradient(x_, grad_new_);
+  reply.local_loss = gradient(x_, grad_new_);
   reply.oracle_calls += m;
   grad_ = grad_new_ - grad_;  // Δ_i, reusing grad_'s storage
   q_->compress({grad_.data(), static_cast<std::size_t>(grad_.size())}, context(b), reply.payload);

@@ -34,8 +34,8 @@ ServerHalf::ServerHalf(const MethodConfig& config)
   if (config_.workers == 0) throw std::invalid_argument("method: need at least one worker");
   if (config_.dim == 0) throw std::invalid_argument("method: dimension must be positive");
   const auto d = static_cast<Eigen::Index>(config_.dim);
-  x_ = Eigen::VectorXd::Zero(d);
-  x_prev_ = Eigen::VectorXd::Zero(d);
+  x_ = initial_point(config_);
+  x_prev_ = x_;
   decoded_.assign(config_.workers, Eigen::VectorXd::Zero(d));
   multiplicity_.assign(config_.workers, 0);
   received_.assign(config_.workers, false);
@@ -228,18 +228,53 @@ void ServerHalf::to_delta(const Eigen::VectorXd& v, ModelUpdate& out) {
 
 // ---- worker ---------------------------------------------------------------------------------
 
-WorkerHalf::WorkerHalf(const MethodConfig& config, uint32_t id, const problem::Objective& objective)
-    : config_(config), id_(id), f_(objective), q_(compress::make_compressor(config.compressor)) {
+Eigen::VectorXd initial_point(const MethodConfig& config) {
+  const auto d = static_cast<Eigen::Index>(config.dim);
+  if (config.init_scale == 0.0) return Eigen::VectorXd::Zero(d);
+  if (!(config.init_scale > 0.0) || !std::isfinite(config.init_scale))
+    throw std::invalid_argument("init_scale must be a finite number >= 0");
+  // 2u − 1 is exact for u = k·2⁻⁵³, so each entry is one rounding of S·(2u − 1): the same
+  // double on every architecture.
+  util::Rng rng(util::derive(config.seed, {util::tag(util::Stream::kInit)}));
+  Eigen::VectorXd x(d);
+  for (Eigen::Index j = 0; j < d; ++j) x[j] = config.init_scale * (2.0 * rng.uniform() - 1.0);
+  return x;
+}
+
+WorkerHalf::WorkerHalf(const MethodConfig& config, uint32_t id, Model& model)
+    : config_(config), id_(id), f_(model), q_(compress::make_compressor(config.compressor)) {
   if (id_ >= config_.workers)
     throw std::invalid_argument("worker id " + std::to_string(id_) +
                                 " out of range (n = " + std::to_string(config_.workers) + ")");
-  if (objective.dim() != config_.dim)
+  if (model.dim() != config_.dim)
     throw std::invalid_argument("worker " + std::to_string(id_) +
-                                ": shard has d = " + std::to_string(objective.dim()) +
+                                ": its model has d = " + std::to_string(model.dim()) +
                                 " but the run has d = " + std::to_string(config_.dim));
-  const auto d = static_cast<Eigen::Index>(config_.dim);
-  x_ = Eigen::VectorXd::Zero(d);
-  x_prev_ = Eigen::VectorXd::Zero(d);
+  if (model.samples() == 0)
+    throw std::invalid_argument("worker " + std::to_string(id_) + ": its model has no samples");
+  x_ = initial_point(config_);
+  x_prev_ = x_;
+}
+
+double WorkerHalf::gradient(const Eigen::VectorXd& x, Eigen::VectorXd& out) {
+  out.resize(x.size());
+  return f_.gradient({x.data(), static_cast<std::size_t>(x.size())},
+                     {out.data(), static_cast<std::size_t>(out.size())});
+}
+
+void WorkerHalf::minibatch_gradient(const Eigen::VectorXd& x, std::span<const uint32_t> batch,
+                                    Eigen::VectorXd& out) {
+  out.resize(x.size());
+  f_.minibatch_gradient({x.data(), static_cast<std::size_t>(x.size())}, batch,
+                        {out.data(), static_cast<std::size_t>(out.size())});
+}
+
+void WorkerHalf::minibatch_difference(const Eigen::VectorXd& x, const Eigen::VectorXd& y,
+                                      std::span<const uint32_t> batch, Eigen::VectorXd& out) {
+  out.resize(x.size());
+  f_.minibatch_difference({x.data(), static_cast<std::size_t>(x.size())},
+                          {y.data(), static_cast<std::size_t>(y.size())}, batch,
+                          {out.data(), static_cast<std::size_t>(out.size())});
 }
 
 bool WorkerHalf::on_broadcast(const Broadcast& b, Reply& reply) {

@@ -15,10 +15,12 @@ ProblemConstants combine(std::span<const problem::Smoothness> shards, uint64_t r
   k.rows = rows;
   if (shards.empty()) return k;
   double l2 = 0.0, lms = 0.0;
+  // A model that cannot state the per-sample constants reports 0: taken as 𝓛_i² = L_i²
+  // and max_j L_ij = L_i (exact when every sample has the same curvature).
   for (const auto& s : shards) {
     l2 += s.L * s.L;
-    lms += s.L_mean_sq;
-    k.L_max = std::max(k.L_max, s.L_max);
+    lms += s.L_mean_sq > 0.0 ? s.L_mean_sq : s.L * s.L;
+    k.L_max = std::max(k.L_max, s.L_max > 0.0 ? s.L_max : s.L);
   }
   const auto n = static_cast<double>(shards.size());
   k.L = std::sqrt(l2 / n);
@@ -54,9 +56,9 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
   if (c.method == Method::kPpMarina) {
     if (c.clients == 0) c.clients = (c.workers + 1) / 2;
     if (c.clients > c.workers)
-      throw std::invalid_argument("--clients: r = " + std::to_string(c.clients) +
-                                  " exceeds the number of workers n = " +
-                                  std::to_string(c.workers));
+      throw std::invalid_argument(
+          "--clients: r = " + std::to_string(c.clients) +
+          " exceeds the number of workers n = " + std::to_string(c.workers));
     why << "clients r = " << c.clients
         << (c.clients == (c.workers + 1) / 2 ? " (default ⌈n/2⌉)" : "") << "\n";
   }
@@ -108,8 +110,8 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
              "gamma = 1/(10 L sqrt(1+omega/n)(omega+2))\n";
       break;
     case Method::kVrDiana: {
-      // Horváth et al. 2019 (arXiv:1904.05115), the non-convex VR-DIANA theorem: α = 1/(1+ω), p = 1/m,
-      // γ = 1/(10 L_max sqrt(1+ω/n) (m^{2/3} + ω + 1)), L_max the per-sample smoothness.
+      // Horváth et al. 2019 (arXiv:1904.05115), the non-convex VR-DIANA theorem: α = 1/(1+ω), p =
+      // 1/m, γ = 1/(10 L_max sqrt(1+ω/n) (m^{2/3} + ω + 1)), L_max the per-sample smoothness.
       const auto m = static_cast<double>(k.rows);
       p = choices.p.value_or(1.0 / m);
       c.alpha = 1.0 / (1.0 + omega);

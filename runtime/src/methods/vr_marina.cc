@@ -25,14 +25,14 @@ void draw(uint64_t seed, uint64_t round, uint32_t worker, uint64_t rows, uint64_
 }  // namespace
 
 void VrMarinaWorker::respond(const Broadcast& b, Reply& reply) {
-  const auto m = static_cast<uint64_t>(f_.rows());
+  const auto m = static_cast<uint64_t>(f_.samples());
   if (b.full_sync) {
     if (config_.online_batch == 0) {
       MarinaWorker::respond(b, reply);
       return;
     }
     draw(config_.seed, b.round, id_, m, config_.online_batch, batch_);
-    f_.minibatch_gradient(x_, batch_, grad_);
+    minibatch_gradient(x_, batch_, grad_);
     reply.oracle_calls = config_.online_batch;
     reply.payload.kind = compress::PayloadKind::kDense64;
     reply.payload.dim = static_cast<uint32_t>(config_.dim);
@@ -40,7 +40,7 @@ void VrMarinaWorker::respond(const Broadcast& b, Reply& reply) {
     return;
   }
   draw(config_.seed, b.round, id_, m, config_.batch, batch_);
-  f_.minibatch_difference(x_, x_prev_, batch_, grad_);
+  minibatch_difference(x_, x_prev_, batch_, grad_);
   reply.oracle_calls = 2 * config_.batch;
   q_->compress({grad_.data(), static_cast<std::size_t>(grad_.size())}, context(b), reply.payload);
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -53,15 +54,53 @@ double curvature_bound(Loss loss) {
   return loss == Loss::kNonConvex ? 0.15405 : 0.25;
 }
 
-Objective::Objective(data::Dataset shard, Loss loss, double l2)
-    : data_(std::move(shard)), loss_(loss), l2_(l2) {
+std::string describe(Loss loss, double l2, bool bias, std::optional<uint64_t> shuffle_seed) {
+  // λ in hexadecimal: two workers agree exactly when their λ is the same double.
+  char lambda[64];
+  std::snprintf(lambda, sizeof lambda, "%a", l2);
+  std::string s = "linear loss=" + std::string(to_string(loss)) + " l2=" + lambda;
+  s += bias ? " bias=1" : " bias=0";
+  s += " shuffle=" + (shuffle_seed ? std::to_string(*shuffle_seed) : std::string("none"));
+  return s;
+}
+
+Objective::Objective(data::Dataset shard, Loss loss, double l2, std::string description)
+    : data_(std::move(shard)), loss_(loss), l2_(l2), description_(std::move(description)) {
   if (data_.rows() == 0) throw std::invalid_argument("objective: shard has no rows");
   if (!(l2_ >= 0.0) || !std::isfinite(l2_))
     throw std::invalid_argument("objective: l2 must be a finite number >= 0");
   data_.A.makeCompressed();
+  if (description_.empty()) description_ = describe(loss_, l2_, false, std::nullopt);
 }
 
-double Objective::margin(std::size_t row, const Eigen::VectorXd& x) const {
+void Objective::check(std::size_t size, const char* what) const {
+  if (size != dim())
+    throw std::invalid_argument(std::string("objective: ") + what + " has " + std::to_string(size) +
+                                " entries, d = " + std::to_string(dim()));
+}
+
+double Objective::gradient(std::span<const double> x, std::span<double> grad) {
+  check(x.size(), "x");
+  check(grad.size(), "grad");
+  return gradient_into(x.data(), grad.data());
+}
+
+void Objective::minibatch_gradient(std::span<const double> x, std::span<const uint32_t> batch,
+                                   std::span<double> grad) {
+  check(x.size(), "x");
+  check(grad.size(), "grad");
+  minibatch_into(x.data(), batch, grad.data());
+}
+
+void Objective::minibatch_difference(std::span<const double> x, std::span<const double> y,
+                                     std::span<const uint32_t> batch, std::span<double> grad) {
+  check(x.size(), "x");
+  check(y.size(), "y");
+  check(grad.size(), "grad");
+  difference_into(x.data(), y.data(), batch, grad.data());
+}
+
+double Objective::margin(std::size_t row, const double* x) const {
   const auto& A = data_.A;
   const int* idx = A.innerIndexPtr();
   const double* val = A.valuePtr();
@@ -71,7 +110,7 @@ double Objective::margin(std::size_t row, const Eigen::VectorXd& x) const {
   return data_.y[static_cast<Eigen::Index>(row)] * dot;
 }
 
-void Objective::add_row(std::size_t row, double scale, Eigen::VectorXd& out) const {
+void Objective::add_row(std::size_t row, double scale, double* out) const {
   const auto& A = data_.A;
   const int* idx = A.innerIndexPtr();
   const double* val = A.valuePtr();
@@ -81,14 +120,36 @@ void Objective::add_row(std::size_t row, double scale, Eigen::VectorXd& out) con
 
 double Objective::value(const Eigen::VectorXd& x) const {
   double sum = 0.0;
-  for (std::size_t j = 0; j < rows(); ++j) sum += phi(loss_, margin(j, x));
+  for (std::size_t j = 0; j < rows(); ++j) sum += phi(loss_, margin(j, x.data()));
   double f = sum / static_cast<double>(rows());
   if (l2_ > 0.0) f += 0.5 * l2_ * sum_sq(x);
   return f;
 }
 
 double Objective::gradient(const Eigen::VectorXd& x, Eigen::VectorXd& grad) const {
-  grad.setZero(static_cast<Eigen::Index>(dim()));
+  check(static_cast<std::size_t>(x.size()), "x");
+  grad.resize(static_cast<Eigen::Index>(dim()));
+  return gradient_into(x.data(), grad.data());
+}
+
+void Objective::minibatch_gradient(const Eigen::VectorXd& x, std::span<const uint32_t> batch,
+                                   Eigen::VectorXd& grad) const {
+  check(static_cast<std::size_t>(x.size()), "x");
+  grad.resize(static_cast<Eigen::Index>(dim()));
+  minibatch_into(x.data(), batch, grad.data());
+}
+
+void Objective::minibatch_difference(const Eigen::VectorXd& x, const Eigen::VectorXd& y,
+                                     std::span<const uint32_t> batch, Eigen::VectorXd& grad) const {
+  check(static_cast<std::size_t>(x.size()), "x");
+  check(static_cast<std::size_t>(y.size()), "y");
+  grad.resize(static_cast<Eigen::Index>(dim()));
+  difference_into(x.data(), y.data(), batch, grad.data());
+}
+
+double Objective::gradient_into(const double* x, double* grad) const {
+  const std::size_t d = dim();
+  std::fill(grad, grad + d, 0.0);
   double sum = 0.0;
   for (std::size_t j = 0; j < rows(); ++j) {
     const double m = margin(j, x);
@@ -96,34 +157,40 @@ double Objective::gradient(const Eigen::VectorXd& x, Eigen::VectorXd& grad) cons
     add_row(j, dphi(loss_, m) * data_.y[static_cast<Eigen::Index>(j)], grad);
   }
   const double inv = 1.0 / static_cast<double>(rows());
-  for (Eigen::Index i = 0; i < grad.size(); ++i) grad[i] *= inv;
+  for (std::size_t i = 0; i < d; ++i) grad[i] *= inv;
   double f = sum * inv;
   if (l2_ > 0.0) {
-    for (Eigen::Index i = 0; i < grad.size(); ++i) grad[i] += l2_ * x[i];
-    f += 0.5 * l2_ * sum_sq(x);
+    double sq = 0.0;
+    for (std::size_t i = 0; i < d; ++i) {
+      grad[i] += l2_ * x[i];
+      sq += x[i] * x[i];
+    }
+    f += 0.5 * l2_ * sq;
   }
   return f;
 }
 
-void Objective::minibatch_gradient(const Eigen::VectorXd& x, std::span<const uint32_t> batch,
-                                   Eigen::VectorXd& grad) const {
-  grad.setZero(static_cast<Eigen::Index>(dim()));
+void Objective::minibatch_into(const double* x, std::span<const uint32_t> batch,
+                               double* grad) const {
+  const std::size_t d = dim();
+  std::fill(grad, grad + d, 0.0);
   for (uint32_t j : batch)
     add_row(j, dphi(loss_, margin(j, x)) * data_.y[static_cast<Eigen::Index>(j)], grad);
   const double inv = 1.0 / static_cast<double>(batch.size());
-  for (Eigen::Index i = 0; i < grad.size(); ++i) grad[i] = grad[i] * inv + l2_ * x[i];
+  for (std::size_t i = 0; i < d; ++i) grad[i] = grad[i] * inv + l2_ * x[i];
 }
 
-void Objective::minibatch_difference(const Eigen::VectorXd& x, const Eigen::VectorXd& y,
-                                     std::span<const uint32_t> batch, Eigen::VectorXd& grad) const {
-  grad.setZero(static_cast<Eigen::Index>(dim()));
+void Objective::difference_into(const double* x, const double* y, std::span<const uint32_t> batch,
+                                double* grad) const {
+  const std::size_t d = dim();
+  std::fill(grad, grad + d, 0.0);
   for (uint32_t j : batch) {
     const double label = data_.y[static_cast<Eigen::Index>(j)];
     const double scale = (dphi(loss_, margin(j, x)) - dphi(loss_, margin(j, y))) * label;
     add_row(j, scale, grad);
   }
   const double inv = 1.0 / static_cast<double>(batch.size());
-  for (Eigen::Index i = 0; i < grad.size(); ++i) grad[i] = grad[i] * inv + l2_ * (x[i] - y[i]);
+  for (std::size_t i = 0; i < d; ++i) grad[i] = grad[i] * inv + l2_ * (x[i] - y[i]);
 }
 
 Smoothness Objective::smoothness() const {

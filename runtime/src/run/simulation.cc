@@ -4,8 +4,7 @@
 
 namespace marina::run {
 
-Simulation::Simulation(const methods::MethodConfig& config,
-                       const std::vector<problem::Objective>& shards)
+Simulation::Simulation(const methods::MethodConfig& config, std::vector<problem::Objective>& shards)
     : shards_(shards), server_(methods::make_server(config)), tally_(config.workers) {
   if (shards.size() != config.workers)
     throw std::invalid_argument("simulation: " + std::to_string(shards.size()) + " shards for " +

@@ -209,18 +209,17 @@ Encoder::Encoder(uint64_t session) : session_(session) {}
 std::span<const uint8_t> Encoder::encode(const Join& m) {
   fbb_.Clear();
   const auto arch = string_or_absent(fbb_, m.arch);
+  const auto model = string_or_absent(fbb_, m.model);
   TableWriter t(fbb_);
   t.scalar<uint32_t>(fb::Join::VT_WORKER_ID, m.worker_id, 0);
-  t.scalar<uint64_t>(fb::Join::VT_SHARD_ROWS, m.shard_rows, 0);
+  t.scalar<uint64_t>(fb::Join::VT_SAMPLES, m.shard_rows, 0);
   t.scalar<uint64_t>(fb::Join::VT_DIM, m.dim, 0);
   t.scalar<uint32_t>(fb::Join::VT_CAPABILITIES, m.capabilities, 0);
   t.offset(fb::Join::VT_ARCH, arch);
-  t.scalar<double>(fb::Join::VT_LAMBDA_MAX, m.stats.lambda_max, 0.0);
-  t.scalar<double>(fb::Join::VT_MEAN_ROW_NORM4, m.stats.mean_row_norm4, 0.0);
-  t.scalar<double>(fb::Join::VT_MAX_ROW_NORM_SQ, m.stats.max_row_norm_sq, 0.0);
-  t.scalar<uint8_t>(fb::Join::VT_BIAS, m.bias ? 1 : 0, 0);
-  t.scalar<uint8_t>(fb::Join::VT_SHUFFLED, m.shuffle_seed ? 1 : 0, 0);
-  t.scalar<uint64_t>(fb::Join::VT_SHUFFLE_SEED, m.shuffle_seed.value_or(0), 0);
+  t.scalar<double>(fb::Join::VT_SMOOTHNESS, m.smoothness.L, 0.0);
+  t.scalar<double>(fb::Join::VT_SMOOTHNESS_MEAN_SQ, m.smoothness.L_mean_sq, 0.0);
+  t.scalar<double>(fb::Join::VT_SMOOTHNESS_MAX, m.smoothness.L_max, 0.0);
+  t.offset(fb::Join::VT_MODEL, model);
   t.scalar<uint32_t>(fb::Join::VT_SHARD_COUNT, m.shard_count, 0);
   return finish(fbb_, session_, fb::Body::Join, t.finish());
 }
@@ -242,8 +241,7 @@ std::span<const uint8_t> Encoder::encode(const Welcome& m) {
   t.scalar<uint64_t>(fb::Welcome::VT_BATCH, c.batch, 1);
   t.scalar<uint64_t>(fb::Welcome::VT_ONLINE_BATCH, c.online_batch, 0);
   t.scalar<uint32_t>(fb::Welcome::VT_CLIENTS, c.clients, 0);
-  t.scalar<uint8_t>(fb::Welcome::VT_LOSS, static_cast<uint8_t>(m.loss), 0);
-  t.scalar<double>(fb::Welcome::VT_L2, m.l2, 0.0);
+  t.scalar<double>(fb::Welcome::VT_INIT_SCALE, c.init_scale, 0.0);
   return finish(fbb_, session_, fb::Body::Welcome, t.finish());
 }
 

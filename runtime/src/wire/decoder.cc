@@ -103,8 +103,9 @@ class Checker {
   void join(const fb::Join& m) const {
     worker("worker id", m.worker_id());
     check_string(kind_, "arch", m.arch());
-    for (double v : {m.lambda_max(), m.mean_row_norm4(), m.max_row_norm_sq()})
-      if (!std::isfinite(v) || v < 0) fail(kind_, "shard statistics must be finite and >= 0");
+    check_string(kind_, "model description", m.model());
+    for (double v : {m.smoothness(), m.smoothness_mean_sq(), m.smoothness_max()})
+      if (!std::isfinite(v) || v < 0) fail(kind_, "smoothness constants must be finite and >= 0");
   }
 
   void welcome(const fb::Welcome& m) const {
@@ -117,8 +118,8 @@ class Checker {
     }
     check_string(kind_, "compressor spec", m.compressor());
     if (m.workers() == 0) fail(kind_, "n = 0 workers");
-    if (m.loss() > 1) fail(kind_, "unknown loss ", static_cast<unsigned>(m.loss()));
-    if (!std::isfinite(m.l2()) || m.l2() < 0) fail(kind_, "l2 must be finite and >= 0");
+    if (!std::isfinite(m.init_scale()) || m.init_scale() < 0)
+      fail(kind_, "init_scale must be finite and >= 0");
     if (m.worker_id() >= m.workers()) {
       fail(kind_, "worker id ", m.worker_id(), " >= n = ", m.workers());
     }
@@ -345,9 +346,10 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox) {
 
   const fb::Envelope& envelope = *fb::GetEnvelope(data);
   if (envelope.version() != kProtocolVersion) {
-    throw DecodeError("protocol version " + std::to_string(envelope.version()) + ", expected " +
-                      std::to_string(kProtocolVersion) +
-                      ": the peer runs another marina release; install the same on both sides");
+    throw VersionError("protocol version " + std::to_string(envelope.version()) + ", expected " +
+                           std::to_string(kProtocolVersion) +
+                           ": the peer runs another marina release; install the same on both sides",
+                       envelope.version());
   }
   const auto type = envelope.body_type();
   if (type == fb::Body::NONE) throw DecodeError("message without a body");
@@ -363,17 +365,12 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox) {
       check.join(m);
       Join& out = inbox.join;
       out.worker_id = m.worker_id();
-      out.shard_rows = m.shard_rows();
+      out.shard_rows = m.samples();
       out.dim = m.dim();
       out.capabilities = m.capabilities();
       copy_into(m.arch(), out.arch);
-      out.stats.rows = m.shard_rows();
-      out.stats.lambda_max = m.lambda_max();
-      out.stats.mean_row_norm4 = m.mean_row_norm4();
-      out.stats.max_row_norm_sq = m.max_row_norm_sq();
-      out.bias = m.bias();
-      out.shuffle_seed.reset();
-      if (m.shuffled()) out.shuffle_seed = m.shuffle_seed();
+      out.smoothness = Smoothness{m.smoothness(), m.smoothness_mean_sq(), m.smoothness_max()};
+      copy_into(m.model(), out.model);
       out.shard_count = m.shard_count();
       break;
     }
@@ -394,8 +391,7 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox) {
       c.batch = m.batch();
       c.online_batch = m.online_batch();
       c.clients = m.clients();
-      out.loss = static_cast<problem::Loss>(m.loss());
-      out.l2 = m.l2();
+      c.init_scale = m.init_scale();
       break;
     }
     case MessageKind::kBroadcast: {

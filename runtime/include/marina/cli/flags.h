@@ -36,6 +36,7 @@ struct AlgorithmFlags {
   double l2 = 0.0;
   std::optional<uint64_t> shuffle_seed;
   bool bias = false;
+  double init_scale = 0.0;
   std::optional<double> stop_at;  // stop when ‖∇f‖² ≤ stop_at · ‖∇f(x⁰)‖²
 };
 
@@ -50,6 +51,10 @@ void add_algorithm_flags(CLI::App& app, AlgorithmFlags& flags);
 // left at their defaults). `dim` is a placeholder until the workers report theirs.
 [[nodiscard]] drivers::CoordinatorSettings coordinator_settings(const AlgorithmFlags& flags,
                                                                 uint64_t dim);
+
+// The description of the linear model these flags give (problem::describe): what a
+// coordinator holding the data (--data) requires of every worker.
+[[nodiscard]] std::string model_description(const AlgorithmFlags& flags);
 
 // Reads all n shards of `file` (contiguous split, remainder dropped) as objectives.
 // `note` receives a line about dropped rows, if any.

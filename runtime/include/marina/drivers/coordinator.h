@@ -56,6 +56,7 @@ struct WorkerStatus {
   double last_seen_age_s = -1;  // seconds since its last message (-1: never)
   double last_latency_s = -1;   // broadcast to its last aggregated reply (-1: none yet)
   std::string gone_reason;
+  std::string key_fingerprint;  // of the CurveZMQ key it joined with; empty in plaintext
 };
 
 struct FleetStatus {
@@ -72,10 +73,9 @@ struct FleetStatus {
 struct CoordinatorSettings {
   methods::MethodConfig base;  // method, compressor, workers, seed, batch sizes, clients
   methods::Choices choices;    // γ and p given by the user, if any
-  problem::Loss loss = problem::Loss::kNonConvex;
-  double l2 = 0.0;
-  bool bias = false;
-  std::optional<uint64_t> shuffle_seed;
+  // The Model::description() every worker must report. Empty: the first admitted worker's
+  // becomes the run's (with --data, the coordinator's own model states it).
+  std::string model;
   uint64_t rounds = 0;
   std::optional<double> stop_at;
   uint64_t session = 1;
@@ -128,6 +128,9 @@ struct CoordinatorOutcome {
   bool interrupted = false;
   run::EventCounts events;
 };
+
+// Why two model descriptions differ, for a refusal: the differing "key=value" words.
+[[nodiscard]] std::string model_difference(const std::string& worker, const std::string& run);
 
 // The "key=value" lines of the settings a resumed run must share with the checkpointed one.
 [[nodiscard]] std::string resume_settings(const CoordinatorSettings& s);

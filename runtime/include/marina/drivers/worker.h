@@ -14,8 +14,9 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
-#include "marina/data/dataset.h"
+#include "marina/model.h"
 #include "marina/transport/transport.h"
 
 namespace marina::drivers {
@@ -31,9 +32,7 @@ struct WorkerProgress {
 struct WorkerSettings {
   uint32_t id = 0;
   std::optional<uint32_t> shard_count;  // N of --shard I/N, checked against the run's n
-  data::Dataset shard;                  // moved into the objective once the Welcome says which loss
-  bool bias = false;                    // reported, so the coordinator can refuse a mismatch
-  std::optional<uint64_t> shuffle_seed;
+  Model* model = nullptr;               // f_i; not owned, must outlive the run
   std::chrono::milliseconds connect_timeout{60000};  // give up joining the first time after this
   std::chrono::milliseconds liveness{5000};          // coordinator silent this long: join it again
   std::chrono::milliseconds idle_timeout{120000};    // no coordinator for this long: give up
@@ -57,10 +56,12 @@ struct WorkerOutcome {
   uint64_t recovery_oracle_calls = 0;
   bool left = false;  // stopped by *stop
   std::string bye_reason;
+  std::vector<double> x;  // the worker's last x^k (empty if it never joined)
 };
 
-// Throws std::runtime_error when the coordinator cannot be reached, refuses this worker, or
-// the method half fails (the coordinator is told why first).
+// Throws std::runtime_error when the coordinator cannot be reached, refuses this worker or
+// speaks another protocol version; an exception of the model or the method half passes
+// through unchanged (the coordinator is told why first).
 WorkerOutcome run_worker(transport::Link& link, WorkerSettings settings);
 
 }  // namespace marina::drivers

@@ -27,6 +27,10 @@ struct MethodConfig {
   uint64_t batch = 1;         // b′: minibatch of compressed rounds (VR-MARINA, VR-DIANA)
   uint64_t online_batch = 0;  // b: VR-MARINA online case; 0 = finite sum (full local gradient)
   uint32_t clients = 0;       // r: PP-MARINA clients drawn per compressed round
+  // x⁰: 0 for the zero vector, else entries uniform in [−init_scale, init_scale] drawn from
+  // `seed` (initial_point(), the same on every worker and architecture). Models with a saddle
+  // at 0, such as neural networks, need it.
+  double init_scale = 0.0;
 
   bool operator==(const MethodConfig&) const = default;
 };

@@ -34,7 +34,7 @@ class DianaServer : public ServerHalf {
 
 class DianaWorker : public WorkerHalf {
  public:
-  DianaWorker(const MethodConfig& config, uint32_t id, const problem::Objective& objective);
+  DianaWorker(const MethodConfig& config, uint32_t id, Model& model);
   void restore(const Snapshot& s) override;
   [[nodiscard]] const Eigen::VectorXd& shift() const { return h_local_; }
 

@@ -29,7 +29,7 @@ class MarinaServer : public ServerHalf {
 
 class MarinaWorker : public WorkerHalf {
  public:
-  MarinaWorker(const MethodConfig& config, uint32_t id, const problem::Objective& objective);
+  MarinaWorker(const MethodConfig& config, uint32_t id, Model& model);
   void restore(const Snapshot& s) override;
 
  protected:

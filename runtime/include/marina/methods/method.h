@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <vector>
 
@@ -20,7 +21,7 @@
 #include "marina/methods/config.h"
 #include "marina/methods/messages.h"
 #include "marina/methods/server_state.h"
-#include "marina/problem/objective.h"
+#include "marina/model.h"
 
 namespace marina::methods {
 
@@ -140,9 +141,13 @@ class ServerHalf {
   uint32_t last_participants_ = 0;
 };
 
+// x⁰ of a run: zero, or uniform in [−init_scale, init_scale] from the run's seed.
+[[nodiscard]] Eigen::VectorXd initial_point(const MethodConfig& config);
+
 class WorkerHalf {
  public:
-  WorkerHalf(const MethodConfig& config, uint32_t id, const problem::Objective& objective);
+  // `model` is the worker's f_i; it must outlive the half. Its exceptions pass through.
+  WorkerHalf(const MethodConfig& config, uint32_t id, Model& model);
   virtual ~WorkerHalf() = default;
   WorkerHalf(const WorkerHalf&) = delete;
   WorkerHalf& operator=(const WorkerHalf&) = delete;
@@ -170,10 +175,17 @@ class WorkerHalf {
   // aggregated (b.dropped). DIANA moves its shift only then.
   virtual void settle(const Broadcast& /*b*/) {}
   [[nodiscard]] compress::Context context(const Broadcast& b) const;
+  // The model's functions on Eigen vectors; `out` is sized to d first (after the first round a
+  // no-op, so steady-state rounds allocate nothing).
+  double gradient(const Eigen::VectorXd& x, Eigen::VectorXd& out);
+  void minibatch_gradient(const Eigen::VectorXd& x, std::span<const uint32_t> batch,
+                          Eigen::VectorXd& out);
+  void minibatch_difference(const Eigen::VectorXd& x, const Eigen::VectorXd& y,
+                            std::span<const uint32_t> batch, Eigen::VectorXd& out);
 
   MethodConfig config_;
   uint32_t id_;
-  const problem::Objective& f_;
+  Model& f_;
   std::unique_ptr<compress::Compressor> q_;
   Eigen::VectorXd x_;       // x^k
   Eigen::VectorXd x_prev_;  // x^{k−1}
@@ -184,6 +196,6 @@ class WorkerHalf {
 
 [[nodiscard]] std::unique_ptr<ServerHalf> make_server(const MethodConfig& config);
 [[nodiscard]] std::unique_ptr<WorkerHalf> make_worker(const MethodConfig& config, uint32_t id,
-                                                      const problem::Objective& objective);
+                                                      Model& model);
 
 }  // namespace marina::methods

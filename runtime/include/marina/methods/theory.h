@@ -20,7 +20,8 @@ struct ProblemConstants {
   uint64_t rows = 0;       // m, rows per shard
 };
 
-// Combines the shards' constants: L = sqrt(mean L_i²), 𝓛² = mean 𝓛_i², L_max = max.
+// Combines the shards' constants: L = sqrt(mean L_i²), 𝓛² = mean 𝓛_i², L_max = max; a
+// per-sample constant reported as 0 (unknown) stands in as L_i² or L_i.
 [[nodiscard]] ProblemConstants combine(std::span<const problem::Smoothness> shards, uint64_t rows);
 
 // The same, measured directly on shards held in this process (marina-sim).

@@ -7,12 +7,17 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
+#include <utility>
+
+#include <string>
 
 #include <Eigen/Core>
 
 #include "marina/data/dataset.h"
+#include "marina/model.h"
 
 namespace marina::problem {
 
@@ -25,7 +30,8 @@ enum class Loss : uint8_t {
 // "nonconvex" or "logistic"; throws std::invalid_argument otherwise.
 [[nodiscard]] Loss parse_loss(std::string_view name);
 
-// sup_m |φ''(m)|: 0.15405 for (1 − σ(m))² (docs/ARCHITECTURE.md, "Compressors and the loss"), 1/4 for the logistic loss.
+// sup_m |φ''(m)|: 0.15405 for (1 − σ(m))² (docs/ARCHITECTURE.md, "Compressors and the loss"), 1/4
+// for the logistic loss.
 [[nodiscard]] double curvature_bound(Loss loss);
 
 // Statistics of a shard that do not depend on the loss: what a worker reports when it joins,
@@ -41,19 +47,32 @@ struct ShardStats {
 
 // Smoothness constants of f_i from the statistics: L_i = c·λ_max + λ,
 // 𝓛_i² = (1/m) Σ (c||a_j||² + λ)², max_j L_ij = c·max||a_j||² + λ, c = curvature_bound(loss).
-struct Smoothness {
-  double L = 0.0;
-  double L_mean_sq = 0.0;
-  double L_max = 0.0;
-};
+using Smoothness = marina::Smoothness;
 [[nodiscard]] Smoothness smoothness(const ShardStats& s, Loss loss, double l2);
 
-class Objective {
+// What every worker of a run must share besides d: the loss, λ and the data preparation
+// (Model::description(); the coordinator compares it with its own when given --data).
+[[nodiscard]] std::string describe(Loss loss, double l2, bool bias,
+                                   std::optional<uint64_t> shuffle_seed);
+
+// The linear classifier as a marina::Model: the built-in model of marina-worker and of the
+// simulator. Its const members (value, the Eigen overloads) are safe to call from several
+// threads at once, which the simulator's evaluation relies on.
+class Objective final : public Model {
  public:
-  Objective(data::Dataset shard, Loss loss, double l2);
+  // `description` defaults to describe(loss, l2, false, nullopt).
+  Objective(data::Dataset shard, Loss loss, double l2, std::string description = {});
 
   [[nodiscard]] std::size_t rows() const { return data_.rows(); }
-  [[nodiscard]] std::size_t dim() const { return data_.dim(); }
+  [[nodiscard]] std::size_t dim() const override { return data_.dim(); }
+  [[nodiscard]] std::size_t samples() const override { return data_.rows(); }
+  double gradient(std::span<const double> x, std::span<double> grad) override;
+  void minibatch_gradient(std::span<const double> x, std::span<const uint32_t> batch,
+                          std::span<double> grad) override;
+  void minibatch_difference(std::span<const double> x, std::span<const double> y,
+                            std::span<const uint32_t> batch, std::span<double> grad) override;
+  [[nodiscard]] Smoothness smoothness() override { return std::as_const(*this).smoothness(); }
+  [[nodiscard]] std::string description() const override { return description_; }
   [[nodiscard]] Loss loss_kind() const { return loss_; }
   [[nodiscard]] double l2() const { return l2_; }
   [[nodiscard]] const data::Dataset& data() const { return data_; }
@@ -72,12 +91,18 @@ class Objective {
   [[nodiscard]] Smoothness smoothness() const;
 
  private:
-  [[nodiscard]] double margin(std::size_t row, const Eigen::VectorXd& x) const;
-  void add_row(std::size_t row, double scale, Eigen::VectorXd& out) const;
+  [[nodiscard]] double margin(std::size_t row, const double* x) const;
+  void add_row(std::size_t row, double scale, double* out) const;
+  double gradient_into(const double* x, double* grad) const;
+  void minibatch_into(const double* x, std::span<const uint32_t> batch, double* grad) const;
+  void difference_into(const double* x, const double* y, std::span<const uint32_t> batch,
+                       double* grad) const;
+  void check(std::size_t size, const char* what) const;
 
   data::Dataset data_;
   Loss loss_;
   double l2_;
+  std::string description_;
 };
 
 // The full objective f = (1/n) Σ f_i over equal shards, evaluated exactly; for logs.

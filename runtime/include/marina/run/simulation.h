@@ -16,7 +16,7 @@ namespace marina::run {
 class Simulation {
  public:
   // `shards` must outlive the simulation; shards.size() == config.workers.
-  Simulation(const methods::MethodConfig& config, const std::vector<problem::Objective>& shards);
+  Simulation(const methods::MethodConfig& config, std::vector<problem::Objective>& shards);
 
   // Row 0: x^0 before any round.
   [[nodiscard]] LogRow initial_row();
@@ -28,7 +28,7 @@ class Simulation {
  private:
   void evaluate(LogRow& row);
 
-  const std::vector<problem::Objective>& shards_;
+  std::vector<problem::Objective>& shards_;
   std::unique_ptr<methods::ServerHalf> server_;
   std::vector<std::unique_ptr<methods::WorkerHalf>> workers_;
   methods::Reply reply_;

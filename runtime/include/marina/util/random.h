@@ -38,6 +38,7 @@ enum class Stream : uint64_t {
   kReference = 6,  // worker: VR-DIANA reference-point coin
   kShuffle = 7,    // data: row shuffle
   kDropout = 8,    // simulation: a worker absent from a round (marina-sim --dropout)
+  kInit = 9,       // x⁰ (MethodConfig::init_scale)
 };
 
 [[nodiscard]] constexpr uint64_t tag(Stream s) {

@@ -22,12 +22,14 @@
 
 #include "marina/methods/config.h"
 #include "marina/methods/messages.h"
-#include "marina/problem/objective.h"
+#include "marina/model.h"
 
 namespace marina::wire {
 
 // 2: Join.shard_count, Broadcast.dropped, ResyncResponse.worker_aux (partial participation).
-inline constexpr uint16_t kProtocolVersion = 2;
+// 3: Join carries the model's smoothness constants and description instead of a linear
+//    model's shard statistics and data settings; Welcome drops loss and l2, adds init_scale.
+inline constexpr uint16_t kProtocolVersion = 3;
 
 // Worker id that the coordinator uses for itself in Heartbeat and Bye; it passes the
 // Limits::workers check of those two kinds only.
@@ -59,14 +61,13 @@ enum class MessageKind : uint8_t {
 // Worker -> coordinator: the first message of a worker.
 struct Join {
   uint32_t worker_id = 0;
-  uint64_t shard_rows = 0;
+  uint64_t shard_rows = 0;  // m_i, the model's samples()
   uint64_t dim = 0;
   uint32_t capabilities = 0;  // bitmask, meaning defined by the drivers
   std::string arch;           // e.g. "aarch64"
-  problem::ShardStats stats;  // for the theoretical stepsizes (stats.rows == shard_rows)
-  bool bias = false;          // data settings the coordinator checks against its own
-  std::optional<uint64_t> shuffle_seed;
-  uint32_t shard_count = 0;  // N of --shard I/N; 0 when not given
+  Smoothness smoothness;      // of f_i, for the theoretical stepsizes
+  std::string model;          // Model::description(), the same on every worker
+  uint32_t shard_count = 0;   // N of --shard I/N; 0 when not given
 
   bool operator==(const Join&) const = default;
 };
@@ -75,8 +76,6 @@ struct Join {
 struct Welcome {
   uint32_t worker_id = 0;
   methods::MethodConfig config;
-  problem::Loss loss = problem::Loss::kNonConvex;
-  double l2 = 0.0;
 };
 
 // Worker -> coordinator: "I have round have_round, send me the state of want_round".
@@ -134,6 +133,14 @@ struct Limits {
 class DecodeError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// A well-formed message of another protocol version: the peer runs another release. Both
+// sides refuse to work with it, naming both versions.
+class VersionError : public DecodeError {
+ public:
+  VersionError(const std::string& what, uint16_t peer) : DecodeError(what), peer_version(peer) {}
+  uint16_t peer_version;
 };
 
 class Encoder {
