@@ -56,7 +56,11 @@ run::Event event(uint64_t round, std::optional<uint32_t> worker, std::string kin
   return e;
 }
 
-drivers::FleetStatus fleet() {
+// Fingerprints of the CurveZMQ keys the live and the gone worker joined with (keyed runs).
+constexpr const char* kKey0 = "3fa09c1e5b7d";
+constexpr const char* kKey1 = "c0ffee012345";
+
+drivers::FleetStatus fleet(bool keyed = false) {
   drivers::FleetStatus f;
   f.time_s = 2.5;
   f.round = 3;
@@ -86,6 +90,10 @@ drivers::FleetStatus fleet() {
   gone.returns = 1;
   gone.last_seen_age_s = 1.0;
   gone.gone_reason = "missed 3 deadlines";
+  if (keyed) {
+    live.key_fingerprint = kKey0;
+    gone.key_fingerprint = kKey1;
+  }
   drivers::WorkerStatus absent;
   absent.id = 2;
   f.workers = {live, gone, absent};
@@ -93,8 +101,9 @@ drivers::FleetStatus fleet() {
 }
 
 // Three rows (the last without a loss, as a coordinator without --data logs them), four events
-// and a status with a live, a gone and a never-seen worker.
-observe::Store& synthetic_store(observe::Store& s, bool last_row_known = true) {
+// and a status with a live, a gone and a never-seen worker (`keyed`: the first two joined with
+// CurveZMQ keys).
+observe::Store& synthetic_store(observe::Store& s, bool last_row_known = true, bool keyed = false) {
   s.add_row(row(0, 4.0, false, 0, 0.0, 0, 100));
   s.add_row(row(1, 2.0, true, 3, 416.0, 800, 500));
   s.add_row(row(2, last_row_known ? std::optional<double>(0.1) : std::nullopt, false, 2, 480.5, 900,
@@ -103,7 +112,7 @@ observe::Store& synthetic_store(observe::Store& s, bool last_row_known = true) {
   s.add_event(event(1, 1, "gone", "missed 3 deadlines"));
   s.add_event(event(2, 1, "returned"));
   s.add_event(event(2, std::nullopt, "custom_kind", "tab\there"));
-  s.set_status(fleet());
+  s.set_status(fleet(keyed));
   return s;
 }
 
@@ -225,6 +234,20 @@ TEST_CASE("observe: metrics text from a synthetic store") {
   CHECK(m.at("marina_worker_info{worker=\"0\",arch=\"x86_64\"}") == "1");
   CHECK(m.at("marina_worker_info{worker=\"1\",arch=\"aarch\\\"64\"}") == "1");
   CHECK(m.count("marina_worker_info{worker=\"2\",arch=\"\"}") == 0);
+  for (const auto& [sample, value] : m)  // plaintext: no key label anywhere
+    CHECK_MESSAGE(sample.find("key=") == std::string::npos, sample);
+
+  SUBCASE("with CurveZMQ keys, marina_worker_info carries each worker's key fingerprint") {
+    observe::Store keyed(info());
+    synthetic_store(keyed, true, true);
+    const auto k = samples(observe::metrics_text(keyed.summary()));
+    CHECK(k.at("marina_worker_info{worker=\"0\",arch=\"x86_64\",key=\"" + std::string(kKey0) +
+               "\"}") == "1");
+    CHECK(k.at("marina_worker_info{worker=\"1\",arch=\"aarch\\\"64\",key=\"" + std::string(kKey1) +
+               "\"}") == "1");
+    CHECK(k.count("marina_worker_info{worker=\"0\",arch=\"x86_64\"}") == 0);
+    CHECK(k.at("marina_worker_live{worker=\"0\"}") == "1");  // the other series keep `worker`
+  }
 }
 
 TEST_CASE("observe: unknown values are omitted from the metrics, not reported as zero") {
@@ -275,17 +298,36 @@ TEST_CASE("observe: status JSON") {
         std::string::npos);
   CHECK(j.find("\"membership\":{\"live\":1,\"min_workers\":1,\"workers\":[{\"id\":0,\"state\":"
                "\"live\",\"arch\":\"x86_64\",\"replies\":3,\"returns\":0,\"last_seen_age_s\":0.75,"
-               "\"latency_s\":0.002,\"gone_reason\":\"\"},") != std::string::npos);
+               "\"latency_s\":0.002,\"gone_reason\":\"\",\"key\":null},") != std::string::npos);
   CHECK(j.find("{\"id\":1,\"state\":\"gone\",\"arch\":\"aarch\\\"64\",\"replies\":2,\"returns\":1,"
                "\"last_seen_age_s\":1.25,\"latency_s\":null,\"gone_reason\":\"missed 3 "
-               "deadlines\"}") != std::string::npos);
+               "deadlines\",\"key\":null}") != std::string::npos);
   CHECK(j.find("{\"id\":2,\"state\":\"absent\",\"arch\":\"\",\"replies\":0,\"returns\":0,"
-               "\"last_seen_age_s\":null,\"latency_s\":null,") != std::string::npos);
+               "\"last_seen_age_s\":null,\"latency_s\":null,\"gone_reason\":\"\",\"key\":null}") !=
+        std::string::npos);
+  CHECK(j.find("\"key\":\"") == std::string::npos);  // plaintext: no fingerprint
   CHECK(j.find("\"totals\":{\"rounds\":2,\"participants\":2,\"full_sync_rounds\":1,"
                "\"bits_per_worker\":480.5,\"wire_bytes_up\":900,\"wire_bytes_down\":600,"
                "\"loss\":0.6,\"grad_norm_sq\":0.1,\"repairs\":4,\"resyncs\":2,\"rejected\":7,"
                "\"events\":{\"custom_kind\":1,\"gone\":1,\"join\":1,\"returned\":1}}}") !=
         std::string::npos);
+
+  SUBCASE("with CurveZMQ keys: each worker's key fingerprint, null for one never seen") {
+    observe::Store keyed(info());
+    synthetic_store(keyed, true, true);
+    auto ks = keyed.summary();
+    ks.status_age_s = 0.25;
+    const std::string k = observe::status_json(ks);
+    CHECK(k.find("{\"id\":0,\"state\":\"live\",\"arch\":\"x86_64\",\"replies\":3,\"returns\":0,"
+                 "\"last_seen_age_s\":0.75,\"latency_s\":0.002,\"gone_reason\":\"\",\"key\":\"" +
+                 std::string(kKey0) + "\"}") != std::string::npos);
+    CHECK(k.find("\"gone_reason\":\"missed 3 deadlines\",\"key\":\"" + std::string(kKey1) +
+                 "\"}") != std::string::npos);
+    CHECK(
+        k.find("{\"id\":2,\"state\":\"absent\",\"arch\":\"\",\"replies\":0,\"returns\":0,"
+               "\"last_seen_age_s\":null,\"latency_s\":null,\"gone_reason\":\"\",\"key\":null}") !=
+        std::string::npos);
+  }
 
   SUBCASE("before the workers joined: the configuration as asked, no membership yet") {
     observe::Store empty(info());
@@ -397,6 +439,9 @@ TEST_CASE("observe: the server answers on loopback and refuses what it must") {
   CHECK(page.find("text/html") != std::string::npos);
   CHECK(page.find("</html>") != std::string::npos);
   CHECK(page.find("http://") == page.find("http://www.w3.org/2000/svg"));  // nothing external
+  // The worker table's key column: hidden until a worker has a key fingerprint (w.key).
+  CHECK(page.find("<th id=\"key-column\" hidden>key</th>") != std::string::npos);
+  CHECK(page.find("m.workers.some(w => w.key)") != std::string::npos);
   CHECK(http_get(server.port(), "/api/log?since=x", host).rfind("HTTP/1.1 400", 0) == 0);
   CHECK(http_get(server.port(), "/nothing", host).rfind("HTTP/1.1 404", 0) == 0);
   // A page elsewhere that rebinds its own name to 127.0.0.1 still sends its own Host.

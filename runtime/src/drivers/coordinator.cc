@@ -35,6 +35,7 @@ class Coordinator {
         dec_(wire::Limits{wire::max_message_bytes(1, 1), 0, s.base.workers}),
         members_(n_, s.miss_limit),
         smoothness_(n_),
+        local_losses_(n_),
         start_(Clock::now()) {
     if (s_.resume)
       start_ -= std::chrono::duration_cast<Clock::duration>(
@@ -468,12 +469,18 @@ class Coordinator {
       publish(broadcast_);
       opened_ = Clock::now();
       tally_.on_broadcast(broadcast_.size(), members_.live_count());
-      local_loss_sum_ = 0.0;
-      local_loss_count_ = 0;
+      std::fill(local_losses_.begin(), local_losses_.end(), std::nullopt);
       if (!collect(b.full_sync)) return;  // stopped
       if (held_) {
-        // f(x^k) = (1/n) Σ f_i(x^k) when every worker evaluated its whole shard.
-        if (local_loss_count_ == n_) held_->loss = local_loss_sum_ / static_cast<double>(n_);
+        // f(x^k) = (1/n) Σ f_i(x^k) when every worker evaluated its whole shard, summed in
+        // worker-id order: the log must not depend on which reply came first.
+        double sum = 0.0;
+        bool all = true;
+        for (const auto& l : local_losses_) {
+          all = all && l.has_value();
+          if (l) sum += *l;
+        }
+        if (all) held_->loss = sum / static_cast<double>(n_);
         emit(*held_);
         held_.reset();
       }
@@ -672,10 +679,7 @@ class Coordinator {
         }
         members_.answered(*w, now, std::chrono::duration<double>(now - opened_).count());
         tally_.on_reply(r, in_.bytes.size());
-        if (r.local_loss) {
-          local_loss_sum_ += *r.local_loss;
-          ++local_loss_count_;
-        }
+        local_losses_[*w] = r.local_loss;
         break;
       }
       case wire::MessageKind::kResyncRequest:
@@ -793,6 +797,7 @@ class Coordinator {
   transport::Incoming in_;
   Membership members_;
   std::vector<Smoothness> smoothness_;  // as each worker reported it
+  std::vector<std::optional<double>> local_losses_;  // of the open round's accepted replies
   std::optional<uint64_t> dim_, rows_;
   std::optional<std::string> model_;  // the description of the first admitted worker
   bool welcomed_ = false;
@@ -810,8 +815,6 @@ class Coordinator {
   Clock::time_point opened_{};                // when the open round's broadcast went out
   Clock::time_point last_status_{};
   std::optional<uint64_t> last_checkpoint_;  // round of the last checkpoint written
-  double local_loss_sum_ = 0.0;              // of the open round's accepted replies
-  uint32_t local_loss_count_ = 0;
 };
 
 }  // namespace

@@ -62,6 +62,7 @@ constexpr char kPage[] = R"marina(<!doctype html>
             font-family: ui-monospace, monospace; font-size: 12px; }
   #events li { padding: 1px 0; }
   #events .kind { font-weight: 600; }
+  td.key { font-family: ui-monospace, monospace; font-size: 12px; }
 </style>
 </head>
 <body>
@@ -83,7 +84,8 @@ constexpr char kPage[] = R"marina(<!doctype html>
   </div>
   <section><h2>Workers</h2>
     <table id="workers"><thead><tr><th>worker</th><th>state</th><th>replies</th><th>returns</th>
-      <th>last seen</th><th>reply latency</th><th>arch</th><th>note</th></tr></thead><tbody></tbody></table>
+      <th>last seen</th><th>reply latency</th><th>arch</th><th id="key-column" hidden>key</th>
+      <th>note</th></tr></thead><tbody></tbody></table>
   </section>
   <section><h2>Events <span class="note" id="events-count"></span></h2><ol id="events"></ol></section>
 </main>
@@ -312,6 +314,9 @@ function render() {
 
   const body = document.querySelector("#workers tbody");
   body.textContent = "";
+  // The key column only when the run uses CurveZMQ keys (a plaintext run has none).
+  const keyed = m.workers.some(w => w.key);
+  document.getElementById("key-column").hidden = !keyed;
   for (const w of m.workers) {
     const tr = el("tr", {"data-worker": w.id, "data-state": w.state, "data-returns": w.returns});
     tr.appendChild(el("td", {}, String(w.id)));
@@ -327,6 +332,8 @@ function render() {
     tr.appendChild(el("td", {}, w.last_seen_age_s === null ? "never" : w.last_seen_age_s.toFixed(2) + " s ago"));
     tr.appendChild(el("td", {}, w.latency_s === null ? "–" : (w.latency_s * 1000).toFixed(2) + " ms"));
     tr.appendChild(el("td", {}, w.arch || "–"));
+    if (keyed)
+      tr.appendChild(el("td", {class: "key", title: "fingerprint of its CurveZMQ public key"}, w.key || "–"));
     tr.appendChild(el("td", {}, w.gone_reason || ""));
     body.appendChild(tr);
   }

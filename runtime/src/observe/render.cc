@@ -225,10 +225,14 @@ std::string metrics_text(const Summary& s) {
              [](const drivers::WorkerStatus& w) {
                return w.last_latency_s < 0 ? std::string() : prom_number(w.last_latency_s);
              });
-  m.family("marina_worker_info", "gauge", "The worker's machine architecture (value always 1).");
+  m.family("marina_worker_info", "gauge",
+           "The worker's machine architecture and, with CurveZMQ keys, the fingerprint of the key "
+           "it joined with (value always 1).");
   for (const auto& w : f.workers) {
     if (w.state == drivers::MemberState::kAbsent && w.arch.empty()) continue;
-    m.sample(label("worker", std::to_string(w.id)) + ',' + label("arch", w.arch), "1");
+    std::string labels = label("worker", std::to_string(w.id)) + ',' + label("arch", w.arch);
+    if (!w.key_fingerprint.empty()) labels += ',' + label("key", w.key_fingerprint);
+    m.sample(labels, "1");
   }
   return m.take();
 }
@@ -283,6 +287,7 @@ std::string status_json(const Summary& s) {
       field(o, "last_seen_age_s", age_or_null(last_seen_age(w, s)));
       field(o, "latency_s", age_or_null(w.last_latency_s));
       text(o, "gone_reason", w.gone_reason);
+      field(o, "key", w.key_fingerprint.empty() ? "null" : run::json_string(w.key_fingerprint));
       o += '}';
     }
   }
