@@ -741,7 +741,7 @@ class Coordinator {
       if (m.state != MemberState::kGone || m.peer != peer) continue;
       if (m.gone_reason.rfind("left", 0) == 0) return std::nullopt;      // said bye: must rejoin
       if (s_.identify && s_.identify(m.user) != w) return std::nullopt;  // its key was revoked
-      members_.admit(w, peer, m.arch, Clock::now());
+      members_.admit(w, peer, m.arch, Clock::now(), m.user);  // keeps its key identity
       event("returned", w, "heard from again");
       send(w, enc_.encode(server_->snapshot(w)));
       if (server_->awaiting(w) && !broadcast_.empty()) send(w, broadcast_);
