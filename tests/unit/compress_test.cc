@@ -24,7 +24,9 @@
 
 #include "marina/compress/compressor.h"
 #include "marina/compress/payload.h"
+#include "marina/methods/method.h"
 #include "marina/util/random.h"
+#include "marina/wire/codec.h"
 
 namespace marina::compress {
 // Defined in runtime/src/compress/compressor.cc, proposed for compressor.h.
@@ -34,6 +36,8 @@ double zeta(const Compressor& q, std::size_t d, uint32_t workers);
 
 namespace mc = marina::compress;
 namespace util = marina::util;
+namespace methods = marina::methods;
+namespace wire = marina::wire;
 
 namespace {
 
@@ -642,10 +646,17 @@ TEST_CASE("compress: accumulate adds weight times the decoded payload") {
   }
 }
 
-TEST_CASE("compress: accumulate rejects hostile payloads and leaves acc unchanged") {
+// A received payload is validated once, where it enters: the wire decoder checks what it can
+// see on its own (shape against its own d and the run's, index order and range, finite values),
+// then the open round's gate (ServerHalf::accept) what depends on the round and the compressor
+// (kind, K, s). Each hostile payload must be refused by one of them, before the server's state
+// changes; accumulate then only checks what the arithmetic sees (dimension, seeded count
+// against the indices it derives, overflow).
+TEST_CASE("compress: hostile payloads are refused at the boundary, before the server changes") {
   auto identity = mc::make_compressor("identity");
   auto randk = mc::make_compressor("randk:3");
   auto qsgd = mc::make_compressor("qsgd:4");
+  auto topk = mc::make_compressor("topk:3");
   const mc::Context ctx{5, 0, 2};
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
@@ -690,6 +701,193 @@ TEST_CASE("compress: accumulate rejects hostile payloads and leaves acc unchange
     return p;
   };
 
+  // The way in of worker 1's reply in a DIANA run with d = 13, n = 2 (every round compressed):
+  // the reason it is refused, or "" when it is accepted.
+  const auto refused = [](const mc::Payload& p, const mc::Compressor& q) -> std::string {
+    methods::Reply r;
+    r.worker = 1;
+    r.payload = p;
+    wire::Encoder enc(9);
+    wire::Decoder dec(wire::Limits{wire::max_message_bytes(13, 2), 13, 2});
+    wire::Inbox in;
+    try {
+      (void)dec.decode(enc.encode(r), in);
+    } catch (const wire::DecodeError& e) {
+      return e.what();
+    }
+    methods::MethodConfig c;
+    c.method = methods::Method::kDiana;
+    c.compressor = q.name();
+    c.workers = 2;
+    c.dim = 13;
+    c.gamma = 0.1;
+    c.alpha = 0.1;
+    const auto server = methods::make_server(c);
+    (void)server->begin_round();
+    try {
+      server->accept(in.reply);
+    } catch (const methods::ProtocolError& e) {
+      CHECK(server->awaiting(1));  // nothing of it was taken
+      return e.what();
+    }
+    return {};
+  };
+
+  struct Case {
+    std::string label;
+    mc::Payload payload;
+    const mc::Compressor* q;
+    std::string reason;  // a part of the refusal
+  };
+  std::vector<Case> cases;
+  cases.push_back({"wrong dim", dense64(12), identity.get(), "payload for d = 12 but d = 13"});
+  {
+    auto p = dense64(13);
+    p.dense.pop_back();
+    cases.push_back({"dense64 short", p, identity.get(), "12 values for d = 13"});
+    p = dense64(13);
+    p.dense[12] = nan;
+    cases.push_back({"dense64 NaN", p, identity.get(), "value[12] is nan"});
+    p = dense64(13);
+    p.dense[12] = -inf;
+    cases.push_back({"dense64 Inf", p, identity.get(), "value[12] is -inf"});
+  }
+  {
+    auto p = dense32(13);
+    p.values.push_back(1.0f);
+    cases.push_back({"dense32 long", p, identity.get(), "14 values for d = 13"});
+    p = dense32(13);
+    p.values[11] = std::numeric_limits<float>::quiet_NaN();
+    cases.push_back({"dense32 NaN", p, identity.get(), "value[11] is nan"});
+  }
+  cases.push_back(
+      {"sparse out of range", sparse({0, 5, 17}), topk.get(), "index[2] = 17 >= d = 13"});
+  cases.push_back({"sparse index = d", sparse({0, 13}), topk.get(), "index[1] = 13 >= d = 13"});
+  cases.push_back({"sparse duplicate", sparse({1, 4, 4}), topk.get(),
+                   "index not strictly increasing at position 2 (4 then 4)"});
+  cases.push_back({"sparse decreasing", sparse({1, 9, 4}), topk.get(),
+                   "index not strictly increasing at position 2"});
+  {
+    auto p = sparse({1, 2, 3});
+    p.values.pop_back();
+    cases.push_back({"sparse count", p, topk.get(), "3 indices but 2 values"});
+    p = sparse({1, 2, 3});
+    p.values[2] = std::numeric_limits<float>::infinity();
+    cases.push_back({"sparse Inf", p, topk.get(), "value[2] is inf"});
+  }
+  cases.push_back({"sparse for topk:3 with 2", sparse({1, 2}), topk.get(),
+                   "sparse payload has 2 values, topk:3 sends 3"});
+  cases.push_back({"sparse for identity", sparse({1, 2, 3}), identity.get(),
+                   "sparse payload, but identity makes dense64 payloads"});
+  cases.push_back(
+      {"seeded short", seeded3(2), randk.get(), "seeded payload has 2 values, randk:3 sends 3"});
+  cases.push_back(
+      {"seeded long", seeded3(4), randk.get(), "seeded payload has 4 values, randk:3 sends 3"});
+  {
+    auto p = seeded3(3);
+    p.values[2] = std::numeric_limits<float>::quiet_NaN();
+    cases.push_back({"seeded NaN", p, randk.get(), "value[2] is nan"});
+  }
+  cases.push_back({"seeded for identity", seeded3(3), identity.get(),
+                   "seeded payload, but identity makes dense64 payloads"});
+  {
+    auto p = seeded3(3);
+    p.dim = 2;
+    cases.push_back({"seeded wrong dim", p, randk.get(), "payload for d = 2 but d = 13"});
+  }
+  cases.push_back(
+      {"level > s", quantized({1, 2}, {1, 5}), qsgd.get(), "level[1] = 5 outside [-s, s]"});
+  cases.push_back(
+      {"level < -s", quantized({1, 2}, {-128, 1}), qsgd.get(), "level[0] = -128 outside [-s, s]"});
+  {
+    auto p = quantized({1, 2}, {1, 1});
+    p.levels_s = 0;
+    cases.push_back({"s = 0", p, qsgd.get(), "s = 0 levels"});
+    p.levels_s = 200;
+    cases.push_back({"s = 200", p, qsgd.get(), "s = 200 levels, qsgd:4 uses 4"});
+    p.levels_s = 5;
+    cases.push_back({"s = 5 for qsgd:4", p, qsgd.get(), "s = 5 levels, qsgd:4 uses 4"});
+    p = quantized({1, 2}, {1, 1});
+    p.norm = nan;
+    cases.push_back({"norm NaN", p, qsgd.get(), "norm is nan"});
+    p.norm = -1.0;
+    cases.push_back({"norm < 0", p, qsgd.get(), "norm = -1 < 0"});
+    p.norm = inf;
+    cases.push_back({"norm Inf", p, qsgd.get(), "norm is inf"});
+  }
+  cases.push_back({"quantized out of range", quantized({1, 13}, {1, 1}), qsgd.get(),
+                   "index[1] = 13 >= d = 13"});
+  cases.push_back(
+      {"quantized count", quantized({1, 2, 3}, {1, 1}), qsgd.get(), "3 indices but 2 levels"});
+  cases.push_back(
+      {"quantized order", quantized({2, 1}, {1, 1}), qsgd.get(), "index not strictly increasing"});
+  cases.push_back({"dense for qsgd", dense64(13), qsgd.get(),
+                   "dense64 payload, but qsgd:4 makes quantized payloads"});
+
+  for (const auto& c : cases) {
+    CAPTURE(c.label);
+    const std::string why = refused(c.payload, *c.q);
+    INFO("refused with: " << why);
+    CHECK(why.find(c.reason) != std::string::npos);
+  }
+
+  // The well-formed versions are accepted (the refusals above are not vacuous).
+  CHECK(refused(dense64(13), *identity).empty());
+  CHECK(refused(sparse({0, 5, 12}), *topk).empty());
+  CHECK(refused(seeded3(3), *randk).empty());
+  CHECK(refused(quantized({1, 2}, {-4, 4}), *qsgd).empty());
+}
+
+TEST_CASE("compress: accumulate refuses what only the arithmetic sees and leaves acc unchanged") {
+  auto identity = mc::make_compressor("identity");
+  auto randk = mc::make_compressor("randk:3");
+  auto permk = mc::make_compressor("permk");
+  auto qsgd = mc::make_compressor("qsgd:4");
+  const mc::Context ctx{5, 0, 2};
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+
+  const auto dense64 = [](uint32_t d) {
+    mc::Payload p;
+    p.kind = mc::PayloadKind::kDense64;
+    p.dim = d;
+    p.dense.assign(d, 1.0);
+    return p;
+  };
+  const auto dense32 = [](uint32_t d) {
+    mc::Payload p;
+    p.kind = mc::PayloadKind::kDense32;
+    p.dim = d;
+    p.values.assign(d, 1.0f);
+    return p;
+  };
+  const auto sparse = [](std::vector<uint32_t> idx) {
+    mc::Payload p;
+    p.kind = mc::PayloadKind::kSparse;
+    p.dim = 13;
+    p.values.assign(idx.size(), 2.0f);
+    p.indices = std::move(idx);
+    return p;
+  };
+  const auto seeded3 = [](std::size_t n) {
+    mc::Payload p;
+    p.kind = mc::PayloadKind::kSeeded;
+    p.dim = 13;
+    p.values.assign(n, 2.0f);
+    return p;
+  };
+  const auto quantized = [](std::vector<uint32_t> idx, std::vector<int8_t> lv) {
+    mc::Payload p;
+    p.kind = mc::PayloadKind::kQuantized;
+    p.dim = 13;
+    p.norm = 3.0;
+    p.levels_s = 4;
+    p.indices = std::move(idx);
+    p.levels = std::move(lv);
+    return p;
+  };
+
+  std::vector<uint32_t> mine;
+  permk->seeded_indices(ctx, 13, mine);
   struct Case {
     std::string label;
     mc::Payload payload;
@@ -701,122 +899,46 @@ TEST_CASE("compress: accumulate rejects hostile payloads and leaves acc unchange
       {"wrong dim", dense64(12), identity.get(), "payload: dimension 12 does not match d = 13"});
   {
     auto p = dense64(13);
-    p.dense.pop_back();
-    cases.push_back({"dense64 short", p, identity.get(),
-                     "payload: dense64 payload has 12 values, expected 13"});
-    p = dense64(13);
-    p.dense[12] = nan;
-    cases.push_back(
-        {"dense64 NaN", p, identity.get(), "payload: value nan at index 12 is not finite"});
-    p = dense64(13);
-    p.dense[12] = -inf;
-    cases.push_back({"dense64 Inf", p, identity.get(), "payload: value -inf at index 12"});
-    p = dense64(13);
     p.dense[12] = std::numeric_limits<double>::max();
     cases.push_back({"dense64 overflow", p, identity.get(), "payload: value"});
   }
-  {
-    auto p = dense32(13);
-    p.values.push_back(1.0f);
-    cases.push_back({"dense32 long", p, identity.get(), "payload: dense32 payload has 14 values"});
-    p = dense32(13);
-    p.values[11] = std::numeric_limits<float>::quiet_NaN();
-    cases.push_back({"dense32 NaN", p, identity.get(), "payload: value nan at index 11"});
-  }
-  cases.push_back({"sparse out of range", sparse({0, 5, 17}), identity.get(),
-                   "payload: index 17 out of range for d = 13"});
-  cases.push_back({"sparse index = d", sparse({0, 13}), identity.get(),
-                   "payload: index 13 out of range for d = 13"});
-  cases.push_back({"sparse duplicate", sparse({1, 4, 4}), identity.get(),
-                   "payload: indices not strictly increasing at position 2 (4 then 4)"});
-  cases.push_back({"sparse decreasing", sparse({1, 9, 4}), identity.get(),
-                   "payload: indices not strictly increasing at position 2"});
-  {
-    auto p = sparse({1, 2, 3});
-    p.values.pop_back();
-    cases.push_back({"sparse count", p, identity.get(),
-                     "payload: sparse payload has 2 values for its indices, expected 3"});
-    p = sparse({1, 2, 3});
-    p.values[2] = std::numeric_limits<float>::infinity();
-    cases.push_back({"sparse Inf", p, identity.get(), "payload: value inf at index 3"});
-  }
-  cases.push_back({"seeded short", seeded3(2), randk.get(),
-                   "payload: seeded payload has 2 values, expected 3"});
-  cases.push_back(
-      {"seeded long", seeded3(4), randk.get(), "payload: seeded payload has 4 values, expected 3"});
-  {
-    auto p = seeded3(3);
-    p.values[2] = std::numeric_limits<float>::quiet_NaN();
-    cases.push_back({"seeded NaN", p, randk.get(), "payload: value nan"});
-  }
+  cases.push_back({"permk count", seeded3(mine.size() + 1), permk.get(),
+                   "payload: seeded payload has " + std::to_string(mine.size() + 1) +
+                       " values, permk draws " + std::to_string(mine.size())});
   cases.push_back({"seeded for identity", seeded3(3), identity.get(),
                    "identity does not produce seeded payloads"});
   {
-    auto p = seeded3(3);
-    p.dim = 2;
-    cases.push_back(
-        {"seeded wrong dim", p, randk.get(), "payload: dimension 2 does not match d = 13"});
-  }
-  cases.push_back({"level > s", quantized({1, 2}, {1, 5}), qsgd.get(),
-                   "payload: level 5 at index 2 outside [-s, s] for s = 4"});
-  cases.push_back({"level < -s", quantized({1, 2}, {-128, 1}), qsgd.get(),
-                   "payload: level -128 at index 1 outside [-s, s]"});
-  {
     auto p = quantized({1, 2}, {1, 1});
-    p.levels_s = 0;
-    cases.push_back({"s = 0", p, qsgd.get(), "payload: quantization levels s = 0 not in [1, 127]"});
-    p.levels_s = 200;
-    cases.push_back({"s = 200", p, qsgd.get(), "payload: quantization levels s = 200"});
-    p = quantized({1, 2}, {1, 1});
-    p.norm = nan;
-    cases.push_back({"norm NaN", p, qsgd.get(), "payload: norm nan must be finite"});
-    p.norm = -1.0;
-    cases.push_back({"norm < 0", p, qsgd.get(), "payload: norm -1"});
-    p.norm = inf;
-    cases.push_back({"norm Inf", p, qsgd.get(), "payload: norm inf"});
-  }
-  cases.push_back({"quantized out of range", quantized({1, 13}, {1, 1}), qsgd.get(),
-                   "payload: index 13 out of range for d = 13"});
-  cases.push_back({"quantized count", quantized({1, 2, 3}, {1, 1}), qsgd.get(),
-                   "payload: quantized payload has 2 levels for its indices, expected 3"});
-  cases.push_back({"quantized order", quantized({2, 1}, {1, 1}), qsgd.get(),
-                   "payload: indices not strictly increasing"});
-  {
-    auto p = dense64(13);
-    p.kind = static_cast<mc::PayloadKind>(9);
-    cases.push_back({"unknown kind", p, identity.get(), "payload: unknown kind 9"});
+    p.norm = std::numeric_limits<double>::max();
+    cases.push_back({"quantized overflow", p, qsgd.get(), "payload: value"});
   }
 
   for (const auto& c : cases) {
     CAPTURE(c.label);
     Eigen::VectorXd acc = Eigen::VectorXd::LinSpaced(13, -6.0, 6.0);
     acc[12] = std::numeric_limits<double>::max();  // so that a huge addition overflows
+    acc[1] = std::numeric_limits<double>::max();
     const Eigen::VectorXd before = acc;
     const std::string m = message_of([&] { mc::accumulate(c.payload, *c.q, ctx, 1.0, acc); });
     INFO("message: " << m);
     CHECK(m.rfind(c.message, 0) == 0);
     CHECK(acc == before);
-    Eigen::VectorXd out;
-    // decode sizes its output from the payload and starts from zero: no dimension or overflow
-    // mismatch to detect there.
-    if (c.label != "wrong dim" && c.label != "seeded wrong dim" && c.label != "dense64 overflow") {
-      CHECK_THROWS_AS(mc::decode(c.payload, *c.q, ctx, out), std::invalid_argument);
-    }
   }
 
-  // The well-formed versions are accepted (the checks above are not vacuous).
+  // The well-formed versions are accepted.
   Eigen::VectorXd acc = Eigen::VectorXd::Zero(13);
   mc::accumulate(dense64(13), *identity, ctx, 1.0, acc);
   mc::accumulate(dense32(13), *identity, ctx, 1.0, acc);
   mc::accumulate(sparse({0, 5, 12}), *identity, ctx, 1.0, acc);
   mc::accumulate(seeded3(3), *randk, ctx, 1.0, acc);
+  mc::accumulate(seeded3(mine.size()), *permk, ctx, 1.0, acc);
   mc::accumulate(quantized({1, 2}, {-4, 4}), *qsgd, ctx, 1.0, acc);
   const auto idx = seeded(*randk, ctx, 13);
-  const auto picked = [&](uint32_t j) {
-    return std::find(idx.begin(), idx.end(), j) != idx.end() ? 2.0 : 0.0;
+  const auto picked = [&](const std::vector<uint32_t>& set, uint32_t j) {
+    return std::find(set.begin(), set.end(), j) != set.end() ? 2.0 : 0.0;
   };
-  CHECK(acc[0] == 1.0 + 1.0 + 2.0 + picked(0));
-  CHECK(acc[1] == 1.0 + 1.0 - 3.0 + picked(1));
-  CHECK(acc[2] == 1.0 + 1.0 + 3.0 + picked(2));
+  CHECK(acc[0] == 1.0 + 1.0 + 2.0 + picked(idx, 0) + picked(mine, 0));
+  CHECK(acc[1] == 1.0 + 1.0 - 3.0 + picked(idx, 1) + picked(mine, 1));
+  CHECK(acc[2] == 1.0 + 1.0 + 3.0 + picked(idx, 2) + picked(mine, 2));
   CHECK_THROWS_AS(mc::accumulate(dense64(13), *identity, ctx, nan, acc), std::invalid_argument);
 }

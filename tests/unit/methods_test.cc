@@ -6,6 +6,7 @@
 
 #include "marina/methods/method.h"
 #include "marina/methods/theory.h"
+#include "marina/wire/codec.h"
 #include "test_support.h"
 
 using namespace marina;
@@ -116,14 +117,22 @@ TEST_CASE("methods: the server rejects replies that do not fit the round") {
   bad.worker = 9;
   CHECK_THROWS_AS(server->accept(bad), methods::ProtocolError);
   bad = r0;
+  bad.payload.dim = 4;
+  CHECK_THROWS_AS(server->accept(bad), methods::ProtocolError);
+  bad = r0;
+  bad.payload.dense[1] = std::nan("");  // what accumulate's arithmetic refuses
+  CHECK_THROWS_AS(server->accept(bad), methods::ProtocolError);
+  bad = r0;
+  bad.payload.kind = compress::PayloadKind::kSeeded;  // round 0 is a full sync
+  CHECK_THROWS_AS(server->accept(bad), methods::ProtocolError);
+  // A payload's own shape (here 4 values for d = 5) is the wire decoder's to refuse: such a
+  // reply never reaches accept().
+  bad = r0;
   bad.payload.dense.pop_back();
-  CHECK_THROWS_AS(server->accept(bad), methods::ProtocolError);
-  bad = r0;
-  bad.payload.dense[1] = std::nan("");
-  CHECK_THROWS_AS(server->accept(bad), methods::ProtocolError);
-  bad = r0;
-  bad.payload.kind = compress::PayloadKind::kSeeded;
-  CHECK_THROWS_AS(server->accept(bad), methods::ProtocolError);
+  wire::Encoder enc(3);
+  wire::Decoder dec(wire::Limits{wire::max_message_bytes(5, 2), 5, 2});
+  wire::Inbox in;
+  CHECK_THROWS_AS((void)dec.decode(enc.encode(bad), in), wire::DecodeError);
 
   server->accept(r0);
   CHECK_THROWS_WITH_AS(server->accept(r0), "reply of worker 0 for round 0: duplicate",
@@ -204,15 +213,21 @@ TEST_CASE("methods: a worker rejects stale and malformed broadcasts without chan
   server->end_round();
   CHECK_THROWS_AS((void)w->on_broadcast(b0, r), methods::ProtocolError);  // stale
   methods::Broadcast b1 = server->begin_round();
+  // Malformed broadcasts are refused where they enter, by the wire decoder of the worker's
+  // run (d = 5, n = 2); the worker half never sees them.
+  wire::Encoder enc(3);
+  wire::Decoder dec(wire::Limits{wire::max_message_bytes(5, 2), 5, 2});
+  wire::Inbox in;
   auto broken = b1;
   broken.update.dense.resize(3);
-  CHECK_THROWS_AS((void)w->on_broadcast(broken, r), methods::ProtocolError);
+  CHECK_THROWS_AS((void)dec.decode(enc.encode(broken), in), wire::DecodeError);
   broken = b1;
   broken.update.dense[0] = INFINITY;
-  CHECK_THROWS_AS((void)w->on_broadcast(broken, r), methods::ProtocolError);
+  CHECK_THROWS_AS((void)dec.decode(enc.encode(broken), in), wire::DecodeError);
   broken = b1;
   broken.participants = {5};
-  CHECK_THROWS_AS((void)w->on_broadcast(broken, r), methods::ProtocolError);
+  CHECK_THROWS_AS((void)dec.decode(enc.encode(broken), in), wire::DecodeError);
+  CHECK(dec.decode(enc.encode(b1), in) == wire::MessageKind::kBroadcast);
   CHECK(w->next_round() == 1);
   REQUIRE(w->on_broadcast(b1, r));
   CHECK(w->x() == server->x());

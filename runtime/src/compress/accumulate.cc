@@ -1,7 +1,8 @@
-// Decoding payloads on the receiving side. Payloads may come from a hostile or broken peer, so
-// everything is checked before the accumulator is touched: the shape (dimension, counts, index
-// range and order, quantization levels) first, then that every value and every updated entry is
-// finite. Either the whole payload is added or nothing is, and the error names what is wrong.
+// Decoding payloads on the receiving side. A received payload was validated where it entered
+// (wire::Decoder: its shape, index order and range, finite values; Compressor::mismatch: the
+// compressor's kind and parameters), so this only checks what the arithmetic itself can see:
+// the accumulator's dimension, a seeded payload's count against the indices derived here, and
+// that no updated entry becomes non-finite. Either the whole payload is added or nothing is.
 
 #include <cmath>
 #include <cstdio>
@@ -22,41 +23,6 @@ std::string str(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.9g", v);
   return buf;
-}
-
-const char* kind_name(PayloadKind k) {
-  switch (k) {
-    case PayloadKind::kDense64:
-      return "dense64";
-    case PayloadKind::kDense32:
-      return "dense32";
-    case PayloadKind::kSparse:
-      return "sparse";
-    case PayloadKind::kSeeded:
-      return "seeded";
-    case PayloadKind::kQuantized:
-      return "quantized";
-  }
-  return "unknown";
-}
-
-void check_count(std::size_t got, std::size_t want, const char* what, PayloadKind k) {
-  if (got != want) {
-    fail(std::string(kind_name(k)) + " payload has " + std::to_string(got) + " " + what +
-         ", expected " + std::to_string(want));
-  }
-}
-
-void check_indices(const std::vector<uint32_t>& idx, std::size_t d) {
-  for (std::size_t i = 0; i < idx.size(); ++i) {
-    if (idx[i] >= d) {
-      fail("index " + std::to_string(idx[i]) + " out of range for d = " + std::to_string(d));
-    }
-    if (i > 0 && idx[i] <= idx[i - 1]) {
-      fail("indices not strictly increasing at position " + std::to_string(i) + " (" +
-           std::to_string(idx[i - 1]) + " then " + std::to_string(idx[i]) + ")");
-    }
-  }
 }
 
 // acc[index(i)] += weight·value(i) for i < count, or nothing at all if a value or an updated
@@ -80,8 +46,8 @@ void add(std::size_t count, Index index, Value value, double weight,
   }
 }
 
-// Checks the shape of `p` against its own dimension, then adds it. For kSeeded the indices are
-// re-derived into `seeded`.
+// Adds a validated `p` (see accumulate in compressor.h). For kSeeded the indices are re-derived
+// into `seeded`, and their count must match the values'.
 void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, double weight,
                    Eigen::Ref<Eigen::VectorXd> acc, std::vector<uint32_t>& seeded) {
   const std::size_t d = p.dim;
@@ -89,52 +55,34 @@ void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, do
   const auto f32 = [&p](std::size_t i) { return static_cast<double>(p.values[i]); };
   switch (p.kind) {
     case PayloadKind::kDense64:
-      check_count(p.dense.size(), d, "values", p.kind);
       add(
           d, dense, [&p](std::size_t i) { return p.dense[i]; }, weight, acc);
       return;
     case PayloadKind::kDense32:
-      check_count(p.values.size(), d, "values", p.kind);
       add(d, dense, f32, weight, acc);
       return;
     case PayloadKind::kSparse:
-      check_count(p.values.size(), p.indices.size(), "values for its indices", p.kind);
-      check_indices(p.indices, d);
       add(
           p.indices.size(), [&p](std::size_t i) { return p.indices[i]; }, f32, weight, acc);
       return;
     case PayloadKind::kSeeded:
       q.seeded_indices(ctx, d, seeded);  // throws for a compressor without seeded payloads
-      check_count(p.values.size(), seeded.size(), "values", p.kind);
-      check_indices(seeded, d);
+      if (p.values.size() != seeded.size()) {
+        fail("seeded payload has " + std::to_string(p.values.size()) + " values, " + q.name() +
+             " draws " + std::to_string(seeded.size()) + " this round");
+      }
       add(
           seeded.size(), [&seeded](std::size_t i) { return seeded[i]; }, f32, weight, acc);
       return;
     case PayloadKind::kQuantized: {
-      const uint32_t s = p.levels_s;
-      if (s < 1 || s > 127) {
-        fail("quantization levels s = " + std::to_string(s) + " not in [1, 127]");
-      }
-      if (!std::isfinite(p.norm) || p.norm < 0.0) {
-        fail("norm " + str(p.norm) + " must be finite and ≥ 0");
-      }
-      check_count(p.levels.size(), p.indices.size(), "levels for its indices", p.kind);
-      check_indices(p.indices, d);
-      for (std::size_t i = 0; i < p.levels.size(); ++i) {
-        const int l = p.levels[i];
-        if (l < -static_cast<int>(s) || l > static_cast<int>(s)) {
-          fail("level " + std::to_string(l) + " at index " + std::to_string(p.indices[i]) +
-               " outside [-s, s] for s = " + std::to_string(s));
-        }
-      }
-      const double sd = s;
+      const double sd = p.levels_s;
       add(
           p.indices.size(), [&p](std::size_t i) { return p.indices[i]; },
           [&p, sd](std::size_t i) { return p.norm * p.levels[i] / sd; }, weight, acc);
       return;
     }
   }
-  fail("unknown kind " + std::to_string(static_cast<unsigned>(p.kind)));
+  fail("unknown kind " + std::to_string(static_cast<unsigned>(p.kind)));  // not from a decoder
 }
 
 }  // namespace

@@ -105,6 +105,7 @@ class Identity final : public Compressor {
   [[nodiscard]] std::string name() const override { return name_; }
   [[nodiscard]] double omega(std::size_t /*d*/) const override { return 0.0; }
   [[nodiscard]] double zeta(std::size_t d) const override { return static_cast<double>(d); }
+  [[nodiscard]] PayloadKind payload_kind() const override { return PayloadKind::kDense64; }
 
   void compress(std::span<const double> x, const Context& /*ctx*/, Payload& out) const override {
     const uint32_t d = checked_dim(x.size(), name_);
@@ -128,6 +129,13 @@ class RandK final : public Compressor {
     return static_cast<double>(d) / k_ - 1.0;
   }
   [[nodiscard]] double zeta(std::size_t /*d*/) const override { return k_; }
+  [[nodiscard]] PayloadKind payload_kind() const override { return PayloadKind::kSeeded; }
+  [[nodiscard]] std::string mismatch(const Payload& p) const override {
+    if (auto why = Compressor::mismatch(p); !why.empty()) return why;
+    if (p.values.size() == k_) return {};
+    return "seeded payload has " + std::to_string(p.values.size()) + " values, " + name_ +
+           " sends " + std::to_string(k_);
+  }
 
   void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
     thread_local std::vector<uint32_t> idx;
@@ -175,6 +183,7 @@ class PermK final : public Compressor {
   [[nodiscard]] double zeta(std::size_t /*d*/) const override {
     throw std::logic_error("permk: ζ = d/n depends on the number of workers n");
   }
+  [[nodiscard]] PayloadKind payload_kind() const override { return PayloadKind::kSeeded; }
 
   void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
     thread_local std::vector<uint32_t> idx;
@@ -237,6 +246,13 @@ class Qsgd final : public Compressor {
   explicit Qsgd(uint32_t s) : s_(s), name_("qsgd:" + std::to_string(s)) {}
 
   [[nodiscard]] std::string name() const override { return name_; }
+  [[nodiscard]] PayloadKind payload_kind() const override { return PayloadKind::kQuantized; }
+  [[nodiscard]] std::string mismatch(const Payload& p) const override {
+    if (auto why = Compressor::mismatch(p); !why.empty()) return why;
+    if (p.levels_s == s_) return {};
+    return "quantized payload with s = " + std::to_string(p.levels_s) + " levels, " + name_ +
+           " uses " + std::to_string(s_);
+  }
   [[nodiscard]] double omega(std::size_t d) const override {
     const double dd = static_cast<double>(d), s = s_;
     return std::min(dd / (s * s), std::sqrt(dd) / s);
@@ -292,6 +308,7 @@ class Natural final : public Compressor {
   [[nodiscard]] std::string name() const override { return name_; }
   [[nodiscard]] double omega(std::size_t /*d*/) const override { return 0.125; }
   [[nodiscard]] double zeta(std::size_t d) const override { return static_cast<double>(d); }
+  [[nodiscard]] PayloadKind payload_kind() const override { return PayloadKind::kDense32; }
 
   void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
     const uint32_t d = checked_dim(x.size(), name_);
@@ -330,6 +347,13 @@ class TopK final : public Compressor {
     return std::numeric_limits<double>::quiet_NaN();
   }
   [[nodiscard]] double zeta(std::size_t /*d*/) const override { return k_; }
+  [[nodiscard]] PayloadKind payload_kind() const override { return PayloadKind::kSparse; }
+  [[nodiscard]] std::string mismatch(const Payload& p) const override {
+    if (auto why = Compressor::mismatch(p); !why.empty()) return why;
+    if (p.values.size() == k_) return {};
+    return "sparse payload has " + std::to_string(p.values.size()) + " values, " + name_ +
+           " sends " + std::to_string(k_);
+  }
   [[nodiscard]] bool unbiased() const override { return false; }
 
   void compress(std::span<const double> x, const Context& /*ctx*/, Payload& out) const override {
@@ -376,6 +400,12 @@ std::optional<uint64_t> parse_uint(std::string_view s) {
 void Compressor::seeded_indices(const Context& /*ctx*/, std::size_t /*d*/,
                                 std::vector<uint32_t>& /*out*/) const {
   throw std::invalid_argument(name() + " does not produce seeded payloads");
+}
+
+std::string Compressor::mismatch(const Payload& p) const {
+  if (p.kind == payload_kind()) return {};
+  return std::string(to_string(p.kind)) + " payload, but " + name() + " makes " +
+         std::string(to_string(payload_kind())) + " payloads";
 }
 
 std::unique_ptr<Compressor> make_compressor(std::string_view spec) {

@@ -2,6 +2,22 @@
 
 namespace marina::compress {
 
+std::string_view to_string(PayloadKind kind) {
+  switch (kind) {
+    case PayloadKind::kDense64:
+      return "dense64";
+    case PayloadKind::kDense32:
+      return "dense32";
+    case PayloadKind::kSparse:
+      return "sparse";
+    case PayloadKind::kSeeded:
+      return "seeded";
+    case PayloadKind::kQuantized:
+      return "quantized";
+  }
+  return "unknown";
+}
+
 std::size_t Payload::value_count() const {
   switch (kind) {
     case PayloadKind::kDense64:

@@ -91,11 +91,12 @@ void ServerHalf::accept(const Reply& reply) {
   if (reply.payload.dim != config_.dim)
     throw ProtocolError(where() + ": payload has d = " + std::to_string(reply.payload.dim) +
                         ", the run has d = " + std::to_string(config_.dim));
-  const bool dense = reply.payload.kind == compress::PayloadKind::kDense64;
-  if (broadcast_.full_sync && !dense)
-    throw ProtocolError(where() + ": full-sync round needs a dense gradient");
-  if (!broadcast_.full_sync && dense && q_->name() != "identity")
-    throw ProtocolError(where() + ": dense payload in a round compressed with " + q_->name());
+  if (broadcast_.full_sync) {
+    if (reply.payload.kind != compress::PayloadKind::kDense64)
+      throw ProtocolError(where() + ": full-sync round needs a dense gradient");
+  } else if (const std::string why = q_->mismatch(reply.payload); !why.empty()) {
+    throw ProtocolError(where() + ": " + why);
+  }
   try {
     const compress::Context ctx{broadcast_.round_seed, reply.worker, config_.workers};
     compress::decode(reply.payload, *q_, ctx, decoded_[reply.worker]);
@@ -282,15 +283,8 @@ bool WorkerHalf::on_broadcast(const Broadcast& b, Reply& reply) {
     throw ProtocolError("stale broadcast of round " + std::to_string(b.round) +
                         " (expected round " + std::to_string(next_round_) + ")");
   if (b.round > next_round_) throw OutOfSync(next_round_, b.round);
-  for (uint32_t p : b.participants)
-    if (p >= config_.workers)
-      throw ProtocolError("broadcast of round " + std::to_string(b.round) + ": participant id " +
-                          std::to_string(p) + " out of range");
-  for (std::size_t k = 0; k < b.dropped.size(); ++k)
-    if (b.dropped[k] >= config_.workers || (k > 0 && b.dropped[k] <= b.dropped[k - 1]))
-      throw ProtocolError("broadcast of round " + std::to_string(b.round) + ": bad dropped list");
+  // Participants, dropped ids and the update were checked by the wire decoder against n and d.
   if (!restored_) {
-    validate(b.update, static_cast<Eigen::Index>(config_.dim));
     settle(b);
     advance(b.update);
   }

@@ -1,7 +1,7 @@
 #pragma once
 // Compression operators Q (table: docs/ARCHITECTURE.md). Each is a pure function of its
-// input and a Context; all randomness comes from the Context's seeds, so a compression can be replayed (and a
-// seeded payload's indices re-derived on the server).
+// input and a Context; all randomness comes from the Context's seeds, so a compression can be
+// replayed (and a seeded payload's indices re-derived on the server).
 
 #include <cstddef>
 #include <cstdint>
@@ -40,6 +40,15 @@ class Compressor {
 
   // Indices of a kSeeded payload, strictly increasing (only seeded compressors implement it).
   virtual void seeded_indices(const Context& ctx, std::size_t d, std::vector<uint32_t>& out) const;
+
+  // The one payload kind this compressor makes.
+  [[nodiscard]] virtual PayloadKind payload_kind() const = 0;
+  // The compressor's part of validating a received payload, which the wire decoder has
+  // already checked on its own (shape, index order and range, finite values): why `p` is not
+  // a payload this compressor makes (its kind; K values of RandK and TopK, s of QSGD), or ""
+  // when it is. A seeded payload's count under PermK depends on the round and is checked
+  // where its indices are derived (accumulate).
+  [[nodiscard]] virtual std::string mismatch(const Payload& p) const;
 };
 
 // ω and ζ of `q` in a run with `workers` workers (PermK's depend on n; the others forward to
@@ -51,9 +60,11 @@ class Compressor {
 // Throws std::invalid_argument naming the spec and what is wrong.
 [[nodiscard]] std::unique_ptr<Compressor> make_compressor(std::string_view spec);
 
-// acc += weight · decode(payload). Checks the payload's shape against acc (dimension,
-// index range and order, value count) and throws std::invalid_argument on a mismatch, so a
-// hostile payload cannot write out of bounds.
+// acc += weight · decode(payload). The payload must have been validated where it entered: by
+// the wire decoder (shape against its own dim, index order and range, finite values) and by
+// q.mismatch() (or be q's own output). What only this computation can see is still checked,
+// and throws std::invalid_argument with acc unchanged: the dimension against acc, a seeded
+// payload's count against the indices it re-derives, and that no entry becomes non-finite.
 void accumulate(const Payload& payload, const Compressor& q, const Context& ctx, double weight,
                 Eigen::Ref<Eigen::VectorXd> acc);
 

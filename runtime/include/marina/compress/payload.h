@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 namespace marina::compress {
@@ -16,6 +17,9 @@ enum class PayloadKind : uint8_t {
   kSeeded,     // float values only; indices re-derived from (round seed, worker)
   kQuantized,  // QSGD: one norm, (index, signed level) pairs for the non-zero levels
 };
+
+// "dense64", "dense32", "sparse", "seeded", "quantized".
+[[nodiscard]] std::string_view to_string(PayloadKind kind);
 
 struct Payload {
   PayloadKind kind = PayloadKind::kDense64;

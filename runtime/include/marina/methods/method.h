@@ -63,8 +63,11 @@ class ServerHalf {
 
   // Opens round k = round() and returns its broadcast (valid until the next begin_round).
   [[nodiscard]] const Broadcast& begin_round();
-  // Takes one reply of the open round. Throws ProtocolError (state unchanged) for a reply of
-  // another round, from a worker that was not asked, a duplicate, or a malformed payload.
+  // Takes one reply of the open round: the second half of its validation, after the wire
+  // decoder's stateless checks (shape, index order and range, finite values). Throws
+  // ProtocolError (state unchanged) for a reply of another round, from a worker that was not
+  // asked, a duplicate, a payload of another d, or one this round's compressor does not make
+  // (kind, K, s; a dense gradient in full-sync rounds).
   void accept(const Reply& reply);
   // True when every participant of the open round has replied.
   [[nodiscard]] bool complete() const;
@@ -153,8 +156,10 @@ class WorkerHalf {
   WorkerHalf& operator=(const WorkerHalf&) = delete;
 
   // Applies the broadcast's update (x^{k−1} → x^k) and, if this worker participates, fills
-  // `reply` (its buffers are reused) and returns true. Throws OutOfSync when broadcasts were
-  // missed and ProtocolError for a stale or malformed broadcast (state unchanged).
+  // `reply` (its buffers are reused) and returns true. `b` is a ServerHalf's or was validated by
+  // the wire decoder against this run's n and d (participant and dropped ids, the update's
+  // size, index order and range, finite values). Throws OutOfSync when broadcasts were missed
+  // and ProtocolError for a stale broadcast (state unchanged).
   [[nodiscard]] bool on_broadcast(const Broadcast& b, Reply& reply);
   // Adopts the server's state at snapshot.round; the next broadcast must be of that round.
   virtual void restore(const Snapshot& s);
