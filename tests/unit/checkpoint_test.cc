@@ -19,6 +19,7 @@
 
 #include "checkpoint_generated.h"
 #include "marina/drivers/checkpoint.h"
+#include "test_support.h"
 
 namespace fs = std::filesystem;
 namespace fb = marina::checkpoint::fb;
@@ -33,27 +34,7 @@ using marina::methods::UpdateKind;
 
 namespace {
 
-// A private folder under the system temp directory, removed at the end of the test case.
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    dir_ = fs::temp_directory_path() / ("marina_checkpoint_test_" + std::to_string(::getpid()) +
-                                        "_" + tag + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return dir_; }
-
- private:
-  fs::path dir_;
-};
+using marina::test::TempDir;
 
 using Bytes = std::vector<uint8_t>;
 

@@ -646,6 +646,51 @@ TEST_CASE("compress: accumulate adds weight times the decoded payload") {
   }
 }
 
+namespace {
+
+// Payloads of each kind for d = 13, for the tests of hostile input.
+mc::Payload dense64(uint32_t d) {
+  mc::Payload p;
+  p.kind = mc::PayloadKind::kDense64;
+  p.dim = d;
+  p.dense.assign(d, 1.0);
+  return p;
+}
+mc::Payload dense32(uint32_t d) {
+  mc::Payload p;
+  p.kind = mc::PayloadKind::kDense32;
+  p.dim = d;
+  p.values.assign(d, 1.0f);
+  return p;
+}
+mc::Payload sparse(std::vector<uint32_t> idx) {
+  mc::Payload p;
+  p.kind = mc::PayloadKind::kSparse;
+  p.dim = 13;
+  p.values.assign(idx.size(), 2.0f);
+  p.indices = std::move(idx);
+  return p;
+}
+mc::Payload seeded3(std::size_t n) {
+  mc::Payload p;
+  p.kind = mc::PayloadKind::kSeeded;
+  p.dim = 13;
+  p.values.assign(n, 2.0f);
+  return p;
+}
+mc::Payload quantized(std::vector<uint32_t> idx, std::vector<int8_t> lv) {
+  mc::Payload p;
+  p.kind = mc::PayloadKind::kQuantized;
+  p.dim = 13;
+  p.norm = 3.0;
+  p.levels_s = 4;
+  p.indices = std::move(idx);
+  p.levels = std::move(lv);
+  return p;
+}
+
+}  // namespace
+
 // A received payload is validated once, where it enters: the wire decoder checks what it can
 // see on its own (shape against its own d and the run's, index order and range, finite values),
 // then the open round's gate (ServerHalf::accept) what depends on the round and the compressor
@@ -657,49 +702,8 @@ TEST_CASE("compress: hostile payloads are refused at the boundary, before the se
   auto randk = mc::make_compressor("randk:3");
   auto qsgd = mc::make_compressor("qsgd:4");
   auto topk = mc::make_compressor("topk:3");
-  const mc::Context ctx{5, 0, 2};
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
-
-  const auto dense64 = [](uint32_t d) {
-    mc::Payload p;
-    p.kind = mc::PayloadKind::kDense64;
-    p.dim = d;
-    p.dense.assign(d, 1.0);
-    return p;
-  };
-  const auto dense32 = [](uint32_t d) {
-    mc::Payload p;
-    p.kind = mc::PayloadKind::kDense32;
-    p.dim = d;
-    p.values.assign(d, 1.0f);
-    return p;
-  };
-  const auto sparse = [](std::vector<uint32_t> idx) {
-    mc::Payload p;
-    p.kind = mc::PayloadKind::kSparse;
-    p.dim = 13;
-    p.values.assign(idx.size(), 2.0f);
-    p.indices = std::move(idx);
-    return p;
-  };
-  const auto seeded3 = [](std::size_t n) {
-    mc::Payload p;
-    p.kind = mc::PayloadKind::kSeeded;
-    p.dim = 13;
-    p.values.assign(n, 2.0f);
-    return p;
-  };
-  const auto quantized = [](std::vector<uint32_t> idx, std::vector<int8_t> lv) {
-    mc::Payload p;
-    p.kind = mc::PayloadKind::kQuantized;
-    p.dim = 13;
-    p.norm = 3.0;
-    p.levels_s = 4;
-    p.indices = std::move(idx);
-    p.levels = std::move(lv);
-    return p;
-  };
 
   // The way in of worker 1's reply in a DIANA run with d = 13, n = 2 (every round compressed):
   // the reason it is refused, or "" when it is accepted.
@@ -845,46 +849,6 @@ TEST_CASE("compress: accumulate refuses what only the arithmetic sees and leaves
   auto qsgd = mc::make_compressor("qsgd:4");
   const mc::Context ctx{5, 0, 2};
   const double nan = std::numeric_limits<double>::quiet_NaN();
-
-  const auto dense64 = [](uint32_t d) {
-    mc::Payload p;
-    p.kind = mc::PayloadKind::kDense64;
-    p.dim = d;
-    p.dense.assign(d, 1.0);
-    return p;
-  };
-  const auto dense32 = [](uint32_t d) {
-    mc::Payload p;
-    p.kind = mc::PayloadKind::kDense32;
-    p.dim = d;
-    p.values.assign(d, 1.0f);
-    return p;
-  };
-  const auto sparse = [](std::vector<uint32_t> idx) {
-    mc::Payload p;
-    p.kind = mc::PayloadKind::kSparse;
-    p.dim = 13;
-    p.values.assign(idx.size(), 2.0f);
-    p.indices = std::move(idx);
-    return p;
-  };
-  const auto seeded3 = [](std::size_t n) {
-    mc::Payload p;
-    p.kind = mc::PayloadKind::kSeeded;
-    p.dim = 13;
-    p.values.assign(n, 2.0f);
-    return p;
-  };
-  const auto quantized = [](std::vector<uint32_t> idx, std::vector<int8_t> lv) {
-    mc::Payload p;
-    p.kind = mc::PayloadKind::kQuantized;
-    p.dim = 13;
-    p.norm = 3.0;
-    p.levels_s = 4;
-    p.indices = std::move(idx);
-    p.levels = std::move(lv);
-    return p;
-  };
 
   std::vector<uint32_t> mine;
   permk->seeded_indices(ctx, 13, mine);

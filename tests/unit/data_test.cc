@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "marina/data/dataset.h"
+#include "test_support.h"
 
 namespace fs = std::filesystem;
 using marina::data::Dataset;
@@ -22,30 +23,7 @@ using marina::data::ShardSpec;
 
 namespace {
 
-// A private folder under the system temp directory, removed at the end of the test case.
-class TempDir {
- public:
-  TempDir() : dir_(fs::temp_directory_path() / ("marina_data_test_" + std::to_string(::getpid()))) {
-    fs::create_directories(dir_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  // Writes bytes as given (binary, so CRLF stays CRLF).
-  fs::path write(const std::string& name, const std::string& content) const {
-    const fs::path p = dir_ / name;
-    std::ofstream(p, std::ios::binary) << content;
-    return p;
-  }
-  [[nodiscard]] const fs::path& path() const { return dir_; }
-
- private:
-  fs::path dir_;
-};
+using marina::test::TempDir;
 
 double at(const Dataset& d, int r, int c) {
   return d.A.coeff(r, c);

@@ -15,6 +15,7 @@
 
 #include "marina/run/events.h"
 #include "marina/run/log.h"
+#include "test_support.h"
 
 namespace fs = std::filesystem;
 using marina::run::CsvLog;
@@ -26,27 +27,7 @@ using marina::run::to_json;
 
 namespace {
 
-// A private folder under the system temp directory, removed at the end of the test case.
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    dir_ = fs::temp_directory_path() / ("marina_events_test_" + std::to_string(::getpid()) + "_" +
-                                        tag + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return dir_; }
-
- private:
-  fs::path dir_;
-};
+using marina::test::TempDir;
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

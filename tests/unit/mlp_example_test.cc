@@ -18,6 +18,7 @@
 
 #include "../../examples/mlp-device/digits.h"
 #include "../../examples/mlp-device/mlp.h"
+#include "test_support.h"
 
 namespace fs = std::filesystem;
 using mlp_device::Digits;
@@ -58,28 +59,7 @@ Digits one_sample(const Digits& all, std::size_t j) {
   return d;
 }
 
-// A private folder under the system temp directory, removed at the end of the test case.
-class TempDir {
- public:
-  TempDir() : dir_(fs::temp_directory_path() / ("mlp_example_test_" + std::to_string(::getpid()))) {
-    fs::create_directories(dir_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  fs::path write(const std::string& name, const std::string& content) const {
-    const fs::path p = dir_ / name;
-    std::ofstream(p, std::ios::binary) << content;
-    return p;
-  }
-
- private:
-  fs::path dir_;
-};
+using marina::test::TempDir;
 
 // A valid CSV line: pixel i is (i + k) mod 17, the class k mod 10.
 std::string line(int k) {

@@ -1,9 +1,14 @@
 #pragma once
-// Small helpers shared by the unit tests: a synthetic dataset and running a method in-process.
+// Small helpers shared by the unit tests: a synthetic dataset, running a method in-process, a
+// temporary folder.
+
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -16,6 +21,35 @@
 #include "marina/util/random.h"
 
 namespace marina::test {
+
+// A private folder under the system temp directory, removed when it goes out of scope.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag = "tmp") {
+    static int counter = 0;
+    dir_ = std::filesystem::temp_directory_path() / ("marina_test_" + std::to_string(::getpid()) +
+                                                     "_" + tag + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  // Writes bytes as given (binary, so CRLF stays CRLF); returns the file's path.
+  std::filesystem::path write(const std::string& name, const std::string& content) const {
+    const std::filesystem::path p = dir_ / name;
+    std::ofstream(p, std::ios::binary) << content;
+    return p;
+  }
+  [[nodiscard]] const std::filesystem::path& path() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+};
 
 // A reproducible sparse classification problem: `rows` samples, `dim` features, about
 // `density` of the entries non-zero, labels from a planted linear model with noise.
