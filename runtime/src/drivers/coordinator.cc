@@ -67,10 +67,6 @@ class Coordinator {
       goodbye(std::string("coordinator stopped: ") + e.what());
       throw std::runtime_error(e.what());
     } catch (const std::exception& e) {
-      try {
-        emit_ready();  // a row completed before the failure still belongs in the log
-      } catch (const std::exception&) {
-      }
       goodbye(std::string("coordinator stopped: ") + e.what());
       throw;
     }
@@ -453,16 +449,6 @@ class Coordinator {
     if (s_.on_row) s_.on_row(row);
   }
 
-  // A completed held row is handed on only after the next broadcast has gone out: writing it
-  // (the CSV line, the view's store) then overlaps the workers' step instead of delaying it.
-  // Every path that leaves the round loop, and every checkpoint, emits it first.
-  void emit_ready() {
-    if (!ready_) return;
-    const run::LogRow row = std::move(*ready_);
-    ready_.reset();
-    emit(row);
-  }
-
   void rounds() {
     run::LogRow row;
     if (s_.resume) {
@@ -484,7 +470,6 @@ class Coordinator {
       opened_ = Clock::now();
       tally_.on_broadcast(broadcast_.size(), members_.live_count());
       std::fill(local_losses_.begin(), local_losses_.end(), std::nullopt);
-      emit_ready();
       if (!collect(b.full_sync)) return;  // stopped
       if (held_) {
         // f(x^k) = (1/n) Σ f_i(x^k) when every worker evaluated its whole shard, summed in
@@ -496,7 +481,7 @@ class Coordinator {
           if (l) sum += *l;
         }
         if (all) held_->loss = sum / static_cast<double>(n_);
-        ready_ = std::move(held_);
+        emit(*held_);
         held_.reset();
       }
       const bool full_sync = b.full_sync;
@@ -504,7 +489,6 @@ class Coordinator {
       try {
         server_->end_round();
       } catch (const methods::Diverged& e) {
-        emit_ready();
         event("diverged", std::nullopt, e.what());
         throw std::runtime_error(e.what());
       }
@@ -525,7 +509,6 @@ class Coordinator {
           *row.grad_norm_sq <= *s_.stop_at * *out_.initial_grad_norm_sq)
         break;
     }
-    emit_ready();
     if (held_) {  // the last iterate: no round has evaluated it
       emit(*held_);
       held_.reset();
@@ -770,7 +753,6 @@ class Coordinator {
   // ---- checkpoints and the end --------------------------------------------------------------
 
   void checkpoint(const std::string& why) {
-    emit_ready();  // the checkpoint's log position must include every completed row
     if (s_.checkpoint_dir.empty() || !server_ || server_->is_open()) return;
     if (last_checkpoint_ == server_->round()) return;  // this state is on disk already
     last_checkpoint_ = server_->round();
@@ -814,7 +796,7 @@ class Coordinator {
   wire::Inbox inbox_;
   transport::Incoming in_;
   Membership members_;
-  std::vector<Smoothness> smoothness_;               // as each worker reported it
+  std::vector<Smoothness> smoothness_;  // as each worker reported it
   std::vector<std::optional<double>> local_losses_;  // of the open round's accepted replies
   std::optional<uint64_t> dim_, rows_;
   std::optional<std::string> model_;  // the description of the first admitted worker
@@ -824,7 +806,6 @@ class Coordinator {
   std::unique_ptr<methods::ServerHalf> server_;
   run::Tally tally_{n_};
   std::optional<run::LogRow> held_;
-  std::optional<run::LogRow> ready_;  // held_ once completed, until emit_ready()
   Eigen::VectorXd scratch_, grad_;
   CoordinatorOutcome out_;
   Clock::time_point start_;
