@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
+#include <random>
 
 #include <doctest/doctest.h>
 
@@ -312,5 +314,61 @@ TEST_CASE("methods: every method converges on heart_scale in the paper's setting
     for (uint64_t r = 0; r < g.rounds && best > g.fraction * initial; ++r)
       best = std::min(best, *sim.step().grad_norm_sq);
     CHECK(best <= g.fraction * initial);
+  }
+}
+
+TEST_CASE("methods: sparse replies aggregate to what the dense sum of their decodes gives") {
+  // d = 4096: few touched entries build the delta from the sorted list, many (randk:400 from
+  // five workers) from a scan of d; replies are accepted in reverse id order.
+  constexpr uint32_t n = 5;
+  constexpr uint64_t d = 4096;
+  for (const std::string q : {"randk:3", "randk:400", "qsgd:4", "topk:5"}) {
+    CAPTURE(q);
+    const auto c = config(Method::kMarina, q, n, d, 0.01, 0.0);
+    auto server = methods::make_server(c);
+    const auto compressor = compress::make_compressor(q);
+    std::mt19937_64 gen(11);
+    std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+    std::vector<double> v(d);
+    std::optional<methods::ModelUpdate> expected;
+    for (uint64_t round = 0; round < 6; ++round) {
+      const methods::Broadcast b = server->begin_round();
+      if (expected) CHECK(b.update == *expected);
+      Eigen::VectorXd sum = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(d));
+      std::vector<methods::Reply> replies(n);
+      for (uint32_t w = 0; w < n; ++w) {
+        for (auto& x : v) x = uniform(gen) * (uniform(gen) < 0.0 ? 1e-310 : 1.0);
+        methods::Reply& r = replies[w];
+        r.worker = w;
+        r.round = round;
+        const compress::Context ctx{b.round_seed, w, n};
+        if (b.full_sync) {
+          r.payload.kind = compress::PayloadKind::kDense64;
+          r.payload.dim = static_cast<uint32_t>(d);
+          r.payload.dense = v;
+        } else {
+          compressor->compress(v, ctx, r.payload);
+        }
+        Eigen::VectorXd decoded;
+        compress::decode(r.payload, *compressor, ctx, decoded);
+        const double weight = 1.0 / static_cast<double>(n);
+        for (Eigen::Index j = 0; j < sum.size(); ++j) sum[j] += weight * decoded[j];
+      }
+      for (uint32_t w = n; w-- > 0;) server->accept(replies[w]);
+      server->end_round();
+      expected.emplace();
+      if (b.full_sync) {
+        expected->kind = methods::UpdateKind::kDense;
+        expected->dense.assign(sum.data(), sum.data() + sum.size());
+      } else {
+        expected->kind = methods::UpdateKind::kDelta;
+        for (Eigen::Index j = 0; j < sum.size(); ++j) {
+          if (sum[j] == 0.0) continue;
+          expected->indices.push_back(static_cast<uint32_t>(j));
+          expected->values.push_back(sum[j]);
+        }
+      }
+    }
+    CHECK(server->begin_round().update == *expected);
   }
 }

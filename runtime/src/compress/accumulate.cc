@@ -4,6 +4,7 @@
 // the accumulator's dimension, a seeded payload's count against the indices derived here, and
 // that no updated entry becomes non-finite. Either the whole payload is added or nothing is.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -85,6 +86,30 @@ void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, do
   fail("unknown kind " + std::to_string(static_cast<unsigned>(p.kind)));  // not from a decoder
 }
 
+// The entries decode() would leave for a sparse payload, checked exactly as add() checks them
+// against a zero accumulator with weight 1 (where only a non-finite value can fail): value(i)
+// stored as 0 + 1·value(i), so a −0.0 becomes +0.0 as it does in the dense vector.
+template <class Value>
+void collect(const std::vector<uint32_t>& indices, Value value, std::vector<double>& out) {
+  const std::size_t count = indices.size();
+  out.resize(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const double x = value(i);
+    if (!std::isfinite(x)) {
+      fail("value " + str(x) + " at index " + std::to_string(indices[i]) + " is not finite");
+    }
+    out[i] = 0.0 + 1.0 * x;
+  }
+}
+
+// Capacity for the caller's buffers: the exact count the first time, the whole dimension when a
+// later payload needs more (a data-dependent count such as QSGD's non-zeros), so buffers stop
+// growing after that and steady-state rounds do not allocate.
+template <class T>
+void reserve_for(std::vector<T>& v, std::size_t count, std::size_t d) {
+  if (v.capacity() < count) v.reserve(v.capacity() == 0 ? count : std::max(count, d));
+}
+
 }  // namespace
 
 void accumulate(const Payload& payload, const Compressor& q, const Context& ctx, double weight,
@@ -104,6 +129,60 @@ void accumulate(const Payload& payload, const Compressor& q, const Context& ctx,
 void decode(const Payload& payload, const Compressor& q, const Context& ctx, Eigen::VectorXd& out) {
   out.setZero(payload.dim);
   accumulate(payload, q, ctx, 1.0, out);
+}
+
+bool decode_sparse(const Payload& p, const Compressor& q, const Context& ctx,
+                   std::vector<uint32_t>& indices, std::vector<double>& values) {
+  const std::size_t d = p.dim;
+  const auto f32 = [&p](std::size_t i) { return static_cast<double>(p.values[i]); };
+  switch (p.kind) {
+    case PayloadKind::kSparse:
+      check_count(p.values.size(), p.indices.size(), "values for its indices", p.kind);
+      check_indices(p.indices, d);
+      reserve_for(indices, p.indices.size(), d);
+      reserve_for(values, p.indices.size(), d);
+      indices.assign(p.indices.begin(), p.indices.end());
+      collect(indices, f32, values);
+      return true;
+    case PayloadKind::kSeeded: {
+      thread_local std::vector<uint32_t> seeded;
+      q.seeded_indices(ctx, d, seeded);  // throws for a compressor without seeded payloads
+      check_count(p.values.size(), seeded.size(), "values", p.kind);
+      check_indices(seeded, d);
+      reserve_for(indices, seeded.size(), d);
+      reserve_for(values, seeded.size(), d);
+      indices.assign(seeded.begin(), seeded.end());
+      collect(indices, f32, values);
+      return true;
+    }
+    case PayloadKind::kQuantized: {
+      const uint32_t s = p.levels_s;
+      if (s < 1 || s > 127) {
+        fail("quantization levels s = " + std::to_string(s) + " not in [1, 127]");
+      }
+      if (!std::isfinite(p.norm) || p.norm < 0.0) {
+        fail("norm " + str(p.norm) + " must be finite and ≥ 0");
+      }
+      check_count(p.levels.size(), p.indices.size(), "levels for its indices", p.kind);
+      check_indices(p.indices, d);
+      for (std::size_t i = 0; i < p.levels.size(); ++i) {
+        const int l = p.levels[i];
+        if (l < -static_cast<int>(s) || l > static_cast<int>(s)) {
+          fail("level " + std::to_string(l) + " at index " + std::to_string(p.indices[i]) +
+               " outside [-s, s] for s = " + std::to_string(s));
+        }
+      }
+      const double sd = s;
+      reserve_for(indices, p.indices.size(), d);
+      reserve_for(values, p.indices.size(), d);
+      indices.assign(p.indices.begin(), p.indices.end());
+      collect(
+          indices, [&p, sd](std::size_t i) { return p.norm * p.levels[i] / sd; }, values);
+      return true;
+    }
+    default:
+      return false;
+  }
 }
 
 }  // namespace marina::compress

@@ -39,11 +39,11 @@ void DianaServer::plan(Broadcast& b) {
 }
 
 void DianaServer::aggregate(ModelUpdate& next) {
-  weighted_sum(sum_);  // (1/n) Σ m_i
-  to_delta(sum_, next);
+  (void)weighted_sum();  // (1/n) Σ m_i
+  sum_to_delta(next);
   diana_advance(next, config_.gamma, config_.alpha, h_, x_, x_prev_);
   for (uint32_t w = 0; w < config_.workers; ++w)
-    if (received(w)) diana_shift(config_.alpha, decoded(w), shifts_[w]);
+    if (received(w)) shift_by_reply(w, config_.alpha, shifts_[w]);
 }
 
 void DianaServer::save_aux(ServerState& s) const {

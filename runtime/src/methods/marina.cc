@@ -35,12 +35,12 @@ void MarinaServer::plan(Broadcast& b) {
 }
 
 void MarinaServer::aggregate(ModelUpdate& next) {
-  weighted_sum(sum_);  // (1/n) Σ of the dense gradients, or of the Q(Δ_i)
+  const Eigen::VectorXd& sum = weighted_sum();  // (1/n) Σ of the dense gradients, or of the Q(Δ_i)
   if (broadcast_.full_sync && received_count() > 0) {
     next.kind = UpdateKind::kDense;
-    next.dense.assign(sum_.data(), sum_.data() + sum_.size());
+    next.dense.assign(sum.data(), sum.data() + sum.size());
   } else {
-    to_delta(sum_, next);
+    sum_to_delta(next);
   }
   marina_advance(next, config_.gamma, g_, x_, x_prev_);
 }

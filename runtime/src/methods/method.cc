@@ -36,7 +36,13 @@ ServerHalf::ServerHalf(const MethodConfig& config)
   const auto d = static_cast<Eigen::Index>(config_.dim);
   x_ = initial_point(config_);
   x_prev_ = x_;
-  decoded_.assign(config_.workers, Eigen::VectorXd::Zero(d));
+  decoded_.assign(config_.workers, Eigen::VectorXd());
+  reply_indices_.resize(config_.workers);
+  reply_values_.resize(config_.workers);
+  sparse_.assign(config_.workers, 0);
+  sum_ = Eigen::VectorXd::Zero(d);
+  marked_.assign(config_.dim, 0);
+  touched_.reserve(config_.dim);
   multiplicity_.assign(config_.workers, 0);
   received_.assign(config_.workers, false);
 }
@@ -99,7 +105,12 @@ void ServerHalf::accept(const Reply& reply) {
   }
   try {
     const compress::Context ctx{broadcast_.round_seed, reply.worker, config_.workers};
-    compress::decode(reply.payload, *q_, ctx, decoded_[reply.worker]);
+    const uint32_t w = reply.worker;
+    sparse_[w] = 0;
+    if (compress::decode_sparse(reply.payload, *q_, ctx, reply_indices_[w], reply_values_[w]))
+      sparse_[w] = 1;
+    else
+      compress::decode(reply.payload, *q_, ctx, decoded_[w]);
   } catch (const std::invalid_argument& e) {
     throw ProtocolError(where() + ": " + e.what());
   }
@@ -204,14 +215,74 @@ void ServerHalf::load(const ServerState& s) {
   open_ = false;
 }
 
-void ServerHalf::weighted_sum(Eigen::VectorXd& out) const {
-  out.setZero(static_cast<Eigen::Index>(config_.dim));
+const Eigen::VectorXd& ServerHalf::weighted_sum() {
+  // Clear what the last sum left.
+  if (sum_dense_) {
+    sum_.setZero();
+  } else {
+    for (uint32_t j : touched_) {
+      sum_[j] = 0.0;
+      marked_[j] = 0;
+    }
+  }
+  touched_.clear();
+  sum_dense_ = false;
+  for (uint32_t w = 0; w < config_.workers; ++w)
+    if (received_[w] && !sparse_[w]) sum_dense_ = true;
   for (uint32_t w = 0; w < config_.workers; ++w) {
     if (!received_[w]) continue;
     const double c = weight(w);
-    const Eigen::VectorXd& v = decoded_[w];
-    for (Eigen::Index j = 0; j < out.size(); ++j) out[j] += c * v[j];
+    if (!sparse_[w]) {
+      const Eigen::VectorXd& v = decoded_[w];
+      for (Eigen::Index j = 0; j < sum_.size(); ++j) sum_[j] += c * v[j];
+      continue;
+    }
+    const std::vector<uint32_t>& idx = reply_indices_[w];
+    const std::vector<double>& val = reply_values_[w];
+    if (sum_dense_) {
+      for (std::size_t k = 0; k < idx.size(); ++k) sum_[idx[k]] += c * val[k];
+      continue;
+    }
+    for (std::size_t k = 0; k < idx.size(); ++k) {
+      const uint32_t j = idx[k];
+      sum_[j] += c * val[k];
+      if (!marked_[j]) {
+        marked_[j] = 1;
+        touched_.push_back(j);
+      }
+    }
   }
+  return sum_;
+}
+
+void ServerHalf::sum_to_delta(ModelUpdate& out) {
+  // Few touched entries: sort them. Many: a scan of d finds the same nonzeros in order.
+  if (sum_dense_ || touched_.size() > static_cast<std::size_t>(sum_.size()) / 16) {
+    to_delta(sum_, out);
+    return;
+  }
+  std::sort(touched_.begin(), touched_.end());
+  out.kind = UpdateKind::kDelta;
+  out.dense.clear();
+  out.indices.clear();
+  out.values.clear();
+  for (uint32_t j : touched_) {
+    if (sum_[j] != 0.0) {
+      out.indices.push_back(j);
+      out.values.push_back(sum_[j]);
+    }
+  }
+}
+
+void ServerHalf::shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& h_i) const {
+  if (!sparse_[worker]) {
+    diana_shift(alpha, decoded_[worker], h_i);
+    return;
+  }
+  const std::vector<uint32_t>& idx = reply_indices_[worker];
+  const std::vector<double>& val = reply_values_[worker];
+  for (std::size_t k = 0; k < idx.size(); ++k)
+    if (val[k] != 0.0) h_i[idx[k]] += alpha * val[k];
 }
 
 void ServerHalf::to_delta(const Eigen::VectorXd& v, ModelUpdate& out) {

@@ -71,4 +71,11 @@ void accumulate(const Payload& payload, const Compressor& q, const Context& ctx,
 // Dense decode: out = decode(payload).
 void decode(const Payload& payload, const Compressor& q, const Context& ctx, Eigen::VectorXd& out);
 
+// Sparse decode of a kSparse, kSeeded or kQuantized payload: its non-zero positions (strictly
+// increasing; for kSeeded re-derived from ctx) and the values decode() would leave there, bit
+// for bit. Checks exactly what decode() checks and throws the same errors. Returns false, and
+// touches nothing, for the dense kinds (use decode()). The buffers keep their capacity.
+bool decode_sparse(const Payload& payload, const Compressor& q, const Context& ctx,
+                   std::vector<uint32_t>& indices, std::vector<double>& values);
+
 }  // namespace marina::compress

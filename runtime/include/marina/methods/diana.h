@@ -29,7 +29,6 @@ class DianaServer : public ServerHalf {
  private:
   Eigen::VectorXd h_;                    // h^k, the mean of the workers' shifts
   std::vector<Eigen::VectorXd> shifts_;  // h_i, moved exactly as each worker moves its own
-  Eigen::VectorXd sum_;                  // scratch
 };
 
 class DianaWorker : public WorkerHalf {

@@ -23,8 +23,7 @@ class MarinaServer : public ServerHalf {
   // c_k ~ Bernoulli(p), drawn from the run seed and k alone (no hidden RNG state).
   [[nodiscard]] bool coin() const;
 
-  Eigen::VectorXd g_;    // g^{k−1}
-  Eigen::VectorXd sum_;  // scratch
+  Eigen::VectorXd g_;  // g^{k−1}
 };
 
 class MarinaWorker : public WorkerHalf {

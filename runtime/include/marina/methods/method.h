@@ -114,11 +114,19 @@ class ServerHalf {
   virtual void snapshot_aux(uint32_t worker, Snapshot& s) const = 0;
   // Weight of a responder's reply in this round's mean (see the class comment).
   [[nodiscard]] virtual double weight(uint32_t worker) const;
-  // Σ_i weight(i)·decoded_i over the responders, in id order, into out.
-  void weighted_sum(Eigen::VectorXd& out) const;
+  // Σ_i weight(i)·decoded_i over the responders, in id order (valid until the next call).
+  // Sparse, seeded and quantized replies are kept as their (index, value) pairs and added at
+  // those indices only: per entry the same additions in the same order as a dense sum, minus
+  // the additions of c·0.0 = +0.0, which leave the sum unchanged (it starts at +0.0 and never
+  // becomes −0.0). So it costs O(Σ K_i) plus O(d) only in rounds with a dense reply.
+  const Eigen::VectorXd& weighted_sum();
+  // The nonzeros of the last weighted_sum() as a sparse delta update, from the entries it
+  // touched (all of them after a dense reply).
+  void sum_to_delta(ModelUpdate& out);
+  // h_i += alpha·decoded_i at the nonzeros of worker i's reply of this round (DIANA's shift).
+  void shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& h_i) const;
   [[nodiscard]] bool received(uint32_t worker) const { return received_[worker]; }
   [[nodiscard]] uint32_t received_count() const { return received_count_; }
-  [[nodiscard]] const Eigen::VectorXd& decoded(uint32_t worker) const { return decoded_[worker]; }
   // Turns the nonzeros of a dense vector into a sparse delta update.
   static void to_delta(const Eigen::VectorXd& v, ModelUpdate& out);
 
@@ -133,9 +141,20 @@ class ServerHalf {
   [[nodiscard]] bool expects(uint32_t worker) const;
 
   bool open_ = false;
-  ModelUpdate pending_;                   // update for the next broadcast
-  std::vector<Eigen::VectorXd> decoded_;  // per worker, the decoded payload of this round
-  std::vector<uint32_t> multiplicity_;    // per worker, how often it is counted this round
+  ModelUpdate pending_;  // update for the next broadcast
+  // Per worker, the decoded payload of this round: a dense d-vector (sized on the worker's
+  // first dense reply) or, when sparse_[w], the indices and values of its nonzeros.
+  std::vector<Eigen::VectorXd> decoded_;
+  std::vector<std::vector<uint32_t>> reply_indices_;
+  std::vector<std::vector<double>> reply_values_;
+  std::vector<uint8_t> sparse_;
+  // The weighted sum, and the entries of it that may be nonzero: touched_ (each once, marked_)
+  // or, when sum_dense_, any.
+  Eigen::VectorXd sum_;
+  std::vector<uint32_t> touched_;
+  std::vector<uint8_t> marked_;
+  bool sum_dense_ = false;
+  std::vector<uint32_t> multiplicity_;  // per worker, how often it is counted this round
   std::vector<bool> received_;
   std::vector<uint32_t> dropped_;  // for the next broadcast
   uint32_t expected_count_ = 0;
