@@ -73,7 +73,8 @@ void decode(const Payload& payload, const Compressor& q, const Context& ctx, Eig
 
 // Sparse decode of a kSparse, kSeeded or kQuantized payload: its non-zero positions (strictly
 // increasing; for kSeeded re-derived from ctx) and the values decode() would leave there, bit
-// for bit. Checks exactly what decode() checks and throws the same errors. Returns false, and
+// for bit. Like accumulate, it takes a validated payload and checks only what it alone sees (a
+// seeded payload's count against its derived indices, finite values). Returns false, and
 // touches nothing, for the dense kinds (use decode()). The buffers keep their capacity.
 bool decode_sparse(const Payload& payload, const Compressor& q, const Context& ctx,
                    std::vector<uint32_t>& indices, std::vector<double>& values);
