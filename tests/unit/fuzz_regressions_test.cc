@@ -40,3 +40,32 @@ TEST_CASE("fuzz: a MARINA worker answers a compressed round 0 without a cached g
     for (const float v : reply.payload.values) CHECK(v == 0.0f);
   }
 }
+
+TEST_CASE("fuzz: a worker whose state leaves the float range stops as diverged, not as malformed") {
+  // fuzz_decode: a snapshot with a huge shift h_i made a DIANA worker's QSGD estimate decode to
+  // inf; the compressor's std::invalid_argument escaped on_broadcast as if the message were
+  // malformed. The worker's own numbers overflowed: that is divergence.
+  std::istringstream rows("+1 1:0.5 2:1 3:-1\n-1 1:-0.25 3:2\n+1 2:0.75\n");
+  problem::Objective f(data::parse_libsvm(rows, "rows"), problem::Loss::kNonConvex, 0.0);
+  for (const char* compressor : {"qsgd:4", "randk:1", "natural"}) {
+    CAPTURE(compressor);
+    methods::MethodConfig config;
+    config.method = methods::Method::kDiana;
+    config.compressor = compressor;
+    config.workers = 2;
+    config.dim = 3;
+    config.gamma = 0.1;
+    config.alpha = 0.1;
+    const std::unique_ptr<methods::WorkerHalf> worker = methods::make_worker(config, 1, f);
+    methods::Snapshot s;
+    s.round = 4;
+    s.x = {0.0, 0.0, 0.0};
+    s.aux = {0.0, 0.0, 0.0};
+    s.worker_aux = {1e308, -1e308, 1e308};  // h_i
+    worker->restore(s);
+    methods::Broadcast b;
+    b.round = 4;
+    methods::Reply reply;
+    CHECK_THROWS_AS((void)worker->on_broadcast(b, reply), methods::Diverged);
+  }
+}

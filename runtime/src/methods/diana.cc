@@ -90,10 +90,8 @@ void DianaWorker::advance(const ModelUpdate& u) {
 
 void DianaWorker::send_shifted(const Broadcast& b, Eigen::VectorXd& estimate, Reply& reply) {
   estimate -= h_local_;
-  const compress::Context ctx = context(b);
-  q_->compress({estimate.data(), static_cast<std::size_t>(estimate.size())}, ctx, reply.payload);
   sent_.setZero();
-  compress::accumulate(reply.payload, *q_, ctx, 1.0, sent_);  // the server's decode, exactly
+  compress_reply(estimate, b, reply, &sent_);  // sent_: the server's decode, exactly
   sent_round_ = b.round;
 }
 

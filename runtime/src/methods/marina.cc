@@ -93,7 +93,7 @@ void MarinaWorker::respond(const Broadcast& b, Reply& reply) {
   reply.local_loss = gradient(x_, grad_new_);
   reply.oracle_calls += m;
   grad_ = grad_new_ - grad_;  // Δ_i, reusing grad_'s storage
-  q_->compress({grad_.data(), static_cast<std::size_t>(grad_.size())}, context(b), reply.payload);
+  compress_reply(grad_, b, reply);
   grad_.swap(grad_new_);
   grad_round_ = b.round;
 }

@@ -27,6 +27,10 @@ std::string diverged_message(uint64_t round, double step_norm) {
 Diverged::Diverged(uint64_t round, double step_norm)
     : std::runtime_error(diverged_message(round, step_norm)) {}
 
+Diverged::Diverged(uint64_t round, const std::string& why)
+    : std::runtime_error("diverged at round " + std::to_string(round) + " (" + why +
+                         "); lower --gamma") {}
+
 // ---- server ---------------------------------------------------------------------------------
 
 ServerHalf::ServerHalf(const MethodConfig& config)
@@ -389,6 +393,17 @@ void WorkerHalf::restore(const Snapshot& s) {
 
 compress::Context WorkerHalf::context(const Broadcast& b) const {
   return compress::Context{b.round_seed, id_, config_.workers};
+}
+
+void WorkerHalf::compress_reply(const Eigen::VectorXd& v, const Broadcast& b, Reply& reply,
+                                Eigen::VectorXd* decoded) {
+  const compress::Context ctx = context(b);
+  try {
+    q_->compress({v.data(), static_cast<std::size_t>(v.size())}, ctx, reply.payload);
+    if (decoded) compress::accumulate(reply.payload, *q_, ctx, 1.0, *decoded);
+  } catch (const std::invalid_argument& e) {
+    throw Diverged(b.round, e.what());
+  }
 }
 
 }  // namespace marina::methods

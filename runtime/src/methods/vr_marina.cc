@@ -42,7 +42,7 @@ void VrMarinaWorker::respond(const Broadcast& b, Reply& reply) {
   draw(config_.seed, b.round, id_, m, config_.batch, batch_);
   minibatch_difference(x_, x_prev_, batch_, grad_);
   reply.oracle_calls = 2 * config_.batch;
-  q_->compress({grad_.data(), static_cast<std::size_t>(grad_.size())}, context(b), reply.payload);
+  compress_reply(grad_, b, reply);
 }
 
 }  // namespace marina::methods

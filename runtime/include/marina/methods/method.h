@@ -45,6 +45,9 @@ class OutOfSync : public ProtocolError {
 class Diverged : public std::runtime_error {
  public:
   Diverged(uint64_t round, double step_norm);
+  // A worker's numbers left what a payload can carry (a value beyond float range, a decoded
+  // value that overflows): `why` is the compressor's message.
+  Diverged(uint64_t round, const std::string& why);
 };
 
 // Rounds may close without every reply (a worker dropped out, or was too late): the server
@@ -199,6 +202,11 @@ class WorkerHalf {
   // aggregated (b.dropped). DIANA moves its shift only then.
   virtual void settle(const Broadcast& /*b*/) {}
   [[nodiscard]] compress::Context context(const Broadcast& b) const;
+  // reply.payload = Q(v) for round b, and (if `decoded` is given) decoded += its decode, the
+  // server's view of it. A value the payload cannot carry throws Diverged, not a parse error:
+  // it is this worker's state that left the range, not a message that was malformed.
+  void compress_reply(const Eigen::VectorXd& v, const Broadcast& b, Reply& reply,
+                      Eigen::VectorXd* decoded = nullptr);
   // The model's functions on Eigen vectors; `out` is sized to d first (after the first round a
   // no-op, so steady-state rounds allocate nothing).
   double gradient(const Eigen::VectorXd& x, Eigen::VectorXd& out);
