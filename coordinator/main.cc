@@ -444,9 +444,10 @@ int main(int argc, char** argv) {
     s.on_row = [&](const run::LogRow& row) {
       if (log) log->write(row);  // first: a row the view shows is already in the CSV
       if (store) store->add_row(row);
-      progress.update(row, " workers " + std::to_string(row.participants) + "  up " +
-                               std::to_string(row.wire_bytes_up) + " B  down " +
-                               std::to_string(row.wire_bytes_down) + " B");
+      if (progress.due(row))
+        progress.update(row, " workers " + std::to_string(row.participants) + "  up " +
+                                 std::to_string(row.wire_bytes_up) + " B  down " +
+                                 std::to_string(row.wire_bytes_down) + " B");
     };
     drivers::CoordinatorOutcome out;
     try {

@@ -122,10 +122,14 @@ Progress::Progress(uint64_t total_rounds)
       start_(std::chrono::steady_clock::now()),
       last_(start_) {}
 
+bool Progress::due(const run::LogRow& row) const {
+  return tty_ && (row.round == total_ ||
+                  std::chrono::steady_clock::now() - last_ >= std::chrono::milliseconds(200));
+}
+
 void Progress::update(const run::LogRow& row, const std::string& extra) {
-  if (!tty_) return;
+  if (!due(row)) return;
   const auto now = std::chrono::steady_clock::now();
-  if (row.round != total_ && now - last_ < std::chrono::milliseconds(200)) return;
   last_ = now;
   const double secs = std::chrono::duration<double>(now - start_).count();
   std::fprintf(stderr, "\r\033[Kround %llu/%llu  ||grad||^2 %s  bits/worker %.4g  %.0f rounds/s%s",

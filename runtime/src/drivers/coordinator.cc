@@ -37,6 +37,7 @@ class Coordinator {
         smoothness_(n_),
         local_losses_(n_),
         start_(Clock::now()) {
+    ready_.reserve(2);
     if (s_.resume)
       start_ -= std::chrono::duration_cast<Clock::duration>(
           std::chrono::duration<double>(s_.resume->wall_s));
@@ -50,6 +51,7 @@ class Coordinator {
         confirm_subscriptions();
       }
       if (!stopping()) rounds();
+      write_rows();
       if (stopping()) {
         out_.interrupted = true;
         if (server_) {
@@ -60,6 +62,7 @@ class Coordinator {
         return std::move(out_);
       }
     } catch (const QuorumLost& e) {
+      write_rows();
       if (server_) {
         server_->abandon_round();
         checkpoint("quorum lost");
@@ -67,6 +70,7 @@ class Coordinator {
       goodbye(std::string("coordinator stopped: ") + e.what());
       throw std::runtime_error(e.what());
     } catch (const std::exception& e) {
+      write_rows();
       goodbye(std::string("coordinator stopped: ") + e.what());
       throw;
     }
@@ -445,8 +449,14 @@ class Coordinator {
       held_ = r;
   }
 
-  void emit(const run::LogRow& row) {
-    if (s_.on_row) s_.on_row(row);
+  // A finished row is written (CSV, the view) after the next broadcast has gone out, off the
+  // round's critical path; checkpoints and every way out write it first.
+  void emit(const run::LogRow& row) { ready_.push_back(row); }
+
+  void write_rows() {
+    if (s_.on_row)
+      for (const run::LogRow& r : ready_) s_.on_row(r);
+    ready_.clear();
   }
 
   void rounds() {
@@ -468,6 +478,7 @@ class Coordinator {
       broadcast_.assign(bytes.begin(), bytes.end());
       publish(broadcast_);
       opened_ = Clock::now();
+      write_rows();
       tally_.on_broadcast(broadcast_.size(), members_.live_count());
       std::fill(local_losses_.begin(), local_losses_.end(), std::nullopt);
       if (!collect(b.full_sync)) return;  // stopped
@@ -513,6 +524,7 @@ class Coordinator {
       emit(*held_);
       held_.reset();
     }
+    write_rows();
     out_.last = row;
     if (!s_.checkpoint_dir.empty()) checkpoint("final");
     status(true);
@@ -753,6 +765,7 @@ class Coordinator {
   // ---- checkpoints and the end --------------------------------------------------------------
 
   void checkpoint(const std::string& why) {
+    write_rows();  // the log position saved below must include them
     if (s_.checkpoint_dir.empty() || !server_ || server_->is_open()) return;
     if (last_checkpoint_ == server_->round()) return;  // this state is on disk already
     last_checkpoint_ = server_->round();
@@ -806,6 +819,7 @@ class Coordinator {
   std::unique_ptr<methods::ServerHalf> server_;
   run::Tally tally_{n_};
   std::optional<run::LogRow> held_;
+  std::vector<run::LogRow> ready_;  // reserved in the constructor: a round must not allocate
   Eigen::VectorXd scratch_, grad_;
   CoordinatorOutcome out_;
   Clock::time_point start_;

@@ -28,11 +28,30 @@ void Tally::end_round(uint64_t round_closed, bool full_sync, uint32_t participan
   row_.grad_norm_sq.reset();
 }
 
-std::string exact(double v) {
-  if (std::isnan(v)) return "nan";
+namespace {
+
+void append(std::string& out, uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+void append_exact(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out += "nan";
+    return;
+  }
   char buf[64];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, end);
+  out.append(buf, end);
+}
+
+}  // namespace
+
+std::string exact(double v) {
+  std::string s;
+  append_exact(s, v);
+  return s;
 }
 
 namespace {
@@ -104,27 +123,42 @@ std::string CsvLog::header() {
          "wire_bytes_down,oracle_calls,wall_s";
 }
 
+void CsvLog::format_into(const LogRow& r, std::string& s) {
+  append(s, r.round);
+  s += ',';
+  if (r.loss) append_exact(s, *r.loss);
+  s += ',';
+  if (r.grad_norm_sq) append_exact(s, *r.grad_norm_sq);
+  s += ',';
+  s += r.full_sync ? '1' : '0';
+  s += ',';
+  append(s, r.participants);
+  s += ',';
+  append_exact(s, r.bits_per_worker);
+  s += ',';
+  append(s, r.wire_bytes_up);
+  s += ',';
+  append(s, r.wire_bytes_down);
+  s += ',';
+  append_exact(s, r.oracle_calls);
+  s += ',';
+  append_exact(s, r.wall_s);
+}
+
 std::string CsvLog::format(const LogRow& r) {
-  std::string s = std::to_string(r.round);
-  s += ',' + (r.loss ? exact(*r.loss) : std::string());
-  s += ',' + (r.grad_norm_sq ? exact(*r.grad_norm_sq) : std::string());
-  s += ',' + std::to_string(r.full_sync ? 1 : 0);
-  s += ',' + std::to_string(r.participants);
-  s += ',' + exact(r.bits_per_worker);
-  s += ',' + std::to_string(r.wire_bytes_up);
-  s += ',' + std::to_string(r.wire_bytes_down);
-  s += ',' + exact(r.oracle_calls);
-  s += ',' + exact(r.wall_s);
+  std::string s;
+  format_into(r, s);
   return s;
 }
 
 void CsvLog::write(const LogRow& row) {
-  std::string line = format(row);
-  line += '\n';
-  out_ << line;
+  line_.clear();
+  format_into(row, line_);
+  line_ += '\n';
+  out_.write(line_.data(), static_cast<std::streamsize>(line_.size()));
   out_.flush();
   if (!out_) throw std::runtime_error(path_.string() + ": write failed");
-  bytes_ += line.size();
+  bytes_ += line_.size();
   ++rows_;
 }
 

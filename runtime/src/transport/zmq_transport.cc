@@ -1,6 +1,8 @@
 #include "marina/transport/zmq_transport.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <random>
 #include <stdexcept>
 
@@ -47,6 +49,35 @@ int poll_items(zmq::pollitem_t* items, std::size_t n, std::chrono::milliseconds 
   } catch (const zmq::error_t& e) {
     if (e.num() == EINTR) return 0;
     throw;
+  }
+}
+
+// ZMQ_RCVTIMEO for a blocking recv that waits at most `timeout`; set only when it changes
+// (a round's waits mostly repeat the same value).
+void set_receive_timeout(zmq::socket_t& s, int& current, std::chrono::milliseconds timeout) {
+  const auto ms = std::clamp<std::chrono::milliseconds::rep>(timeout.count(), 0, INT32_MAX);
+  if (current == static_cast<int>(ms)) return;
+  s.set(zmq::sockopt::rcvtimeo, static_cast<int>(ms));
+  current = static_cast<int>(ms);
+}
+
+// A blocking recv; nullopt on timeout or when a signal interrupts it (SIGTERM: stop cleanly).
+std::optional<std::size_t> recv_blocking(zmq::socket_t& s, zmq::message_t& msg) {
+  try {
+    return s.recv(msg, zmq::recv_flags::none);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return std::nullopt;
+    throw;
+  }
+}
+
+// Drops the rest of a multi-frame message; none of ours has more than one frame.
+void drain(zmq::socket_t& s, const zmq::message_t& first) {
+  bool more = first.more();
+  while (more) {
+    zmq::message_t rest;
+    (void)s.recv(rest, zmq::recv_flags::none);
+    more = rest.more();
   }
 }
 
@@ -145,7 +176,15 @@ ZmqHub::ZmqHub(Endpoint listen, std::size_t max_message, ZmqOptions options)
   throw std::runtime_error("could not find two free adjacent ports on " + ep_.host);
 }
 
+void ZmqHub::poke_if_sent() {
+  if (!sent_direct_) return;
+  sent_direct_ = false;
+  pub_.send(zmq::message_t(), zmq::send_flags::none);
+}
+
 void ZmqHub::publish(Bytes m) {
+  // Before the broadcast: a worker woken by the broadcast alone would not look at its DEALER.
+  poke_if_sent();
   pub_.send(zmq::buffer(m.data(), m.size()), zmq::send_flags::none);
 }
 
@@ -157,6 +196,7 @@ bool ZmqHub::send(const Peer& to, Bytes m) {
     if (!router_.send(zmq::buffer(to), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
       return true;
     (void)router_.send(zmq::buffer(m.data(), m.size()), zmq::send_flags::dontwait);
+    sent_direct_ = true;
     return true;
   } catch (const zmq::error_t& e) {
     if (e.num() == EHOSTUNREACH) return false;  // the peer is gone
@@ -165,24 +205,21 @@ bool ZmqHub::send(const Peer& to, Bytes m) {
 }
 
 bool ZmqHub::receive(Incoming& in, std::chrono::milliseconds timeout) {
-  zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}};
+  poke_if_sent();
   const auto deadline = Clock::now() + timeout;
   for (;;) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (poll_items(items, 1, std::max(left, std::chrono::milliseconds(0))) == 0) return false;
+    set_receive_timeout(router_, router_timeout_ms_, std::max(left, std::chrono::milliseconds(0)));
     zmq::message_t id, body;
-    if (!router_.recv(id, zmq::recv_flags::dontwait)) continue;
+    if (!recv_blocking(router_, id)) return false;
     // A well-formed message is exactly [routing id][body]; anything else is skipped whole.
     if (!id.more()) continue;
     (void)router_.recv(body, zmq::recv_flags::none);
-    bool extra = body.more();
-    while (extra) {
-      zmq::message_t rest;
-      (void)router_.recv(rest, zmq::recv_flags::none);
-      extra = rest.more();
+    if (body.more()) {
+      drain(router_, body);
+      continue;
     }
-    if (body.more()) continue;
     in.from.assign(static_cast<const char*>(id.data()), id.size());
     // Set by our ZAP handler at the handshake; absent without CURVE.
     const char* user = zmq_msg_gets(body.handle(), "User-Id");
@@ -222,6 +259,7 @@ ZmqLink::ZmqLink(const Endpoint& coordinator, const std::string& identity, std::
   dealer_.set(zmq::sockopt::immediate, true);
   sub_.connect(coordinator.pub());
   dealer_.connect(coordinator.router());
+  watch_both_until_ = Clock::now() + kWatchDirect;
 }
 
 void ZmqLink::send(Bytes m) {
@@ -230,22 +268,56 @@ void ZmqLink::send(Bytes m) {
   (void)dealer_.send(zmq::buffer(m.data(), m.size()), zmq::send_flags::dontwait);
 }
 
-bool ZmqLink::receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) {
-  zmq::pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLIN, 0},
-                             {sub_.handle(), 0, ZMQ_POLLIN, 0}};
-  if (poll_items(items, 2, timeout) == 0) return false;
-  // Direct messages first: a resync or repaired broadcast must not wait behind the queue.
-  zmq::socket_t& from = (items[0].revents & ZMQ_POLLIN) ? dealer_ : sub_;
-  zmq::message_t msg;
-  if (!from.recv(msg, zmq::recv_flags::dontwait)) return false;
-  while (msg.more()) {  // multi-frame messages are not ours: drop the rest
-    zmq::message_t rest;
-    (void)from.recv(rest, zmq::recv_flags::none);
-    if (!rest.more()) return false;
+bool ZmqLink::take(zmq::socket_t& from, zmq::message_t& msg, std::vector<uint8_t>& bytes) {
+  if (msg.more()) {  // multi-frame messages are not ours: drop them whole
+    drain(from, msg);
+    return false;
   }
   const auto* p = static_cast<const uint8_t*>(msg.data());
   bytes.assign(p, p + msg.size());
   return true;
+}
+
+bool ZmqLink::receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) {
+  const auto now = Clock::now();
+  if (now < watch_both_until_) return receive_either(bytes, timeout);
+  // Only broadcasts expected: one blocking recv, as cheap as waiting gets.
+  set_receive_timeout(sub_, sub_timeout_ms_, timeout);
+  zmq::message_t msg;
+  if (!recv_blocking(sub_, msg)) {
+    watch_both_until_ = Clock::now() + kWatchDirect;  // a lost poke costs this one timeout
+    return false;
+  }
+  if (msg.size() == 0 && !msg.more()) {  // a poke: a direct message is on its way
+    const auto after = Clock::now();
+    watch_both_until_ = after + kWatchDirect;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(now + timeout - after);
+    return receive_either(bytes, std::max(left, std::chrono::milliseconds(0)));
+  }
+  return take(sub_, msg, bytes);
+}
+
+bool ZmqLink::receive_either(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    zmq::pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLIN, 0},
+                               {sub_.handle(), 0, ZMQ_POLLIN, 0}};
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (poll_items(items, 2, std::max(left, std::chrono::milliseconds(0))) == 0) {
+      watch_both_until_ = Clock::now() + kWatchDirect;
+      return false;
+    }
+    // Direct messages first: a resync or repaired broadcast must not wait behind the queue.
+    const bool direct = (items[0].revents & ZMQ_POLLIN) != 0;
+    zmq::socket_t& from = direct ? dealer_ : sub_;
+    zmq::message_t msg;
+    if (!from.recv(msg, zmq::recv_flags::dontwait)) continue;
+    if (direct) watch_both_until_ = Clock::now() + kWatchDirect;
+    if (!direct && msg.size() == 0 && !msg.more()) continue;  // a poke: keep watching
+    if (take(from, msg, bytes)) return true;
+    if (Clock::now() >= deadline) return false;
+  }
 }
 
 }  // namespace marina::transport

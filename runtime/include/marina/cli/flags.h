@@ -66,6 +66,9 @@ void add_algorithm_flags(CLI::App& app, AlgorithmFlags& flags);
 class Progress {
  public:
   explicit Progress(uint64_t total_rounds);
+  // Whether update() would draw this row (a terminal, and 200 ms since the last): lets a
+  // caller skip building `extra` in the rounds that are not shown.
+  [[nodiscard]] bool due(const run::LogRow& row) const;
   void update(const run::LogRow& row, const std::string& extra = {});
   void finish();
 

@@ -75,10 +75,13 @@ class CsvLog {
   [[nodiscard]] uint64_t rows() const { return rows_; }    // header excluded
   static std::string header();
   static std::string format(const LogRow& row);
+  // The same text appended to `out` (no allocation once `out` has grown to a row's size).
+  static void format_into(const LogRow& row, std::string& out);
 
  private:
   std::filesystem::path path_;
   std::ofstream out_;
+  std::string line_;  // reused: a round's row must not allocate
   uint64_t bytes_ = 0;
   uint64_t rows_ = 0;
 };
