@@ -753,7 +753,7 @@ class Coordinator {
       if (m.state != MemberState::kGone || m.peer != peer) continue;
       if (m.gone_reason.rfind("left", 0) == 0) return std::nullopt;      // said bye: must rejoin
       if (s_.identify && s_.identify(m.user) != w) return std::nullopt;  // its key was revoked
-      members_.admit(w, peer, m.arch, Clock::now(), m.user);  // keeps its key identity
+      members_.admit(w, peer, m.arch, Clock::now(), m.user);             // keeps its key identity
       event("returned", w, "heard from again");
       send(w, enc_.encode(server_->snapshot(w)));
       if (server_->awaiting(w) && !broadcast_.empty()) send(w, broadcast_);
@@ -809,7 +809,7 @@ class Coordinator {
   wire::Inbox inbox_;
   transport::Incoming in_;
   Membership members_;
-  std::vector<Smoothness> smoothness_;  // as each worker reported it
+  std::vector<Smoothness> smoothness_;               // as each worker reported it
   std::vector<std::optional<double>> local_losses_;  // of the open round's accepted replies
   std::optional<uint64_t> dim_, rows_;
   std::optional<std::string> model_;  // the description of the first admitted worker

@@ -235,7 +235,9 @@ bool ZmqHub::receive(Incoming& in, std::chrono::milliseconds timeout) {
 
 ZmqLink::ZmqLink(const Endpoint& coordinator, const std::string& identity, std::size_t max_message,
                  ZmqOptions options)
-    : sub_(ctx_, zmq::socket_type::sub), dealer_(ctx_, zmq::socket_type::dealer) {
+    : sub_(ctx_, zmq::socket_type::sub),
+      dealer_(ctx_, zmq::socket_type::dealer),
+      watch_direct_(options.watch_direct) {
   set_heartbeats(sub_, options);
   set_heartbeats(dealer_, options);
   for (zmq::socket_t* s : {&sub_, &dealer_}) {
@@ -259,7 +261,7 @@ ZmqLink::ZmqLink(const Endpoint& coordinator, const std::string& identity, std::
   dealer_.set(zmq::sockopt::immediate, true);
   sub_.connect(coordinator.pub());
   dealer_.connect(coordinator.router());
-  watch_both_until_ = Clock::now() + kWatchDirect;
+  watch_both_until_ = Clock::now() + watch_direct_;
 }
 
 void ZmqLink::send(Bytes m) {
@@ -285,12 +287,12 @@ bool ZmqLink::receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds tim
   set_receive_timeout(sub_, sub_timeout_ms_, timeout);
   zmq::message_t msg;
   if (!recv_blocking(sub_, msg)) {
-    watch_both_until_ = Clock::now() + kWatchDirect;  // a lost poke costs this one timeout
+    watch_both_until_ = Clock::now() + watch_direct_;  // a lost poke costs this one timeout
     return false;
   }
   if (msg.size() == 0 && !msg.more()) {  // a poke: a direct message is on its way
     const auto after = Clock::now();
-    watch_both_until_ = after + kWatchDirect;
+    watch_both_until_ = after + watch_direct_;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(now + timeout - after);
     return receive_either(bytes, std::max(left, std::chrono::milliseconds(0)));
   }
@@ -305,7 +307,7 @@ bool ZmqLink::receive_either(std::vector<uint8_t>& bytes, std::chrono::milliseco
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (poll_items(items, 2, std::max(left, std::chrono::milliseconds(0))) == 0) {
-      watch_both_until_ = Clock::now() + kWatchDirect;
+      watch_both_until_ = Clock::now() + watch_direct_;
       return false;
     }
     // Direct messages first: a resync or repaired broadcast must not wait behind the queue.
@@ -313,7 +315,7 @@ bool ZmqLink::receive_either(std::vector<uint8_t>& bytes, std::chrono::milliseco
     zmq::socket_t& from = direct ? dealer_ : sub_;
     zmq::message_t msg;
     if (!from.recv(msg, zmq::recv_flags::dontwait)) continue;
-    if (direct) watch_both_until_ = Clock::now() + kWatchDirect;
+    if (direct) watch_both_until_ = Clock::now() + watch_direct_;
     if (!direct && msg.size() == 0 && !msg.more()) continue;  // a poke: keep watching
     if (take(from, msg, bytes)) return true;
     if (Clock::now() >= deadline) return false;

@@ -11,8 +11,8 @@
 // socket's command mailbox before and after the poll). So the link blocks on SUB alone while
 // only broadcasts come, and the hub announces direct messages on PUB: after any direct send it
 // publishes one empty frame (a "poke") before its next publish or receive. A poke, a direct
-// message or a timeout makes the link watch both sockets for a while (kWatchDirect); a poke
-// that PUB dropped costs one timeout's delay, never a message. The hub waits in a blocking
+// message or a timeout makes the link watch both sockets for a while (ZmqOptions::watch_direct); a
+// poke that PUB dropped costs one timeout's delay, never a message. The hub waits in a blocking
 // recv on its ROUTER for the same reason.
 
 #include <atomic>
@@ -62,6 +62,8 @@ struct CurveClient {
 struct ZmqOptions {
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds heartbeat_timeout{3000};
+  // Link: how long it watches both sockets after a poke, a direct message or a timeout.
+  std::chrono::milliseconds watch_direct{1000};
   std::optional<CurveServer> curve_server;  // hub only
   std::optional<CurveClient> curve_client;  // link only
 };
@@ -93,7 +95,7 @@ class ZmqHub : public Hub {
   zmq::socket_t pub_;
   zmq::socket_t router_;
   Endpoint ep_;
-  bool sent_direct_ = false;  // a poke is owed to the workers
+  bool sent_direct_ = false;    // a poke is owed to the workers
   int router_timeout_ms_ = -2;  // ZMQ_RCVTIMEO last set on the ROUTER
 };
 
@@ -106,9 +108,6 @@ class ZmqLink : public Link {
   void send(Bytes message) override;
   bool receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) override;
 
-  // How long the link watches both sockets after a sign of direct traffic.
-  static constexpr std::chrono::milliseconds kWatchDirect{1000};
-
  private:
   bool receive_either(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout);
   static bool take(zmq::socket_t& from, zmq::message_t& msg, std::vector<uint8_t>& bytes);
@@ -116,6 +115,7 @@ class ZmqLink : public Link {
   zmq::context_t ctx_;
   zmq::socket_t sub_;
   zmq::socket_t dealer_;
+  std::chrono::milliseconds watch_direct_;
   Clock::time_point watch_both_until_;  // set in the constructor: joining needs the DEALER
   int sub_timeout_ms_ = -2;             // ZMQ_RCVTIMEO last set on the SUB
 };
