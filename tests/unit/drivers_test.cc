@@ -1,7 +1,10 @@
 // The coordinator and worker drivers over the in-process transport: the same code paths as a
 // networked run, with a transport that can drop published messages on purpose.
 
+#include <atomic>
 #include <cmath>
+#include <functional>
+#include <memory>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -26,7 +29,8 @@ struct Run {
 
 Run run_inproc(methods::Method method, const std::string& q, const data::Dataset& all, uint32_t n,
                uint64_t rounds, std::function<bool(transport::Bytes, uint32_t)> drop = {},
-               std::function<void(transport::Link&)> rogue = {}, bool evaluate = true) {
+               std::function<void(transport::Link&)> rogue = {}, bool evaluate = true,
+               std::function<bool(transport::Bytes, uint32_t)> drop_up = {}) {
   auto shards = test::shards_of(all, n);
   drivers::CoordinatorSettings s;
   s.base.method = method;
@@ -40,7 +44,7 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
   // Lossy runs repair quickly; the deadline stays long enough that a loaded machine never
   // closes a round without a reply that is merely slow.
   s.round_timeout = std::chrono::milliseconds(20000);
-  s.repair_after = std::chrono::milliseconds(drop ? 30 : 0);
+  s.repair_after = std::chrono::milliseconds(drop || drop_up ? 30 : 0);
   s.miss_limit = 1000;
   s.join_timeout = std::chrono::milliseconds(20000);
   if (evaluate) s.evaluation = &shards;
@@ -48,6 +52,7 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
   s.on_row = [&](const run::LogRow& row) { r.rows.push_back(row); };
   transport::InProcNetwork net(n);
   if (drop) net.set_publish_filter(drop);
+  if (drop_up) net.set_send_filter(drop_up);
   r.workers.resize(n);
   std::vector<std::thread> threads;
   for (uint32_t i = 0; i < n; ++i) {
@@ -69,6 +74,17 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
   r.out = drivers::run_coordinator(net.hub(), s);
   for (auto& t : threads) t.join();
   return r;
+}
+
+// Which round a reply carries, if the message is one.
+std::optional<uint64_t> reply_round(transport::Bytes bytes) {
+  static thread_local wire::Decoder dec(wire::Limits{1u << 20, 0, 0});
+  static thread_local wire::Inbox inbox;
+  try {
+    if (dec.decode(bytes, inbox) == wire::MessageKind::kReply) return inbox.reply.round;
+  } catch (const wire::DecodeError&) {
+  }
+  return std::nullopt;
 }
 
 // Which round a published message carries, if it is a broadcast.
@@ -104,6 +120,27 @@ TEST_CASE("drivers: a dropped broadcast is repaired and changes nothing") {
                                   return w == 1 && k && (*k == 5 || *k == 17);
                                 });
   CHECK(lossy.out.repairs >= 2);  // more if a worker was slower than the 30 ms timeout
+  test::check_same_rows(clean.rows, lossy.rows);
+}
+
+TEST_CASE("drivers: a lost reply is sent again when the repaired broadcast arrives") {
+  const auto all = test::synthetic(120, 8, 0.5, 24);
+  const auto clean = run_inproc(methods::Method::kMarina, "randk:2", all, 4, 30);
+  // Worker 2's first replies to rounds 6 and 19 are lost: the coordinator repairs (sends the
+  // broadcast again directly), and the worker, which has answered that round already, must
+  // answer with the same reply, or the round would close without it at the deadline.
+  auto lost = std::make_shared<std::atomic<int>>(0);
+  const auto lossy =
+      run_inproc(methods::Method::kMarina, "randk:2", all, 4, 30, {}, {}, true,
+                 [lost](transport::Bytes b, uint32_t w) {
+                   const auto k = reply_round(b);
+                   if (w != 2 || !k || (*k != 6 && *k != 19)) return false;
+                   const int bit = *k == 6 ? 1 : 2;
+                   return (lost->fetch_or(bit) & bit) == 0;  // only the first copy of each
+                 });
+  CHECK(lost->load() == 3);
+  CHECK(lossy.out.repairs >= 2);
+  CHECK(lossy.out.events.count("deadline_miss") == 0);
   test::check_same_rows(clean.rows, lossy.rows);
 }
 

@@ -176,7 +176,6 @@ class Worker {
     if (half_) out_.recovery_oracle_calls += half_->recovery_oracle_calls();
     half_ = methods::make_worker(c, s_.id, model());
     pending_.reset();
-    last_reply_.clear();
     last_reply_round_ = UINT64_MAX;
     info("welcomed: " + std::string(methods::to_string(c.method)) + " with " + c.compressor +
          ", n = " + std::to_string(c.workers) + ", d = " + std::to_string(c.dim));
@@ -269,10 +268,8 @@ class Worker {
       if (half_->on_broadcast(b, reply_)) {
         if (!finite(reply_))
           throw std::runtime_error("non-finite local gradient at round " + std::to_string(b.round));
-        const auto bytes = enc_.encode(reply_);
-        last_reply_.assign(bytes.begin(), bytes.end());
+        link_.send(enc_.encode(reply_));
         last_reply_round_ = b.round;
-        link_.send(last_reply_);
         ++out_.replies;
       }
       ++out_.rounds;
@@ -284,8 +281,10 @@ class Worker {
     } catch (const methods::ProtocolError& e) {
       // A repeat of a round already answered (a repair crossing our reply) gets the same
       // reply again; anything else stale or malformed is ignored.
-      if (b.round == last_reply_round_ && !last_reply_.empty()) {
-        link_.send(last_reply_);
+      if (b.round == last_reply_round_) {
+        // reply_ still holds that round's reply (a stale broadcast is refused before it is
+        // touched): encoding it again saves keeping a copy of every encoded reply.
+        link_.send(enc_.encode(reply_));
       } else {
         ++out_.rejected;
       }
@@ -300,7 +299,7 @@ class Worker {
   wire::Encoder enc_;
   wire::Decoder dec_;
   wire::Inbox inbox_;
-  std::vector<uint8_t> bytes_, join_bytes_, last_reply_;
+  std::vector<uint8_t> bytes_, join_bytes_;
   std::optional<uint64_t> session_;
   std::unique_ptr<methods::WorkerHalf> half_;
   methods::Reply reply_;

@@ -49,7 +49,7 @@ class InProcNetwork::LinkImpl : public Link {
  public:
   LinkImpl(InProcNetwork& net, uint32_t w) : net_(net), peer_(std::to_string(w)), w_(w) {}
   void send(Bytes m) override {
-    if (net_.cut_[w_].load()) return;
+    if (net_.cut_[w_].load() || (net_.drop_up_ && net_.drop_up_(m, w_))) return;
     std::string user;
     {
       std::lock_guard lock(net_.users_mu_);
@@ -99,6 +99,10 @@ void InProcNetwork::sever(uint32_t worker, bool cut) {
 
 void InProcNetwork::set_publish_filter(std::function<bool(Bytes, uint32_t)> drop) {
   drop_ = std::move(drop);
+}
+
+void InProcNetwork::set_send_filter(std::function<bool(Bytes, uint32_t)> drop) {
+  drop_up_ = std::move(drop);
 }
 
 }  // namespace marina::transport

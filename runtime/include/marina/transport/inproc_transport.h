@@ -26,6 +26,9 @@ class InProcNetwork {
   // Called for each (message, receiving worker) of publish(); true drops that copy, as a
   // PUB socket may.
   void set_publish_filter(std::function<bool(Bytes, uint32_t)> drop);
+  // Called for each (message, sending worker) of Link::send; true loses it on the way up.
+  // Set before the links are used (it is read by their threads without a lock).
+  void set_send_filter(std::function<bool(Bytes, uint32_t)> drop);
   // Cuts (or restores) a worker's connection, as a dead link would: while cut, nothing it
   // sends arrives, nothing reaches it, and Hub::send to it fails.
   void sever(uint32_t worker, bool cut);
@@ -51,6 +54,7 @@ class InProcNetwork {
   std::unique_ptr<HubImpl> hub_;
   std::vector<std::unique_ptr<LinkImpl>> links_;
   std::function<bool(Bytes, uint32_t)> drop_;
+  std::function<bool(Bytes, uint32_t)> drop_up_;
   std::unique_ptr<std::atomic<bool>[]> cut_;
   std::mutex users_mu_;
   std::vector<std::string> users_;
