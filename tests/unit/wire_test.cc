@@ -679,6 +679,32 @@ TEST_CASE("wire: a non-finite value at any position of a vector is found and nam
   CHECK(reason(r).empty());
 }
 
+TEST_CASE("wire: an index out of order at any position is found and named") {
+  // All 13 indices of d = 13 (the vector scan's blocks of 4 and its tail), then one broken.
+  Encoder enc(kSession);
+  auto reason = [&](const Reply& r) { return reject_reason(enc.encode(r)); };
+  Reply r = reply_with(sparse_payload());
+  r.payload.indices.resize(kDim);
+  for (uint32_t i = 0; i < kDim; ++i) r.payload.indices[i] = i;
+  r.payload.values = awkward_floats(kDim);
+  CHECK(reason(r).empty());
+  for (uint32_t i = 1; i < kDim; ++i) {
+    CAPTURE(i);
+    Reply bad = r;
+    bad.payload.indices[i] = bad.payload.indices[i - 1];  // a repeat
+    CHECK(reason(bad) == "reply: index not strictly increasing at position " + std::to_string(i) +
+                             " (" + std::to_string(i - 1) + " then " + std::to_string(i - 1) + ")");
+    bad = r;
+    std::swap(bad.payload.indices[i], bad.payload.indices[i - 1]);  // out of order
+    CHECK(reason(bad) == "reply: index not strictly increasing at position " + std::to_string(i) +
+                             " (" + std::to_string(i) + " then " + std::to_string(i - 1) + ")");
+  }
+  r.payload.indices.back() = kDim;  // the largest decides the bound
+  CHECK(reason(r) == "reply: index[12] = 13 >= d = 13");
+  r.payload.indices[0] = 0xffffffffu;  // huge and out of order at once: the first failure
+  CHECK(reason(r) == "reply: index[0] = 4294967295 >= d = 13");
+}
+
 TEST_CASE("wire: random garbage never crashes the decoder") {
   Decoder dec(run_limits());
   marina::util::Rng rng(20240611);

@@ -107,10 +107,38 @@ void check_finite(MessageKind kind, const char* what, double x) {
   if (!std::isfinite(x)) fail(kind, what, " is ", x);
 }
 
+// Whether every index exceeds the one before it, compared 4 at a time with no branch per
+// element (as any_non_finite_bits). Strictly increasing also means the last index is the
+// largest, so one comparison checks the bound.
+bool strictly_increasing(const uint8_t* data, std::size_t n) {
+  typedef uint32_t V __attribute__((vector_size(16)));
+  constexpr std::size_t kLanes = sizeof(V) / sizeof(uint32_t);
+  V bad = {};
+  std::size_t i = 1;
+  for (; i + kLanes <= n; i += kLanes) {
+    V now, before;
+    std::memcpy(&now, data + i * sizeof(uint32_t), sizeof now);
+    std::memcpy(&before, data + (i - 1) * sizeof(uint32_t), sizeof before);
+    bad |= reinterpret_cast<V>(now <= before);
+  }
+  uint32_t any = 0;
+  for (std::size_t l = 0; l < kLanes; ++l) any |= bad[l];
+  for (; i < n; ++i) {
+    uint32_t now, before;
+    std::memcpy(&now, data + i * sizeof(uint32_t), sizeof now);
+    std::memcpy(&before, data + (i - 1) * sizeof(uint32_t), sizeof before);
+    any |= now <= before ? 1u : 0u;
+  }
+  return any == 0;
+}
+
 // Strictly increasing and below `bound` (no bound when it is 0, i.e. d is unknown).
 void check_indices(MessageKind kind, const char* what, const flatbuffers::Vector<uint32_t>* v,
                    uint64_t bound) {
-  for (std::size_t i = 0, n = count(v); i < n; ++i) {
+  const std::size_t n = count(v);
+  if (n == 0 || (strictly_increasing(v->Data(), n) && (bound == 0 || element(v, n - 1) < bound)))
+    return;
+  for (std::size_t i = 0; i < n; ++i) {
     const uint32_t index = element(v, i);
     if (bound != 0 && index >= bound) fail(kind, what, "[", i, "] = ", index, " >= d = ", bound);
     if (i > 0 && index <= element(v, i - 1)) {
