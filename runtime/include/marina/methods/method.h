@@ -108,9 +108,10 @@ class ServerHalf {
  protected:
   // Method-specific parts. plan() fills the coin and participants of broadcast_ (round_,
   // round_seed and update are set by the base); aggregate() turns the decoded replies into
-  // the next update and applies it to the server's mirror of the worker state.
+  // the next update and applies it to the server's mirror of the worker state, and returns
+  // whether x^{k+1} stayed bounded (mirror.h's bounded(), found while x was updated).
   virtual void plan(Broadcast& b) = 0;
-  virtual void aggregate(ModelUpdate& next) = 0;
+  virtual bool aggregate(ModelUpdate& next) = 0;
   // The method's own state: g^{k−1} or h^k as `aux`, per-worker mirrors as `worker_aux`.
   virtual void save_aux(ServerState& s) const = 0;
   virtual void load_aux(const ServerState& s) = 0;
