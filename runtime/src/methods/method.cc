@@ -279,9 +279,18 @@ const Eigen::VectorXd& ServerHalf::weighted_sum() {
     }
   }
   touched_.clear();
+  // After a dense reply every entry may be nonzero. So may they after more sparse values than
+  // sum_to_delta would sort (it scans all d then): then marking the touched entries is wasted.
+  std::size_t sparse_values = 0;
   sum_dense_ = false;
-  for (uint32_t w = 0; w < config_.workers; ++w)
-    if (received_[w] && !sparse_[w]) sum_dense_ = true;
+  for (uint32_t w = 0; w < config_.workers; ++w) {
+    if (!received_[w]) continue;
+    if (sparse_[w])
+      sparse_values += reply_indices_[w].size();
+    else
+      sum_dense_ = true;
+  }
+  if (sparse_values > static_cast<std::size_t>(sum_.size()) / 16) sum_dense_ = true;
   for (uint32_t w = 0; w < config_.workers;) {
     if (!received_[w]) {
       ++w;
@@ -379,14 +388,22 @@ void ServerHalf::shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& 
 void ServerHalf::to_delta(const Eigen::VectorXd& v, ModelUpdate& out) {
   out.kind = UpdateKind::kDelta;
   out.dense.clear();
-  out.indices.clear();
-  out.values.clear();
-  for (Eigen::Index j = 0; j < v.size(); ++j) {
-    if (v[j] != 0.0) {
-      out.indices.push_back(static_cast<uint32_t>(j));
-      out.values.push_back(v[j]);
-    }
+  // Every entry is written and the count moves on past the nonzeros only: no branch to
+  // mispredict where zeros and nonzeros mix at random. Room for d, then cut back (the capacity
+  // stays, so later rounds do not allocate).
+  const auto d = static_cast<std::size_t>(v.size());
+  out.indices.resize(d);
+  out.values.resize(d);
+  uint32_t* __restrict idx = out.indices.data();
+  double* __restrict val = out.values.data();
+  std::size_t n = 0;
+  for (std::size_t j = 0; j < d; ++j) {
+    idx[n] = static_cast<uint32_t>(j);
+    val[n] = v[static_cast<Eigen::Index>(j)];
+    n += v[static_cast<Eigen::Index>(j)] != 0.0;
   }
+  out.indices.resize(n);
+  out.values.resize(n);
 }
 
 // ---- worker ---------------------------------------------------------------------------------
