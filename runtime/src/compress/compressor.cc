@@ -90,12 +90,27 @@ void sample_sorted_bitmap(util::Rng& rng, uint32_t d, uint32_t k, std::vector<ui
     const uint64_t t = rng.below(j + 1);
     if (!insert_new(t)) insert_new(j);  // every earlier sample is < j, so j itself is new
   }
-  out.resize(k);
+  // Read out in groups of four stores, the first group even for an empty word: with about one
+  // bit per word or less, a loop that stops at the last bit would mispredict on most words.
+  // Stores past a word's bits land where the next word's go (or in the slack cut off at the
+  // end), so `out` is the same as with a bit-by-bit loop.
+  out.resize(std::size_t{k} + 4);
+  uint32_t* o = out.data();
   std::size_t n = 0;
   for (std::size_t i = 0; i < words; ++i) {
-    for (uint64_t w = bits[i]; w != 0; w &= w - 1)
-      out[n++] = static_cast<uint32_t>(i * 64 + static_cast<std::size_t>(std::countr_zero(w)));
+    uint64_t w = bits[i];
+    const auto base = static_cast<uint32_t>(i * 64);
+    const auto count = static_cast<std::size_t>(std::popcount(w));
+    std::size_t m = n;
+    do {
+      for (int r = 0; r < 4; ++r) {
+        o[m++] = base + static_cast<uint32_t>(std::countr_zero(w));  // 64 once w is 0
+        w &= w - 1;
+      }
+    } while (w != 0);
+    n += count;
   }
+  out.resize(k);
 }
 
 void sample_sorted(util::Rng& rng, uint32_t d, uint32_t k, std::vector<uint32_t>& out) {
