@@ -92,23 +92,24 @@ void sample_sorted_bitmap(util::Rng& rng, uint32_t d, uint32_t k, std::vector<ui
   }
   // Read out in groups of four stores, the first group even for an empty word: with about one
   // bit per word or less, a loop that stops at the last bit would mispredict on most words.
-  // Stores past a word's bits land where the next word's go (or in the slack cut off at the
-  // end), so `out` is the same as with a bit-by-bit loop.
-  out.resize(std::size_t{k} + 4);
+  // The position moves on only for a set bit, so a store past a word's bits is overwritten by
+  // the next one (or lands in the one slot of slack cut off at the end): `out` is the same as
+  // with a bit-by-bit loop.
+  out.resize(std::size_t{k} + 1);
   uint32_t* o = out.data();
   std::size_t n = 0;
   for (std::size_t i = 0; i < words; ++i) {
     uint64_t w = bits[i];
     const auto base = static_cast<uint32_t>(i * 64);
-    const auto count = static_cast<std::size_t>(std::popcount(w));
-    std::size_t m = n;
     do {
       for (int r = 0; r < 4; ++r) {
-        o[m++] = base + static_cast<uint32_t>(std::countr_zero(w));  // 64 once w is 0
+        // The top bit only keeps the argument nonzero (no branch for w == 0): where w has a
+        // bit, its lowest one is what counts; where not, the store is overwritten anyway.
+        o[n] = base + static_cast<uint32_t>(std::countr_zero(w | (uint64_t{1} << 63)));
+        n += w != 0;
         w &= w - 1;
       }
     } while (w != 0);
-    n += count;
   }
   out.resize(k);
 }
