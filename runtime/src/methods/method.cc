@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <string>
 
 #include "marina/methods/mirror.h"
@@ -110,13 +111,19 @@ void decode_dense(const compress::Payload& p, std::vector<double>& out,
     throw std::invalid_argument(
         "payload: " + std::to_string(f64 ? p.dense.size() : p.values.size()) +
         " values for d = " + std::to_string(d));
-  unsigned bad = 0;  // or-ed over all entries, so the loop vectorizes; where comes later
+  // Whether any value is not finite, as a select on a double that GCC vectorizes (see
+  // mirror.cc); which one is found only on the way to the error.
+  constexpr double kMax = std::numeric_limits<double>::max();
+  double bad = 0.0;
   if (f64) {
-    for (std::size_t j = 0; j < d; ++j) bad |= !std::isfinite(p.dense[j]);
+    for (std::size_t j = 0; j < d; ++j) bad = std::abs(p.dense[j]) <= kMax ? bad : 1.0;
   } else {
-    for (std::size_t j = 0; j < d; ++j) bad |= !std::isfinite(p.values[j]);
+    constexpr float kMax32 = std::numeric_limits<float>::max();
+    float bad32 = 0.0f;
+    for (std::size_t j = 0; j < d; ++j) bad32 = std::abs(p.values[j]) <= kMax32 ? bad32 : 1.0f;
+    bad = bad32;
   }
-  if (bad) {
+  if (bad != 0.0) {
     for (std::size_t j = 0; j < d; ++j) {
       const double v = f64 ? p.dense[j] : static_cast<double>(p.values[j]);
       if (!std::isfinite(v)) {
