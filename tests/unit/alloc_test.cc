@@ -176,7 +176,7 @@ std::vector<RoundAllocations> run_counted(const methods::MethodConfig& c) {
       if (!replies) continue;
       reply_bytes.assign(sent.begin(), sent.end());
       a.server_codec += allocations_in([&] { (void)server_dec.decode(reply_bytes, server_inbox); });
-      a.server_half += allocations_in([&] { server->accept(server_inbox.reply); });
+      a.server_half += allocations_in([&] { server->accept_and_recycle(server_inbox.reply); });
       ++a.replies;
     }
     a.server_half += allocations_in([&] { server->end_round(); });

@@ -324,6 +324,30 @@ TEST_CASE("compress: randk seeded indices are re-derived by the server") {
   CHECK(huge.back() < 4'000'000'000ULL);
 }
 
+TEST_CASE("compress: randk indices are Floyd's sample, sorted, with the hash set and the bitmap") {
+  // Reference: Floyd's algorithm with a std::set, drawing from the same stream as RandK
+  // (runtime/src/compress/compressor.cc: worker_seed). Below K = d/512 RandK keeps a hash set
+  // and sorts; from there on a bitmap, read out in groups; both must give this set exactly.
+  for (uint32_t d : {1u, 7u, 64u, 65u, 1000u, 4097u, 100000u}) {
+    for (uint32_t k : {1u, 2u, d / 600, d / 512, d / 100, d / 10, d / 3, d - 1, d}) {
+      if (k == 0 || k > d) continue;
+      CAPTURE(d);
+      CAPTURE(k);
+      auto q = mc::make_compressor("randk:" + std::to_string(k));
+      for (uint32_t w = 0; w < 3; ++w) {
+        const mc::Context ctx{0x5eed + d + k, w, 3};
+        util::Rng rng(util::derive(ctx.round_seed, {w, util::tag(util::Stream::kCompress)}));
+        std::set<uint32_t> want;
+        for (uint64_t j = d - k; j < d; ++j) {
+          const auto t = static_cast<uint32_t>(rng.below(j + 1));
+          if (!want.insert(t).second) want.insert(static_cast<uint32_t>(j));
+        }
+        CHECK(seeded(*q, ctx, d) == std::vector<uint32_t>(want.begin(), want.end()));
+      }
+    }
+  }
+}
+
 TEST_CASE("compress: randk indices are uniform K-subsets") {
   // d = 5, K = 2: all 10 subsets equally likely (chi-square-free check: each within 6 sigma).
   auto q = mc::make_compressor("randk:2");

@@ -142,19 +142,17 @@ bool decode_sparse(const Payload& p, const Compressor& q, const Context& ctx,
       indices.assign(p.indices.begin(), p.indices.end());
       collect(indices, f32, values);
       return true;
-    case PayloadKind::kSeeded: {
-      thread_local std::vector<uint32_t> seeded;
-      q.seeded_indices(ctx, d, seeded);  // throws for a compressor without seeded payloads
-      if (p.values.size() != seeded.size()) {
+    case PayloadKind::kSeeded:
+      // Derived in place: a seeded compressor draws the same count for a worker every round,
+      // so `indices` stops growing after the first.
+      q.seeded_indices(ctx, d, indices);  // throws for a compressor without seeded payloads
+      if (p.values.size() != indices.size()) {
         fail("seeded payload has " + std::to_string(p.values.size()) + " values, " + q.name() +
-             " draws " + std::to_string(seeded.size()) + " this round");
+             " draws " + std::to_string(indices.size()) + " this round");
       }
-      reserve_for(indices, seeded.size(), d);
-      reserve_for(values, seeded.size(), d);
-      indices.assign(seeded.begin(), seeded.end());
+      reserve_for(values, indices.size(), d);
       collect(indices, f32, values);
       return true;
-    }
     case PayloadKind::kQuantized: {
       const double sd = p.levels_s;
       reserve_for(indices, p.indices.size(), d);

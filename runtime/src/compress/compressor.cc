@@ -90,12 +90,28 @@ void sample_sorted_bitmap(util::Rng& rng, uint32_t d, uint32_t k, std::vector<ui
     const uint64_t t = rng.below(j + 1);
     if (!insert_new(t)) insert_new(j);  // every earlier sample is < j, so j itself is new
   }
-  out.resize(k);
+  // Read out in groups of four stores, the first group even for an empty word: with about one
+  // bit per word or less, a loop that stops at the last bit would mispredict on most words.
+  // The position moves on only for a set bit, so a store past a word's bits is overwritten by
+  // the next one (or lands in the one slot of slack cut off at the end): `out` is the same as
+  // with a bit-by-bit loop.
+  out.resize(std::size_t{k} + 1);
+  uint32_t* o = out.data();
   std::size_t n = 0;
   for (std::size_t i = 0; i < words; ++i) {
-    for (uint64_t w = bits[i]; w != 0; w &= w - 1)
-      out[n++] = static_cast<uint32_t>(i * 64 + static_cast<std::size_t>(std::countr_zero(w)));
+    uint64_t w = bits[i];
+    const auto base = static_cast<uint32_t>(i * 64);
+    do {
+      for (int r = 0; r < 4; ++r) {
+        // The top bit only keeps the argument nonzero (no branch for w == 0): where w has a
+        // bit, its lowest one is what counts; where not, the store is overwritten anyway.
+        o[n] = base + static_cast<uint32_t>(std::countr_zero(w | (uint64_t{1} << 63)));
+        n += w != 0;
+        w &= w - 1;
+      }
+    } while (w != 0);
   }
+  out.resize(k);
 }
 
 void sample_sorted(util::Rng& rng, uint32_t d, uint32_t k, std::vector<uint32_t>& out) {

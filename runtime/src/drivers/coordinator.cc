@@ -668,7 +668,7 @@ class Coordinator {
     members_.seen(*w, now);
     switch (kind) {
       case wire::MessageKind::kReply: {
-        const methods::Reply& r = inbox_.reply;
+        methods::Reply& r = inbox_.reply;  // accept_and_recycle swaps its dense buffer
         // The round's gate: stale, future, duplicate or unasked replies never reach the method.
         if (r.round < server_->round()) {
           reject("late reply", *w, "", false);
@@ -684,7 +684,7 @@ class Coordinator {
           break;
         }
         try {
-          server_->accept(r);
+          server_->accept_and_recycle(r);
         } catch (const methods::ProtocolError& e) {
           reject("bad payload", *w, e.what());
           break;

@@ -38,12 +38,13 @@ void DianaServer::plan(Broadcast& b) {
   b.full_sync = false;
 }
 
-void DianaServer::aggregate(ModelUpdate& next) {
+bool DianaServer::aggregate(ModelUpdate& next) {
   (void)weighted_sum();  // (1/n) Σ m_i
   sum_to_delta(next);
-  diana_advance(next, config_.gamma, config_.alpha, h_, x_, x_prev_);
+  const bool ok = diana_advance(next, config_.gamma, config_.alpha, h_, x_, x_prev_);
   for (uint32_t w = 0; w < config_.workers; ++w)
     if (received(w)) shift_by_reply(w, config_.alpha, shifts_[w]);
+  return ok;
 }
 
 void DianaServer::save_aux(ServerState& s) const {

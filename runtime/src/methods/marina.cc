@@ -34,7 +34,7 @@ void MarinaServer::plan(Broadcast& b) {
   b.full_sync = round_ == 0 || coin();
 }
 
-void MarinaServer::aggregate(ModelUpdate& next) {
+bool MarinaServer::aggregate(ModelUpdate& next) {
   const Eigen::VectorXd& sum = weighted_sum();  // (1/n) Σ of the dense gradients, or of the Q(Δ_i)
   if (broadcast_.full_sync && received_count() > 0) {
     next.kind = UpdateKind::kDense;
@@ -42,7 +42,7 @@ void MarinaServer::aggregate(ModelUpdate& next) {
   } else {
     sum_to_delta(next);
   }
-  marina_advance(next, config_.gamma, g_, x_, x_prev_);
+  return marina_advance(next, config_.gamma, g_, x_, x_prev_);
 }
 
 void MarinaServer::save_aux(ServerState& s) const {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <string>
 
 #include "marina/methods/mirror.h"
@@ -40,13 +41,14 @@ ServerHalf::ServerHalf(const MethodConfig& config)
   const auto d = static_cast<Eigen::Index>(config_.dim);
   x_ = initial_point(config_);
   x_prev_ = x_;
-  decoded_.assign(config_.workers, Eigen::VectorXd());
+  dense_.resize(config_.workers);
   reply_indices_.resize(config_.workers);
   reply_values_.resize(config_.workers);
   sparse_.assign(config_.workers, 0);
   sum_ = Eigen::VectorXd::Zero(d);
   marked_.assign(config_.dim, 0);
   touched_.reserve(config_.dim);
+  run_.reserve(config_.workers);
   multiplicity_.assign(config_.workers, 0);
   received_.assign(config_.workers, false);
 }
@@ -86,6 +88,67 @@ bool ServerHalf::awaiting(uint32_t worker) const {
 }
 
 void ServerHalf::accept(const Reply& reply) {
+  accept(reply, nullptr);
+}
+
+void ServerHalf::accept_and_recycle(Reply& reply) {
+  accept(reply, &reply);
+}
+
+namespace {
+
+// The dense decode of a validated payload: what compress::decode leaves (0.0 + 1.0·v, the
+// same number, and +0.0 for −0.0), checked the same way (a non-finite value throws and leaves
+// `out` as it was). `recycle`, for a kDense64 payload, gives its buffer to `out` and takes
+// out's old one instead of copying, once `out` has a buffer to give back. Its −0.0 entries
+// stay −0.0 then: the server only adds c·v to sums that are never −0.0 (c > 0) and skips
+// v == 0.0, so a −0.0 counts exactly as +0.0 does.
+void decode_dense(const compress::Payload& p, std::vector<double>& out,
+                  compress::Payload* recycle) {
+  const std::size_t d = p.dim;
+  const bool f64 = p.kind == compress::PayloadKind::kDense64;
+  if ((f64 ? p.dense.size() : p.values.size()) != d)
+    throw std::invalid_argument(
+        "payload: " + std::to_string(f64 ? p.dense.size() : p.values.size()) +
+        " values for d = " + std::to_string(d));
+  // Whether any value is not finite, as a select on a double that GCC vectorizes (see
+  // mirror.cc); which one is found only on the way to the error.
+  constexpr double kMax = std::numeric_limits<double>::max();
+  double bad = 0.0;
+  if (f64) {
+    for (std::size_t j = 0; j < d; ++j) bad = std::abs(p.dense[j]) <= kMax ? bad : 1.0;
+  } else {
+    constexpr float kMax32 = std::numeric_limits<float>::max();
+    float bad32 = 0.0f;
+    for (std::size_t j = 0; j < d; ++j) bad32 = std::abs(p.values[j]) <= kMax32 ? bad32 : 1.0f;
+    bad = bad32;
+  }
+  if (bad != 0.0) {
+    for (std::size_t j = 0; j < d; ++j) {
+      const double v = f64 ? p.dense[j] : static_cast<double>(p.values[j]);
+      if (!std::isfinite(v)) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.9g", v);
+        throw std::invalid_argument(std::string("payload: value ") + buf + " at index " +
+                                    std::to_string(j) + " is not finite");
+      }
+    }
+  }
+  if (f64 && recycle && out.capacity() >= d) {
+    out.swap(recycle->dense);
+    return;
+  }
+  out.resize(d);
+  if (f64) {
+    for (std::size_t j = 0; j < d; ++j) out[j] = 0.0 + p.dense[j];
+  } else {
+    for (std::size_t j = 0; j < d; ++j) out[j] = 0.0 + static_cast<double>(p.values[j]);
+  }
+}
+
+}  // namespace
+
+void ServerHalf::accept(const Reply& reply, Reply* recycle) {
   // Built only on the way to an error: an accepted reply must not allocate.
   const auto where = [&reply] {
     return "reply of worker " + std::to_string(reply.worker) + " for round " +
@@ -114,7 +177,7 @@ void ServerHalf::accept(const Reply& reply) {
     if (compress::decode_sparse(reply.payload, *q_, ctx, reply_indices_[w], reply_values_[w]))
       sparse_[w] = 1;
     else
-      compress::decode(reply.payload, *q_, ctx, decoded_[w]);
+      decode_dense(reply.payload, dense_[w], recycle ? &recycle->payload : nullptr);
   } catch (const std::invalid_argument& e) {
     throw ProtocolError(where() + ": " + e.what());
   }
@@ -134,23 +197,16 @@ std::vector<uint32_t> ServerHalf::missing() const {
   return out;
 }
 
-// Beyond this an iterate has exploded: no model of these losses has weights near 1e15 (the
-// sigmoid saturates long before), and a huge stepsize would otherwise land on a flat region
-// far out and look converged.
-constexpr double kExploded = 1e15;
-
 void ServerHalf::end_round() {
   if (!open_) throw std::logic_error("end_round: no round is open");
   dropped_.clear();
   for (uint32_t w = 0; w < config_.workers; ++w)
     if (expects(w) && !received_[w]) dropped_.push_back(w);
-  aggregate(pending_);
+  const bool ok = aggregate(pending_);
   last_participants_ = received_count_;
   ++round_;
   open_ = false;
-  for (Eigen::Index j = 0; j < x_.size(); ++j)
-    if (!std::isfinite(x_[j]) || std::abs(x_[j]) > kExploded)
-      throw Diverged(round_ - 1, step_norm());
+  if (!ok) throw Diverged(round_ - 1, step_norm());
 }
 
 void ServerHalf::abandon_round() {
@@ -230,19 +286,35 @@ const Eigen::VectorXd& ServerHalf::weighted_sum() {
     }
   }
   touched_.clear();
+  // After a dense reply every entry may be nonzero. So may they after more sparse values than
+  // sum_to_delta would sort (it scans all d then): then marking the touched entries is wasted.
+  std::size_t sparse_values = 0;
   sum_dense_ = false;
-  for (uint32_t w = 0; w < config_.workers; ++w)
-    if (received_[w] && !sparse_[w]) sum_dense_ = true;
   for (uint32_t w = 0; w < config_.workers; ++w) {
     if (!received_[w]) continue;
-    const double c = weight(w);
-    if (!sparse_[w]) {
-      const Eigen::VectorXd& v = decoded_[w];
-      for (Eigen::Index j = 0; j < sum_.size(); ++j) sum_[j] += c * v[j];
+    if (sparse_[w])
+      sparse_values += reply_indices_[w].size();
+    else
+      sum_dense_ = true;
+  }
+  if (sparse_values > static_cast<std::size_t>(sum_.size()) / 16) sum_dense_ = true;
+  for (uint32_t w = 0; w < config_.workers;) {
+    if (!received_[w]) {
+      ++w;
       continue;
     }
+    if (!sparse_[w]) {
+      // The dense replies up to the next sparse one, added together (add_dense_run).
+      run_.clear();
+      for (; w < config_.workers && !(received_[w] && sparse_[w]); ++w)
+        if (received_[w]) run_.emplace_back(dense_[w].data(), weight(w));
+      add_dense_run();
+      continue;
+    }
+    const double c = weight(w);
     const std::vector<uint32_t>& idx = reply_indices_[w];
     const std::vector<double>& val = reply_values_[w];
+    ++w;
     if (sum_dense_) {
       for (std::size_t k = 0; k < idx.size(); ++k) sum_[idx[k]] += c * val[k];
       continue;
@@ -257,6 +329,36 @@ const Eigen::VectorXd& ServerHalf::weighted_sum() {
     }
   }
   return sum_;
+}
+
+void ServerHalf::add_dense_run() {
+  // Per entry these are the additions sum += c_r·v_r of a loop over the replies, one rounding
+  // each, in the same order, so the bits are the same. Going block by block keeps the block of
+  // the sum in L1 while all replies pass through it (the whole sum would be streamed from
+  // memory once per reply otherwise), and four replies per sweep save loads and stores of it.
+  constexpr std::size_t kBlock = 1024;
+  const auto d = static_cast<std::size_t>(sum_.size());
+  const std::size_t m = run_.size();
+  for (std::size_t j0 = 0; j0 < d; j0 += kBlock) {
+    const std::size_t len = std::min(kBlock, d - j0);
+    double* __restrict s = sum_.data() + j0;
+    std::size_t r = 0;
+    for (; r + 4 <= m; r += 4) {
+      const double* __restrict a = run_[r].first + j0;
+      const double* __restrict b = run_[r + 1].first + j0;
+      const double* __restrict c = run_[r + 2].first + j0;
+      const double* __restrict e = run_[r + 3].first + j0;
+      const double ca = run_[r].second, cb = run_[r + 1].second;
+      const double cc = run_[r + 2].second, ce = run_[r + 3].second;
+      for (std::size_t j = 0; j < len; ++j)
+        s[j] = (((s[j] + ca * a[j]) + cb * b[j]) + cc * c[j]) + ce * e[j];
+    }
+    for (; r < m; ++r) {
+      const double* __restrict a = run_[r].first + j0;
+      const double ca = run_[r].second;
+      for (std::size_t j = 0; j < len; ++j) s[j] = s[j] + ca * a[j];
+    }
+  }
 }
 
 void ServerHalf::sum_to_delta(ModelUpdate& out) {
@@ -280,7 +382,8 @@ void ServerHalf::sum_to_delta(ModelUpdate& out) {
 
 void ServerHalf::shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& h_i) const {
   if (!sparse_[worker]) {
-    diana_shift(alpha, decoded_[worker], h_i);
+    const std::vector<double>& m = dense_[worker];
+    diana_shift(alpha, Eigen::Map<const Eigen::VectorXd>(m.data(), h_i.size()), h_i);
     return;
   }
   const std::vector<uint32_t>& idx = reply_indices_[worker];
@@ -292,14 +395,22 @@ void ServerHalf::shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& 
 void ServerHalf::to_delta(const Eigen::VectorXd& v, ModelUpdate& out) {
   out.kind = UpdateKind::kDelta;
   out.dense.clear();
-  out.indices.clear();
-  out.values.clear();
-  for (Eigen::Index j = 0; j < v.size(); ++j) {
-    if (v[j] != 0.0) {
-      out.indices.push_back(static_cast<uint32_t>(j));
-      out.values.push_back(v[j]);
-    }
+  // Every entry is written and the count moves on past the nonzeros only: no branch to
+  // mispredict where zeros and nonzeros mix at random. Room for d, then cut back (the capacity
+  // stays, so later rounds do not allocate).
+  const auto d = static_cast<std::size_t>(v.size());
+  out.indices.resize(d);
+  out.values.resize(d);
+  uint32_t* __restrict idx = out.indices.data();
+  double* __restrict val = out.values.data();
+  std::size_t n = 0;
+  for (std::size_t j = 0; j < d; ++j) {
+    idx[n] = static_cast<uint32_t>(j);
+    val[n] = v[static_cast<Eigen::Index>(j)];
+    n += v[static_cast<Eigen::Index>(j)] != 0.0;
   }
+  out.indices.resize(n);
+  out.values.resize(n);
 }
 
 // ---- worker ---------------------------------------------------------------------------------

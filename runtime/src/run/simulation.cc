@@ -31,7 +31,7 @@ LogRow Simulation::step() {
   for (auto& w : workers_) {
     if (w->on_broadcast(b, reply_)) {
       tally_.on_reply(reply_, 0);
-      server_->accept(reply_);
+      server_->accept_and_recycle(reply_);  // its dense buffer comes back for the next
     }
   }
   const bool full_sync = b.full_sync;

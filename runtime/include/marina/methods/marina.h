@@ -16,7 +16,7 @@ class MarinaServer : public ServerHalf {
 
  protected:
   void plan(Broadcast& b) override;
-  void aggregate(ModelUpdate& next) override;
+  bool aggregate(ModelUpdate& next) override;
   void save_aux(ServerState& s) const override;
   void load_aux(const ServerState& s) override;
   void snapshot_aux(uint32_t worker, Snapshot& s) const override;

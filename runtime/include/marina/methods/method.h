@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Core>
@@ -72,6 +73,11 @@ class ServerHalf {
   // asked, a duplicate, a payload of another d, or one this round's compressor does not make
   // (kind, K, s; a dense gradient in full-sync rounds).
   void accept(const Reply& reply);
+  // The same, but instead of copying a dense f64 payload it takes the reply's buffer and hands
+  // back the one it kept from this worker's previous dense reply (contents unspecified, capacity
+  // d): a driver that refills `reply` each time then moves no dense vector twice and, after the
+  // first rounds, allocates nothing. Everything but payload.dense is left as it was.
+  void accept_and_recycle(Reply& reply);
   // True when every participant of the open round has replied.
   [[nodiscard]] bool complete() const;
   // Whether `worker` is asked to reply in the open round.
@@ -108,9 +114,10 @@ class ServerHalf {
  protected:
   // Method-specific parts. plan() fills the coin and participants of broadcast_ (round_,
   // round_seed and update are set by the base); aggregate() turns the decoded replies into
-  // the next update and applies it to the server's mirror of the worker state.
+  // the next update and applies it to the server's mirror of the worker state, and returns
+  // whether x^{k+1} stayed bounded (mirror.h's bounded(), found while x was updated).
   virtual void plan(Broadcast& b) = 0;
-  virtual void aggregate(ModelUpdate& next) = 0;
+  virtual bool aggregate(ModelUpdate& next) = 0;
   // The method's own state: g^{k−1} or h^k as `aux`, per-worker mirrors as `worker_aux`.
   virtual void save_aux(ServerState& s) const = 0;
   virtual void load_aux(const ServerState& s) = 0;
@@ -142,12 +149,16 @@ class ServerHalf {
 
  private:
   [[nodiscard]] bool expects(uint32_t worker) const;
+  void accept(const Reply& reply, Reply* recycle);
+  // sum_ += weight_r·dense_r for a run of dense replies, in their order (see weighted_sum).
+  void add_dense_run();
 
   bool open_ = false;
   ModelUpdate pending_;  // update for the next broadcast
   // Per worker, the decoded payload of this round: a dense d-vector (sized on the worker's
-  // first dense reply) or, when sparse_[w], the indices and values of its nonzeros.
-  std::vector<Eigen::VectorXd> decoded_;
+  // first dense reply; with accept_and_recycle, the reply's own buffer) or, when sparse_[w],
+  // the indices and values of its nonzeros.
+  std::vector<std::vector<double>> dense_;
   std::vector<std::vector<uint32_t>> reply_indices_;
   std::vector<std::vector<double>> reply_values_;
   std::vector<uint8_t> sparse_;
@@ -157,6 +168,7 @@ class ServerHalf {
   std::vector<uint32_t> touched_;
   std::vector<uint8_t> marked_;
   bool sum_dense_ = false;
+  std::vector<std::pair<const double*, double>> run_;  // add_dense_run's replies and weights
   std::vector<uint32_t> multiplicity_;  // per worker, how often it is counted this round
   std::vector<bool> received_;
   std::vector<uint32_t> dropped_;  // for the next broadcast

@@ -70,8 +70,8 @@ class Rng {
   // Uniform double in [0, 1) with 53 random bits.
   [[nodiscard]] constexpr double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
-  // Uniform integer in [0, n), n > 0, without modulo bias (Lemire's method). Written without
-  // __int128, which 32-bit ARM targets lack.
+  // Uniform integer in [0, n), n > 0, without modulo bias (Lemire's method). 32-bit ARM targets
+  // lack __int128: mul128 has a portable fallback.
   [[nodiscard]] constexpr uint64_t below(uint64_t n) {
     uint64_t hi = 0;
     uint64_t lo = mul128(next(), n, hi);
@@ -85,14 +85,23 @@ class Rng {
   [[nodiscard]] constexpr bool bernoulli(double p) { return uniform() < p; }
 
  private:
-  // Full 64x64 -> 128-bit product; returns the low half, stores the high half.
+  // Full 64x64 -> 128-bit product; returns the low half, stores the high half. An exact
+  // integer product, so the native one (a single instruction where there is one) and the
+  // portable one agree bit for bit.
   static constexpr uint64_t mul128(uint64_t a, uint64_t b, uint64_t& hi) {
+#ifdef __SIZEOF_INT128__
+    __extension__ typedef unsigned __int128 u128;  // __extension__: no -Wpedantic warning
+    const u128 p = static_cast<u128>(a) * b;
+    hi = static_cast<uint64_t>(p >> 64);
+    return static_cast<uint64_t>(p);
+#else
     const uint64_t a_lo = a & 0xffffffffULL, a_hi = a >> 32;
     const uint64_t b_lo = b & 0xffffffffULL, b_hi = b >> 32;
     const uint64_t ll = a_lo * b_lo, lh = a_lo * b_hi, hl = a_hi * b_lo, hh = a_hi * b_hi;
     const uint64_t mid = (ll >> 32) + (lh & 0xffffffffULL) + (hl & 0xffffffffULL);
     hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
     return (mid << 32) | (ll & 0xffffffffULL);
+#endif
   }
   static constexpr uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   uint64_t s_[4]{};
