@@ -280,6 +280,10 @@ TEST_CASE("methods: theory defaults") {
   CHECK_THROWS_AS((void)methods::resolve(config(Method::kMarina, "randk:1", 5, 10, 0, 0),
                                          {std::nullopt, 1.5}, k),
                   std::invalid_argument);
+  // DIANA's alpha = 1/(1+omega) has no value for a biased compressor, whatever is given.
+  for (Method m : {Method::kDiana, Method::kVrDiana})
+    CHECK_THROWS_WITH_AS((void)methods::resolve(config(m, "topk:2", 5, 10, 0, 0), {0.1, 0.5}, k),
+                         doctest::Contains("needs an unbiased compressor"), std::invalid_argument);
 }
 
 TEST_CASE("methods: every method converges on heart_scale in the paper's setting") {

@@ -45,6 +45,14 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
   why.precision(6);
 
   const bool compressed = c.method != Method::kGd;
+  const bool diana = c.method == Method::kDiana || c.method == Method::kVrDiana;
+  // DIANA's shifts move by alpha = 1/(1+omega), and a biased compressor has no omega: no choice
+  // of --gamma or --p gives the method a meaning (and a NaN alpha would reach every worker).
+  if (diana && !q->unbiased())
+    throw std::invalid_argument(std::string(to_string(c.method)) +
+                                " needs an unbiased compressor " +
+                                "(its shift stepsize is alpha = 1/(1+omega)); " + q->name() +
+                                " is biased: use randk, permk, qsgd or natural");
   if (compressed && !q->unbiased() && (!choices.gamma || !choices.p))
     throw std::invalid_argument("compressor " + q->name() +
                                 " is biased: the theory gives no stepsize; set --gamma and --p");
