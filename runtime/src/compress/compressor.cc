@@ -261,22 +261,36 @@ class PermK final : public Compressor {
       throw std::invalid_argument(name_ + ": d = " + std::to_string(d) +
                                   " with n = " + std::to_string(n) + " workers is too large");
     }
-    thread_local std::vector<uint32_t> perm;
-    perm.resize(padded);
-    std::iota(perm.begin(), perm.end(), 0u);
-    util::Rng rng(shared_seed(ctx));
+    // The server derives every worker's block of the same round's π: the shuffle is kept per
+    // thread and continued where the last call stopped, so a round costs one O(d) shuffle
+    // rather than one per reply. (The prefix is final whoever stops where, see above.)
+    thread_local Shuffle sh{0, 0, 0, util::Rng(0), {}};
+    const uint64_t seed = shared_seed(ctx);
+    if (sh.padded != padded || sh.seed != seed || sh.perm.empty()) {
+      sh.seed = seed;
+      sh.padded = padded;
+      sh.done = 0;
+      sh.rng = util::Rng(seed);
+      sh.perm.resize(padded);
+      std::iota(sh.perm.begin(), sh.perm.end(), 0u);
+    }
     const uint64_t begin = ctx.worker * block;
     const uint64_t end = begin + block;
-    // Fisher–Yates prefix: positions [0, end) are final after `end` steps, whoever stops where.
-    for (uint64_t p = 0; p < end && p + 1 < padded; ++p) {
-      std::swap(perm[p], perm[p + rng.below(padded - p)]);
+    for (; sh.done < end && sh.done + 1 < padded; ++sh.done) {
+      std::swap(sh.perm[sh.done], sh.perm[sh.done + sh.rng.below(padded - sh.done)]);
     }
-    // Ascending order by marking and scanning (O(d), like the shuffle; cheaper than a sort).
+    // Ascending order: a sort of the block when it is small against d (many workers), else
+    // marking and scanning d; both give the same sorted set.
+    out.clear();
+    for (uint64_t p = begin; p < end; ++p)
+      if (sh.perm[p] < d) out.push_back(sh.perm[p]);
+    if (block * 16 < d) {
+      std::sort(out.begin(), out.end());
+      return;
+    }
     thread_local std::vector<uint8_t> mine;
     mine.assign(d, 0);
-    for (uint64_t p = begin; p < end; ++p) {
-      if (perm[p] < d) mine[perm[p]] = 1;
-    }
+    for (uint32_t j : out) mine[j] = 1;
     out.clear();
     for (uint32_t j = 0; j < d; ++j) {
       if (mine[j] != 0) out.push_back(j);
@@ -284,6 +298,11 @@ class PermK final : public Compressor {
   }
 
  private:
+  struct Shuffle {
+    uint64_t seed, padded, done;  // π of this seed over [0, padded), final in [0, done)
+    util::Rng rng;                // where the shuffle continues
+    std::vector<uint32_t> perm;
+  };
   std::string name_ = "permk";
 };
 
