@@ -2,7 +2,7 @@
 // message of --down bytes on PUB, n worker processes receive it on SUB and answer with --up
 // bytes on DEALER, and the publisher's ROUTER collects the n answers. Per-round wall times are
 // the floor that marina-coordinator + marina-worker rounds are compared with
-// (bench/round_latency.py runs both with the same n and message sizes).
+// (bench/loopback.py latency runs both with the same n and message sizes).
 //
 //   marina_zmq_baseline --workers N --rounds R --down BYTES --up BYTES [--warmup W]
 // prints one line "zmq_baseline n=... p50_us=... p99_us=... mean_us=..." and, with --times FILE,
@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -82,16 +83,41 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
+    auto count = [&]() -> std::size_t {
+      const std::string v = next();
+      std::size_t used = 0;
+      unsigned long x = 0;
+      try {
+        x = std::stoul(v, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != v.size() || v[0] == '-') {
+        std::fprintf(stderr, "zmq_baseline: %s needs a non-negative integer, got '%s'\n", a.c_str(),
+                     v.c_str());
+        std::exit(2);
+      }
+      return x;
+    };
+    if (a == "-h" || a == "--help") {
+      std::printf(
+          "usage: marina_zmq_baseline --workers N --rounds R --down BYTES --up BYTES\n"
+          "                           [--warmup W] [--times FILE]\n"
+          "The raw ZeroMQ exchange of a round (PUB -> N SUB processes, N DEALER -> ROUTER), the\n"
+          "floor bench/loopback.py latency compares marina rounds with. Prints p50/p99/mean per\n"
+          "round; --times writes every round's seconds, one a line.\n");
+      return 0;
+    }
     if (a == "--workers")
-      n = std::stoul(next());
+      n = count();
     else if (a == "--rounds")
-      rounds = std::stoul(next());
+      rounds = count();
     else if (a == "--warmup")
-      warmup = std::stoul(next());
+      warmup = count();
     else if (a == "--down")
-      down = std::stoul(next());
+      down = count();
     else if (a == "--up")
-      up = std::stoul(next());
+      up = count();
     else if (a == "--times")
       times_file = next();
     else if (a == "--worker") {
