@@ -76,26 +76,25 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
   return r;
 }
 
-// Which round a reply carries, if the message is one.
-std::optional<uint64_t> reply_round(transport::Bytes bytes) {
+// Which round a message carries, if it is of that kind (a reply or a broadcast).
+std::optional<uint64_t> round_of(transport::Bytes bytes, wire::MessageKind kind) {
   static thread_local wire::Decoder dec(wire::Limits{1u << 20, 0, 0});
   static thread_local wire::Inbox inbox;
   try {
-    if (dec.decode(bytes, inbox) == wire::MessageKind::kReply) return inbox.reply.round;
+    const auto got = dec.decode(bytes, inbox);
+    if (got == kind && kind == wire::MessageKind::kReply) return inbox.reply.round;
+    if (got == kind && kind == wire::MessageKind::kBroadcast) return inbox.broadcast.round;
   } catch (const wire::DecodeError&) {
   }
   return std::nullopt;
 }
 
-// Which round a published message carries, if it is a broadcast.
+std::optional<uint64_t> reply_round(transport::Bytes bytes) {
+  return round_of(bytes, wire::MessageKind::kReply);
+}
+
 std::optional<uint64_t> broadcast_round(transport::Bytes bytes) {
-  static thread_local wire::Decoder dec(wire::Limits{1u << 20, 0, 0});
-  static thread_local wire::Inbox inbox;
-  try {
-    if (dec.decode(bytes, inbox) == wire::MessageKind::kBroadcast) return inbox.broadcast.round;
-  } catch (const wire::DecodeError&) {
-  }
-  return std::nullopt;
+  return round_of(bytes, wire::MessageKind::kBroadcast);
 }
 
 }  // namespace
