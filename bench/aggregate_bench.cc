@@ -3,8 +3,9 @@
 // replies that are already decoded (the codec is measured by marina_bench_codec).
 //
 // Compressors: RandK (seeded replies: K float values, indices re-derived by the server) with
-// K = 1, 1% and 10% of d, and the identity (dense f64 replies). p = 0, so every measured round is
-// a compressed one; round 0 (the full sync) runs in the set-up.
+// K = 1, 1% and 10% of d, the identity (dense f64 replies), and PermK (seeded: each worker a
+// block of d/n coordinates of the round's shared permutation; q = 4). p = 0, so every measured
+// round is a compressed one; round 0 (the full sync) runs in the set-up.
 //
 // Baseline, measured in the same process right before: the memory-bandwidth bound of a round,
 // i.e. a streaming pass over exactly the bytes that arrived (n·K float values scattered into g
@@ -41,9 +42,11 @@ using namespace marina;
 
 constexpr double kGamma = 1e-3;
 
-// 0: K = 1, 1: K = d/100, 2: K = d/10, 3: identity (dense).
+// 0: K = 1, 1: K = d/100, 2: K = d/10, 3: identity (dense), 4: PermK (K = d/n per worker).
 std::string compressor_of(int mode, std::size_t d) {
   switch (mode) {
+    case 4:
+      return "permk";
     case 0:
       return "randk:1";
     case 1:
@@ -75,7 +78,7 @@ void BM_server_round(benchmark::State& state) {
   // Small values of alternating sign keep g and x bounded over any number of rounds.
   util::Rng rng(3);
   std::vector<methods::Reply> replies(n);
-  const std::size_t k = dense ? d : static_cast<std::size_t>(q->zeta(d));
+  const std::size_t k = dense ? d : static_cast<std::size_t>(compress::zeta(*q, d, n));
   for (uint32_t w = 0; w < n; ++w) {
     auto& p = replies[w].payload;
     replies[w].worker = w;
@@ -167,7 +170,7 @@ void grid(benchmark::internal::Benchmark* b) {
   for (int64_t n : {10, 100, 1000})
     for (int64_t d : {10000, 100000, 1000000}) {
       if (n * d > 100'000'000) continue;  // see the memory note above
-      for (int64_t mode : {0, 1, 2, 3}) b->Args({n, d, mode});
+      for (int64_t mode : {0, 1, 2, 3, 4}) b->Args({n, d, mode});  // n | d: PermK blocks of d/n
     }
 }
 
