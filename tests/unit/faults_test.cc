@@ -59,12 +59,14 @@ drivers::CoordinatorSettings settings(methods::Method m, const std::string& q, u
 Outcome run_fleet(
     drivers::CoordinatorSettings s, const std::vector<problem::Objective>& shards,
     const std::function<void(const run::LogRow&, transport::InProcNetwork&)>& on_row = {},
-    const std::function<void(uint32_t, drivers::WorkerSettings&)>& tweak = {}) {
+    const std::function<void(uint32_t, drivers::WorkerSettings&)>& tweak = {},
+    const std::function<void(transport::InProcNetwork&)>& prepare = {}) {
   const uint32_t n = s.base.workers;
   Outcome o;
   o.worker_errors.resize(n);
   o.workers.resize(n);
   transport::InProcNetwork net(n);
+  if (prepare) prepare(net);
   std::mutex mu;
   s.on_row = [&](const run::LogRow& row) {
     o.rows.push_back(row);
@@ -134,6 +136,41 @@ TEST_CASE("faults: a worker whose link dies is marked gone, the run goes on, and
   CHECK(back <= 120);
   for (uint64_t k = back; k <= 200; ++k) CHECK(o.rows[k].participants == 4);
   CHECK(*o.rows.back().grad_norm_sq < 0.5 * *o.rows.front().grad_norm_sq);
+  for (uint32_t i = 0; i < 4; ++i) CHECK(o.worker_errors[i].empty());
+}
+
+TEST_CASE("faults: a worker heard from again after its link died keeps its key identity") {
+  // With keys (here: the transport's authenticated user "key-I" for worker I), a worker marked
+  // gone that speaks again from the same peer is revived. It must keep the identity it joined
+  // with: the coordinator re-checks every live worker's key whenever the allowlist changes
+  // (here: at every check), and a revived worker without it would be revoked.
+  auto shards = test::shards_of(test::synthetic(160, 8, 0.5, 53), 4);
+  auto s = settings(methods::Method::kMarina, "randk:2", 4, 120);
+  s.evaluation = &shards;
+  s.repair_after = 20ms;  // a send to the cut worker fails soon: it is gone at once
+  s.identify = [](const std::string& user) -> std::optional<uint32_t> {
+    if (user.rfind("key-", 0) != 0) return std::nullopt;
+    return static_cast<uint32_t>(std::stoul(user.substr(4)));
+  };
+  s.keys_changed = [] { return true; };
+  const auto o = run_fleet(
+      s, shards,
+      [](const run::LogRow& row, transport::InProcNetwork& net) {
+        if (row.round == 10) net.sever(1, true);
+        if (row.round == 14) net.sever(1, false);  // well within the worker's 1 s liveness
+      },
+      {},
+      [](transport::InProcNetwork& net) {
+        for (uint32_t i = 0; i < 4; ++i) net.set_user(i, "key-" + std::to_string(i));
+      });
+  REQUIRE(o.error.empty());
+  CHECK(o.has_event("gone", 1));
+  bool heard_again = false;
+  for (const auto& e : o.events)
+    if (e.kind == "returned" && e.worker == 1 && e.detail == "heard from again") heard_again = true;
+  CHECK(heard_again);
+  CHECK_FALSE(o.has_event("revoked", 1));
+  CHECK(o.rows.back().participants == 4);
   for (uint32_t i = 0; i < 4; ++i) CHECK(o.worker_errors[i].empty());
 }
 
