@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -164,6 +165,44 @@ bool decode_sparse(const Payload& p, const Compressor& q, const Context& ctx,
     }
     default:
       return false;
+  }
+}
+
+void decode_dense(const Payload& p, std::vector<double>& out, Payload* recycle) {
+  const std::size_t d = p.dim;
+  const bool f64 = p.kind == PayloadKind::kDense64;
+  if ((f64 ? p.dense.size() : p.values.size()) != d)
+    fail(std::to_string(f64 ? p.dense.size() : p.values.size()) +
+         " values for d = " + std::to_string(d));
+  // Whether any value is not finite, as a select on a double that GCC vectorizes (this file is
+  // built with the vectorizer, see runtime/CMakeLists.txt); which one is found only on the way to
+  // the error.
+  constexpr double kMax = std::numeric_limits<double>::max();
+  double bad = 0.0;
+  if (f64) {
+    for (std::size_t j = 0; j < d; ++j) bad = std::abs(p.dense[j]) <= kMax ? bad : 1.0;
+  } else {
+    constexpr float kMax32 = std::numeric_limits<float>::max();
+    float bad32 = 0.0f;
+    for (std::size_t j = 0; j < d; ++j) bad32 = std::abs(p.values[j]) <= kMax32 ? bad32 : 1.0f;
+    bad = bad32;
+  }
+  if (bad != 0.0) {
+    for (std::size_t j = 0; j < d; ++j) {
+      const double v = f64 ? p.dense[j] : static_cast<double>(p.values[j]);
+      if (!std::isfinite(v))
+        fail("value " + str(v) + " at index " + std::to_string(j) + " is not finite");
+    }
+  }
+  if (f64 && recycle && out.capacity() >= d) {
+    out.swap(recycle->dense);
+    return;
+  }
+  out.resize(d);
+  if (f64) {
+    for (std::size_t j = 0; j < d; ++j) out[j] = 0.0 + p.dense[j];
+  } else {
+    for (std::size_t j = 0; j < d; ++j) out[j] = 0.0 + static_cast<double>(p.values[j]);
   }
 }
 

@@ -95,59 +95,6 @@ void ServerHalf::accept_and_recycle(Reply& reply) {
   accept(reply, &reply);
 }
 
-namespace {
-
-// The dense decode of a validated payload: what compress::decode leaves (0.0 + 1.0·v, the
-// same number, and +0.0 for −0.0), checked the same way (a non-finite value throws and leaves
-// `out` as it was). `recycle`, for a kDense64 payload, gives its buffer to `out` and takes
-// out's old one instead of copying, once `out` has a buffer to give back. Its −0.0 entries
-// stay −0.0 then: the server only adds c·v to sums that are never −0.0 (c > 0) and skips
-// v == 0.0, so a −0.0 counts exactly as +0.0 does.
-void decode_dense(const compress::Payload& p, std::vector<double>& out,
-                  compress::Payload* recycle) {
-  const std::size_t d = p.dim;
-  const bool f64 = p.kind == compress::PayloadKind::kDense64;
-  if ((f64 ? p.dense.size() : p.values.size()) != d)
-    throw std::invalid_argument(
-        "payload: " + std::to_string(f64 ? p.dense.size() : p.values.size()) +
-        " values for d = " + std::to_string(d));
-  // Whether any value is not finite, as a select on a double that GCC vectorizes (see
-  // mirror.cc); which one is found only on the way to the error.
-  constexpr double kMax = std::numeric_limits<double>::max();
-  double bad = 0.0;
-  if (f64) {
-    for (std::size_t j = 0; j < d; ++j) bad = std::abs(p.dense[j]) <= kMax ? bad : 1.0;
-  } else {
-    constexpr float kMax32 = std::numeric_limits<float>::max();
-    float bad32 = 0.0f;
-    for (std::size_t j = 0; j < d; ++j) bad32 = std::abs(p.values[j]) <= kMax32 ? bad32 : 1.0f;
-    bad = bad32;
-  }
-  if (bad != 0.0) {
-    for (std::size_t j = 0; j < d; ++j) {
-      const double v = f64 ? p.dense[j] : static_cast<double>(p.values[j]);
-      if (!std::isfinite(v)) {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%.9g", v);
-        throw std::invalid_argument(std::string("payload: value ") + buf + " at index " +
-                                    std::to_string(j) + " is not finite");
-      }
-    }
-  }
-  if (f64 && recycle && out.capacity() >= d) {
-    out.swap(recycle->dense);
-    return;
-  }
-  out.resize(d);
-  if (f64) {
-    for (std::size_t j = 0; j < d; ++j) out[j] = 0.0 + p.dense[j];
-  } else {
-    for (std::size_t j = 0; j < d; ++j) out[j] = 0.0 + static_cast<double>(p.values[j]);
-  }
-}
-
-}  // namespace
-
 void ServerHalf::accept(const Reply& reply, Reply* recycle) {
   // Built only on the way to an error: an accepted reply must not allocate.
   const auto where = [&reply] {
@@ -177,7 +124,7 @@ void ServerHalf::accept(const Reply& reply, Reply* recycle) {
     if (compress::decode_sparse(reply.payload, *q_, ctx, reply_indices_[w], reply_values_[w]))
       sparse_[w] = 1;
     else
-      decode_dense(reply.payload, dense_[w], recycle ? &recycle->payload : nullptr);
+      compress::decode_dense(reply.payload, dense_[w], recycle ? &recycle->payload : nullptr);
   } catch (const std::invalid_argument& e) {
     throw ProtocolError(where() + ": " + e.what());
   }

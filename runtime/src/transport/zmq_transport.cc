@@ -71,6 +71,11 @@ std::optional<std::size_t> recv_blocking(zmq::socket_t& s, zmq::message_t& msg) 
   }
 }
 
+// The hub's announcement of a direct message (see "Waiting" in zmq_transport.h).
+bool is_poke(const zmq::message_t& msg) {
+  return msg.size() == 0 && !msg.more();
+}
+
 // Drops the rest of a multi-frame message; none of ours has more than one frame.
 void drain(zmq::socket_t& s, const zmq::message_t& first) {
   bool more = first.more();
@@ -290,7 +295,7 @@ bool ZmqLink::receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds tim
     watch_both_until_ = Clock::now() + watch_direct_;  // a lost poke costs this one timeout
     return false;
   }
-  if (msg.size() == 0 && !msg.more()) {  // a poke: a direct message is on its way
+  if (is_poke(msg)) {  // a direct message is on its way
     const auto after = Clock::now();
     watch_both_until_ = after + watch_direct_;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(now + timeout - after);
@@ -316,7 +321,7 @@ bool ZmqLink::receive_either(std::vector<uint8_t>& bytes, std::chrono::milliseco
     zmq::message_t msg;
     if (!from.recv(msg, zmq::recv_flags::dontwait)) continue;
     if (direct) watch_both_until_ = Clock::now() + watch_direct_;
-    if (!direct && msg.size() == 0 && !msg.more()) continue;  // a poke: keep watching
+    if (!direct && is_poke(msg)) continue;  // keep watching
     if (take(from, msg, bytes)) return true;
     if (Clock::now() >= deadline) return false;
   }
