@@ -147,15 +147,22 @@ void BM_server_round(benchmark::State& state) {
     });
   }
 
-  bench::LoopTimer timer;
-  for (auto _ : state) {
+  // Two untimed rounds first: the first compressed rounds size the server's per-reply buffers
+  // (first-touch page faults, which a large d makes as slow as several steady rounds).
+  const auto round = [&] {
     const auto& b = server->begin_round();
     for (auto& r : replies) {
       r.round = b.round;
+      r.payload.finite = true;  // as wire::Decoder leaves a reply it has checked
       server->accept_and_recycle(r);
     }
     server->end_round();
-  }
+  };
+  round();
+  round();
+
+  bench::LoopTimer timer;
+  for (auto _ : state) round();
   const double server_ns = timer.ns_per_iteration(state);
   bench::report_ratio(state, server_ns, baseline_ns);
   state.counters["derive_ns"] = derive_ns;
@@ -169,7 +176,7 @@ void BM_server_round(benchmark::State& state) {
 void grid(benchmark::internal::Benchmark* b) {
   for (int64_t n : {10, 100, 1000})
     for (int64_t d : {10000, 100000, 1000000}) {
-      if (n * d > 100'000'000) continue;  // see the memory note above
+      if (n * d > 100'000'000) continue;                           // see the memory note above
       for (int64_t mode : {0, 1, 2, 3, 4}) b->Args({n, d, mode});  // n | d: PermK blocks of d/n
     }
 }
@@ -177,7 +184,7 @@ void grid(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_server_round)
     ->ArgNames({"n", "d", "q"})
     ->Apply(grid)
-    ->MinTime(0.1)
+    ->MinTime(0.3)
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -970,3 +970,66 @@ TEST_CASE("compress: accumulate refuses what only the arithmetic sees and leaves
   CHECK(acc[2] == 1.0 + 1.0 + 3.0 + picked(idx, 2) + picked(mine, 2));
   CHECK_THROWS_AS(mc::accumulate(dense64(13), *identity, ctx, nan, acc), std::invalid_argument);
 }
+
+TEST_CASE("compress: a payload is marked finite only by code that has checked it") {
+  // The mark lets the server half skip a second scan of a long vector (the wire Decoder or the
+  // compressor has checked it); a payload without the mark is still checked, at every position.
+  const auto x = test_vector(37);
+  mc::Payload p;
+  for (const char* spec : {"identity", "randk:6", "permk", "natural", "topk:6"}) {
+    CAPTURE(spec);
+    mc::make_compressor(spec)->compress(x, {7, 1, 4}, p);
+    CHECK(p.finite);
+    p.clear();
+    CHECK_FALSE(p.finite);
+  }
+  CHECK_FALSE(dense64(13).finite);
+
+  // Unmarked: a NaN or an infinity anywhere is found (the scan takes 32 bytes at a time, then a
+  // scalar tail: 37 positions cover both, for both widths) and named.
+  std::vector<double> out;
+  for (uint32_t i = 0; i < 37; ++i) {
+    CAPTURE(i);
+    const std::string at = "at index " + std::to_string(i) + " ";
+    auto p64 = dense64(37);
+    p64.dense[i] =
+        i % 2 ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
+    CHECK_THROWS_WITH_AS(mc::decode_dense(p64, out), doctest::Contains(at.c_str()),
+                         std::invalid_argument);
+    auto p32 = dense32(37);
+    p32.values[i] = -std::numeric_limits<float>::infinity();
+    CHECK_THROWS_WITH_AS(mc::decode_dense(p32, out), doctest::Contains(at.c_str()),
+                         std::invalid_argument);
+  }
+  // The extremes of the finite range pass.
+  auto edge = dense64(37);
+  edge.dense[0] = std::numeric_limits<double>::max();
+  edge.dense[36] = -std::numeric_limits<double>::denorm_min();
+  CHECK_NOTHROW(mc::decode_dense(edge, out));
+
+  // The recycling swap hands back a buffer of unspecified contents: no longer marked.
+  mc::make_compressor("identity")->compress(x, {}, p);
+  REQUIRE(p.finite);
+  out.assign(37, 0.0);
+  mc::decode_dense(p, out, &p);
+  CHECK(out == x);
+  CHECK_FALSE(p.finite);
+
+  // The server half refuses an unmarked reply with a non-finite value, naming the worker.
+  methods::MethodConfig c;
+  c.method = methods::Method::kMarina;
+  c.compressor = "identity";
+  c.workers = 2;
+  c.dim = 37;
+  auto server = methods::make_server(c);
+  const auto& b = server->begin_round();
+  methods::Reply r;
+  r.worker = 1;
+  r.round = b.round;
+  r.payload = dense64(37);
+  r.payload.dense[20] = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(server->accept(r), doctest::Contains("reply of worker 1"),
+                       methods::ProtocolError);
+  r.payload.dense[20] = 0.5;
+  CHECK_NOTHROW(server->accept(r));
+}

@@ -374,6 +374,7 @@ TEST_CASE("wire: every payload kind round-trips exactly") {
     CAPTURE(static_cast<int>(r.payload.kind));
     CHECK(dec.decode(enc.encode(r), in) == MessageKind::kReply);
     CHECK(same(in.reply, r));
+    CHECK(in.reply.payload.finite);  // the Decoder checked every value
 
     // Presence of the local loss survives, including a present -0.0 and an absent value.
     for (const std::optional<double> loss :
@@ -643,7 +644,7 @@ TEST_CASE("wire: semantic bounds") {
 }
 
 TEST_CASE("wire: a non-finite value at any position of a vector is found and named") {
-  // The decoder scans vectors 16 bytes at a time and finishes with a scalar tail: every
+  // The decoder scans vectors 32 bytes at a time and finishes with a scalar tail: every
   // position of a 13-element vector (both widths) exercises both parts.
   Encoder enc(kSession);
   auto reason = [&](const auto& message) { return reject_reason(enc.encode(message)); };

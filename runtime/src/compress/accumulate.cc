@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "marina/compress/compressor.h"
+#include "marina/util/finite.h"
 
 namespace marina::compress {
 namespace {
@@ -90,10 +91,16 @@ void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, do
 // The entries decode() would leave for a sparse payload, checked exactly as add() checks them
 // against a zero accumulator with weight 1 (where only a non-finite value can fail): value(i)
 // stored as 0 + 1·value(i), so a −0.0 becomes +0.0 as it does in the dense vector.
+// A payload already known finite (Payload::finite) is only converted.
 template <class Value>
-void collect(const std::vector<uint32_t>& indices, Value value, std::vector<double>& out) {
+void collect(const std::vector<uint32_t>& indices, Value value, bool known_finite,
+             std::vector<double>& out) {
   const std::size_t count = indices.size();
   out.resize(count);
+  if (known_finite) {
+    for (std::size_t i = 0; i < count; ++i) out[i] = 0.0 + 1.0 * value(i);
+    return;
+  }
   for (std::size_t i = 0; i < count; ++i) {
     const double x = value(i);
     if (!std::isfinite(x)) {
@@ -141,7 +148,7 @@ bool decode_sparse(const Payload& p, const Compressor& q, const Context& ctx,
       reserve_for(indices, p.indices.size(), d);
       reserve_for(values, p.indices.size(), d);
       indices.assign(p.indices.begin(), p.indices.end());
-      collect(indices, f32, values);
+      collect(indices, f32, p.finite, values);
       return true;
     case PayloadKind::kSeeded:
       // Derived in place: a seeded compressor draws the same count for a worker every round,
@@ -152,7 +159,7 @@ bool decode_sparse(const Payload& p, const Compressor& q, const Context& ctx,
              " draws " + std::to_string(indices.size()) + " this round");
       }
       reserve_for(values, indices.size(), d);
-      collect(indices, f32, values);
+      collect(indices, f32, p.finite, values);
       return true;
     case PayloadKind::kQuantized: {
       const double sd = p.levels_s;
@@ -160,7 +167,7 @@ bool decode_sparse(const Payload& p, const Compressor& q, const Context& ctx,
       reserve_for(values, p.indices.size(), d);
       indices.assign(p.indices.begin(), p.indices.end());
       collect(
-          indices, [&p, sd](std::size_t i) { return p.norm * p.levels[i] / sd; }, values);
+          indices, [&p, sd](std::size_t i) { return p.norm * p.levels[i] / sd; }, p.finite, values);
       return true;
     }
     default:
@@ -174,20 +181,11 @@ void decode_dense(const Payload& p, std::vector<double>& out, Payload* recycle) 
   if ((f64 ? p.dense.size() : p.values.size()) != d)
     fail(std::to_string(f64 ? p.dense.size() : p.values.size()) +
          " values for d = " + std::to_string(d));
-  // Whether any value is not finite, as a select on a double that GCC vectorizes (this file is
-  // built with the vectorizer, see runtime/CMakeLists.txt); which one is found only on the way to
-  // the error.
-  constexpr double kMax = std::numeric_limits<double>::max();
-  double bad = 0.0;
-  if (f64) {
-    for (std::size_t j = 0; j < d; ++j) bad = std::abs(p.dense[j]) <= kMax ? bad : 1.0;
-  } else {
-    constexpr float kMax32 = std::numeric_limits<float>::max();
-    float bad32 = 0.0f;
-    for (std::size_t j = 0; j < d; ++j) bad32 = std::abs(p.values[j]) <= kMax32 ? bad32 : 1.0f;
-    bad = bad32;
-  }
-  if (bad != 0.0) {
+  // A payload not known finite is read once more for that (at memory speed, see
+  // util/finite.h); which value is bad is found only on the way to the error.
+  const bool bad = !p.finite && (f64 ? !util::all_finite(p.dense.data(), d)
+                                     : !util::all_finite(p.values.data(), d));
+  if (bad) {
     for (std::size_t j = 0; j < d; ++j) {
       const double v = f64 ? p.dense[j] : static_cast<double>(p.values[j]);
       if (!std::isfinite(v))
@@ -196,6 +194,7 @@ void decode_dense(const Payload& p, std::vector<double>& out, Payload* recycle) 
   }
   if (f64 && recycle && out.capacity() >= d) {
     out.swap(recycle->dense);
+    recycle->finite = false;  // it now holds what `out` held
     return;
   }
   out.resize(d);

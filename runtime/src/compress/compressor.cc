@@ -163,6 +163,7 @@ class Identity final : public Compressor {
     out.kind = PayloadKind::kDense64;
     out.dim = d;
     out.dense.assign(x.begin(), x.end());
+    out.finite = true;  // check_finite above
   }
 
  private:
@@ -195,6 +196,7 @@ class RandK final : public Compressor {
     out.values.resize(k_);
     const double scale = static_cast<double>(x.size()) / k_;
     for (uint32_t i = 0; i < k_; ++i) out.values[i] = to_wire(x[idx[i]] * scale, name_, idx[i]);
+    out.finite = true;  // to_wire throws for a value that is not
   }
 
   void seeded_indices(const Context& ctx, std::size_t d,
@@ -245,6 +247,7 @@ class PermK final : public Compressor {
     for (std::size_t i = 0; i < idx.size(); ++i) {
       out.values[i] = to_wire(x[idx[i]] * scale, name_, idx[i]);
     }
+    out.finite = true;  // to_wire throws for a value that is not
   }
 
   void seeded_indices(const Context& ctx, std::size_t d,
@@ -399,6 +402,7 @@ class Natural final : public Compressor {
       const double r = (up > 0.0 && rng.uniform() < up) ? 2.0 * lower : lower;
       out.values[j] = to_wire(std::copysign(r, v), name_, j);
     }
+    out.finite = true;  // to_wire throws for a value that is not
   }
 
  private:
@@ -444,6 +448,7 @@ class TopK final : public Compressor {
     out.indices.assign(idx.begin(), kth);
     out.values.resize(k_);
     for (uint32_t i = 0; i < k_; ++i) out.values[i] = to_wire(x[idx[i]], name_, idx[i]);
+    out.finite = true;  // to_wire throws for a value that is not
   }
 
  private:

@@ -41,6 +41,7 @@ void Payload::clear() {
   levels.clear();
   norm = 0.0;
   levels_s = 0;
+  finite = false;
 }
 
 }  // namespace marina::compress

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <type_traits>
 
+#include "marina/util/finite.h"
 #include "marina/wire/codec.h"
 #include "marina_generated.h"
 
@@ -59,44 +60,9 @@ void copy_into(const flatbuffers::String* s, std::string& out) {
   }
 }
 
-// Non-finite ⇔ every exponent bit set: adding one unit of the exponent's lowest bit to the
-// masked exponent then carries into the sign bit. OR-ed over the whole vector 16 bytes at a
-// time (GCC vector extensions: SSE2 or NEON) with no branch per element, since dense vectors
-// are long and almost always finite; only a set sign bit makes check_finite name the culprit.
-template <typename U, int kMantissa>
-bool any_non_finite_bits(const uint8_t* data, std::size_t n) {
-  typedef U V __attribute__((vector_size(16)));
-  constexpr std::size_t kLanes = sizeof(V) / sizeof(U);
-  constexpr U kExponent = static_cast<U>(~U{0} >> 1) & static_cast<U>(~U{0} << kMantissa);
-  constexpr U kUnit = U{1} << kMantissa;
-  V acc = {};
-  std::size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    V u;
-    std::memcpy(&u, data + i * sizeof(U), sizeof u);  // the elements may be misaligned
-    acc |= (u & kExponent) + kUnit;
-  }
-  U all = 0;
-  for (std::size_t l = 0; l < kLanes; ++l) all |= acc[l];
-  for (; i < n; ++i) {
-    U u;
-    std::memcpy(&u, data + i * sizeof(U), sizeof u);
-    all |= (u & kExponent) + kUnit;
-  }
-  return (all >> (8 * sizeof(U) - 1)) != 0;
-}
-
-template <typename T>
-bool any_non_finite(const uint8_t* data, std::size_t n) {
-  static_assert(std::is_same_v<T, double> || std::is_same_v<T, float>);
-  static_assert(std::numeric_limits<T>::is_iec559);
-  using U = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;
-  return any_non_finite_bits<U, std::numeric_limits<T>::digits - 1>(data, n);
-}
-
 template <typename T>
 void check_finite(MessageKind kind, const char* what, const flatbuffers::Vector<T>* v) {
-  if (!any_non_finite<T>(v == nullptr ? nullptr : v->Data(), count(v))) return;
+  if (!util::any_non_finite<T>(v == nullptr ? nullptr : v->Data(), count(v))) return;
   for (std::size_t i = 0, n = count(v); i < n; ++i) {
     const T x = element(v, i);
     if (!std::isfinite(x)) fail(kind, what, "[", i, "] is ", x);
@@ -108,7 +74,7 @@ void check_finite(MessageKind kind, const char* what, double x) {
 }
 
 // Whether every index exceeds the one before it, compared 4 at a time with no branch per
-// element (as any_non_finite_bits). Strictly increasing also means the last index is the
+// element (as util::any_non_finite). Strictly increasing also means the last index is the
 // largest, so one comparison checks the bound.
 bool strictly_increasing(const uint8_t* data, std::size_t n) {
   typedef uint32_t V __attribute__((vector_size(16)));
@@ -492,6 +458,7 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox) {
       copy_into(m.levels(), p.levels);
       p.norm = m.norm();
       p.levels_s = m.levels_s();
+      p.finite = true;  // check.reply: values, dense, norm (and int8 levels within ±s)
       break;
     }
     case MessageKind::kResyncRequest: {

@@ -74,17 +74,18 @@ void decode(const Payload& payload, const Compressor& q, const Context& ctx, Eig
 // Sparse decode of a kSparse, kSeeded or kQuantized payload: its non-zero positions (strictly
 // increasing; for kSeeded re-derived from ctx) and the values decode() would leave there, bit
 // for bit. Like accumulate, it takes a validated payload and checks only what it alone sees (a
-// seeded payload's count against its derived indices, finite values). Returns false, and
-// touches nothing, for the dense kinds (use decode()). The buffers keep their capacity.
+// seeded payload's count against its derived indices, finite values unless payload.finite). Returns
+// false, and touches nothing, for the dense kinds (use decode()). The buffers keep their capacity.
 bool decode_sparse(const Payload& payload, const Compressor& q, const Context& ctx,
                    std::vector<uint32_t>& indices, std::vector<double>& values);
 
 // Dense decode of a kDense64 or kDense32 payload into a plain buffer: what decode() leaves
-// (0.0 + 1.0·v, the same number, and +0.0 for −0.0), checked the same way (a non-finite value
-// throws std::invalid_argument and leaves `out` as it was). With `recycle` (the payload itself,
-// kDense64), once `out` has a buffer to give back, the two buffers are swapped instead of
-// copied; −0.0 entries then stay −0.0, which a caller that only adds c·v (c > 0) to sums that
-// are never −0.0, and skips v == 0.0, cannot tell from +0.0 (the server half does exactly that).
+// (0.0 + 1.0·v, the same number, and +0.0 for −0.0), checked the same way unless
+// payload.finite (a non-finite value throws std::invalid_argument and leaves `out` as it was). With
+// `recycle` (the payload itself, kDense64), once `out` has a buffer to give back, the two buffers
+// are swapped instead of copied (and `recycle` is no longer marked finite); −0.0 entries then stay
+// −0.0, which a caller that only adds c·v (c > 0) to sums that are never −0.0, and skips v == 0.0,
+// cannot tell from +0.0 (the server half does exactly that).
 void decode_dense(const Payload& payload, std::vector<double>& out, Payload* recycle = nullptr);
 
 }  // namespace marina::compress

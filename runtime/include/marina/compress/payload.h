@@ -30,6 +30,12 @@ struct Payload {
   std::vector<int8_t> levels;     // kQuantized: signed level l, value = norm·l/s
   double norm = 0.0;              // kQuantized
   uint32_t levels_s = 0;          // kQuantized: s
+  // Every value is known to be finite: set by whoever has checked that — the compressor that
+  // produced the payload, or wire::Decoder at the trust boundary — so that the receiving
+  // server half does not read a long vector a second time to check it again (payloads
+  // validated once). False for a payload built by hand; clear() resets it, and code that
+  // changes the values of a payload must reset it too.
+  bool finite = false;
 
   // Number of values sent, counted as the paper counts communication (32 bits per value,
   // indices not counted): d for dense, nnz for sparse, K for seeded, nnz + 1 for QSGD.
