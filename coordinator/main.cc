@@ -290,7 +290,11 @@ int main(int argc, char** argv) {
       s.evaluation = &shards;
       s.model = cli::model_description(flags);
     }
-    if (!quiet) s.on_info = [](const std::string& line) { std::cerr << line << '\n'; };
+    // --quiet silences progress, not errors (e.g. a log row that could not be written on the
+    // way out after another error).
+    s.on_info = [quiet](const std::string& line) {
+      if (!quiet || line.rfind("error: ", 0) == 0) std::cerr << line << '\n';
+    };
     if (min_workers > flags.workers)
       throw std::invalid_argument("--min-workers " + std::to_string(min_workers) +
                                   " exceeds --workers " + std::to_string(flags.workers));

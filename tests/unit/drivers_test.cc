@@ -1,6 +1,7 @@
 // The coordinator and worker drivers over the in-process transport: the same code paths as a
 // networked run, with a transport that can drop published messages on purpose.
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <functional>
@@ -25,12 +26,14 @@ struct Run {
   std::vector<run::LogRow> rows;
   drivers::CoordinatorOutcome out;
   std::vector<drivers::WorkerOutcome> workers;
+  std::string error;  // what run_coordinator threw (only a run with `tweak` may throw)
 };
 
 Run run_inproc(methods::Method method, const std::string& q, const data::Dataset& all, uint32_t n,
                uint64_t rounds, std::function<bool(transport::Bytes, uint32_t)> drop = {},
                std::function<void(transport::Link&)> rogue = {}, bool evaluate = true,
-               std::function<bool(transport::Bytes, uint32_t)> drop_up = {}) {
+               std::function<bool(transport::Bytes, uint32_t)> drop_up = {},
+               std::function<void(drivers::CoordinatorSettings&)> tweak = {}) {
   auto shards = test::shards_of(all, n);
   drivers::CoordinatorSettings s;
   s.base.method = method;
@@ -50,6 +53,7 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
   if (evaluate) s.evaluation = &shards;
   Run r;
   s.on_row = [&](const run::LogRow& row) { r.rows.push_back(row); };
+  if (tweak) tweak(s);
   transport::InProcNetwork net(n);
   if (drop) net.set_publish_filter(drop);
   if (drop_up) net.set_send_filter(drop_up);
@@ -59,9 +63,16 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
     threads.emplace_back([&, i] {
       drivers::WorkerSettings w;
       w.id = i;
+      // A run that may end in an error must not leave a worker waiting for two minutes: the
+      // test fails (no bye) instead of hanging.
+      if (tweak) w.idle_timeout = std::chrono::milliseconds(5000);
       problem::Objective f = shards[i];  // each worker its own model
       w.model = &f;
-      r.workers[i] = drivers::run_worker(net.link(i), std::move(w));
+      try {
+        r.workers[i] = drivers::run_worker(net.link(i), std::move(w));
+      } catch (const std::exception& e) {
+        r.workers[i].bye_reason = std::string("(worker threw: ") + e.what() + ")";
+      }
     });
   }
   // A hostile sender sharing worker 0's connection (as an unauthenticated peer could).
@@ -71,8 +82,13 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
     rogue(net.link(0));
     threads.emplace_back([&] { rogue(net.link(0)); });
   }
-  r.out = drivers::run_coordinator(net.hub(), s);
+  try {
+    r.out = drivers::run_coordinator(net.hub(), s);
+  } catch (const std::exception& e) {
+    r.error = e.what();  // the worker threads are joined first
+  }
   for (auto& t : threads) t.join();
+  if (!tweak) REQUIRE_MESSAGE(r.error.empty(), r.error);
   return r;
 }
 
@@ -210,4 +226,29 @@ TEST_CASE("drivers: without the data the log reports the loss from the workers' 
     CHECK(blind.rows[k].bits_per_worker == with_data.rows[k].bits_per_worker);
   }
   CHECK_FALSE(blind.rows.back().loss.has_value());  // no round evaluated the last iterate
+}
+
+TEST_CASE(
+    "drivers: a log that cannot be written ends the run with that error, and the workers "
+    "get their bye") {
+  // The disk fills at round 5: the row's write fails in the round loop, and again on the way
+  // out. The second failure must not replace the first error nor skip the bye (before, the
+  // workers were left to notice a silent coordinator), and the unwritten rows are reported.
+  const auto all = test::synthetic(120, 8, 0.5, 25);
+  const std::string full = "log.csv: No space left on device";
+  std::vector<std::string> infos;
+  const auto r = run_inproc(methods::Method::kMarina, "randk:2", all, 4, 30, {}, {}, true, {},
+                            [&](drivers::CoordinatorSettings& s) {
+                              s.on_row = [&](const run::LogRow& row) {
+                                if (row.round >= 5) throw std::runtime_error(full);
+                              };
+                              s.on_info = [&](const std::string& line) { infos.push_back(line); };
+                            });
+  CHECK(r.error == full);
+  for (const auto& w : r.workers) CHECK(w.bye_reason == "coordinator stopped: " + full);
+  const bool reported = std::any_of(infos.begin(), infos.end(), [&](const std::string& line) {
+    return line.rfind("error: writing 1 row(s) of the log (rounds 5–5) failed as well: " + full,
+                      0) == 0;
+  });
+  CHECK_MESSAGE(reported, "the unwritten row is reported");
 }

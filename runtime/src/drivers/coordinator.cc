@@ -62,15 +62,15 @@ class Coordinator {
         return std::move(out_);
       }
     } catch (const QuorumLost& e) {
-      write_rows();
+      flush_on_the_way_out();
       if (server_) {
         server_->abandon_round();
-        checkpoint("quorum lost");
+        on_the_way_out("the checkpoint", [&] { checkpoint("quorum lost"); });
       }
       goodbye(std::string("coordinator stopped: ") + e.what());
       throw std::runtime_error(e.what());
     } catch (const std::exception& e) {
-      write_rows();
+      flush_on_the_way_out();
       goodbye(std::string("coordinator stopped: ") + e.what());
       throw;
     }
@@ -454,9 +454,35 @@ class Coordinator {
   void emit(const run::LogRow& row) { ready_.push_back(row); }
 
   void write_rows() {
-    if (s_.on_row)
-      for (const run::LogRow& r : ready_) s_.on_row(r);
+    std::size_t done = 0;
+    try {
+      if (s_.on_row)
+        for (; done < ready_.size(); ++done) s_.on_row(ready_[done]);
+    } catch (...) {
+      ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(done));
+      throw;  // what was written is not written again
+    }
     ready_.clear();
+  }
+
+  // On the way out after another error, writing the pending rows or the checkpoint may fail
+  // as well (the same full disk). That is reported ("error: …", which the programs print even
+  // when quiet), not thrown: it must neither replace the error being handled nor keep the
+  // workers from their bye.
+  void on_the_way_out(const std::string& what, const std::function<void()>& step) {
+    try {
+      step();
+    } catch (const std::exception& e) {
+      info("error: " + what + " failed as well: " + e.what());
+    }
+  }
+
+  void flush_on_the_way_out() {
+    if (ready_.empty()) return;
+    const std::string rows = std::to_string(ready_.size()) + " row(s) of the log (rounds " +
+                             std::to_string(ready_.front().round) + "–" +
+                             std::to_string(ready_.back().round) + ")";
+    on_the_way_out("writing " + rows, [&] { write_rows(); });
   }
 
   void rounds() {
