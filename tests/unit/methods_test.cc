@@ -284,6 +284,19 @@ TEST_CASE("methods: theory defaults") {
   for (Method m : {Method::kDiana, Method::kVrDiana})
     CHECK_THROWS_WITH_AS((void)methods::resolve(config(m, "topk:2", 5, 10, 0, 0), {0.1, 0.5}, k),
                          doctest::Contains("needs an unbiased compressor"), std::invalid_argument);
+  // K > d is refused where the parameters are chosen, for every method (it used to reach the
+  // workers, which each failed at their first compress as if the run had diverged, while the
+  // coordinator waited a minute for a quorum); K = d is fine.
+  for (Method m :
+       {Method::kMarina, Method::kVrMarina, Method::kPpMarina, Method::kDiana, Method::kVrDiana}) {
+    CAPTURE(static_cast<int>(m));
+    CHECK_THROWS_WITH_AS((void)methods::resolve(config(m, "randk:11", 5, 10, 0, 0), {}, k),
+                         doctest::Contains("randk:11 needs K ≤ d = 10"), std::invalid_argument);
+    CHECK_NOTHROW((void)methods::resolve(config(m, "randk:10", 5, 10, 0, 0), {}, k));
+  }
+  CHECK_THROWS_WITH_AS(
+      (void)methods::resolve(config(Method::kMarina, "topk:11", 5, 10, 0, 0), {0.1, 0.5}, k),
+      doctest::Contains("topk:11 needs K ≤ d = 10"), std::invalid_argument);
 }
 
 TEST_CASE("methods: every method converges on heart_scale in the paper's setting") {

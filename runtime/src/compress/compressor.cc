@@ -47,6 +47,10 @@ uint32_t checked_dim(std::size_t d, const std::string& name) {
   return static_cast<uint32_t>(d);
 }
 
+void check_k_fits(uint32_t k, std::size_t d, const std::string& name) {
+  if (k > d) throw std::invalid_argument(name + " needs K ≤ d = " + std::to_string(d));
+}
+
 [[noreturn]] void throw_not_finite(const std::string& name, std::size_t j, double v,
                                    const char* precision) {
   char buf[32];
@@ -202,10 +206,16 @@ class RandK final : public Compressor {
   explicit RandK(uint32_t k) : k_(k), name_("randk:" + std::to_string(k)) {}
 
   [[nodiscard]] std::string name() const override { return name_; }
+  // K > d has no ω (d/K − 1 < 0 would give DIANA α > 1 and MARINA a too large γ): refused
+  // where a run's parameters are chosen, before any worker starts, not at the first compress.
   [[nodiscard]] double omega(std::size_t d) const override {
+    check_k_fits(k_, d, name_);
     return static_cast<double>(d) / k_ - 1.0;
   }
-  [[nodiscard]] double zeta(std::size_t /*d*/) const override { return k_; }
+  [[nodiscard]] double zeta(std::size_t d) const override {
+    check_k_fits(k_, d, name_);
+    return k_;
+  }
   [[nodiscard]] PayloadKind payload_kind() const override { return PayloadKind::kSeeded; }
   [[nodiscard]] std::string mismatch(const Payload& p) const override {
     if (auto why = Compressor::mismatch(p); !why.empty()) return why;
@@ -229,9 +239,7 @@ class RandK final : public Compressor {
   void seeded_indices(const Context& ctx, std::size_t d,
                       std::vector<uint32_t>& out) const override {
     const uint32_t d32 = checked_dim(d, name_);
-    if (k_ > d32) {
-      throw std::invalid_argument(name_ + " needs K ≤ d = " + std::to_string(d));
-    }
+    check_k_fits(k_, d32, name_);
     util::Rng rng(worker_seed(ctx));
     sample_sorted(rng, d32, k_, out);
   }
@@ -442,10 +450,14 @@ class TopK final : public Compressor {
   explicit TopK(uint32_t k) : k_(k), name_("topk:" + std::to_string(k)) {}
 
   [[nodiscard]] std::string name() const override { return name_; }
-  [[nodiscard]] double omega(std::size_t /*d*/) const override {
+  [[nodiscard]] double omega(std::size_t d) const override {
+    check_k_fits(k_, d, name_);
     return std::numeric_limits<double>::quiet_NaN();
   }
-  [[nodiscard]] double zeta(std::size_t /*d*/) const override { return k_; }
+  [[nodiscard]] double zeta(std::size_t d) const override {
+    check_k_fits(k_, d, name_);
+    return k_;
+  }
   [[nodiscard]] PayloadKind payload_kind() const override { return PayloadKind::kSparse; }
   [[nodiscard]] std::string mismatch(const Payload& p) const override {
     if (auto why = Compressor::mismatch(p); !why.empty()) return why;
@@ -457,7 +469,7 @@ class TopK final : public Compressor {
 
   void compress(std::span<const double> x, const Context& /*ctx*/, Payload& out) const override {
     const uint32_t d = checked_dim(x.size(), name_);
-    if (k_ > d) throw std::invalid_argument(name_ + " needs K ≤ d = " + std::to_string(d));
+    check_k_fits(k_, d, name_);
     check_finite(x, name_);  // NaN would break the strict ordering below
     thread_local std::vector<uint32_t> idx;
     idx.resize(d);
