@@ -71,6 +71,22 @@ float to_wire(double v, const std::string& name, std::size_t j) {
   return static_cast<float>(v);
 }
 
+// Stores base + the position of each set bit of w at o[n], o[n + 1], …, kSlots stores per turn
+// of the loop. The position moves on only for a set bit, so a store past a word's bits is
+// overwritten by the next one (or lands in one slot of slack the caller cuts off): the result
+// is that of a bit-by-bit loop. The top bit only keeps countr_zero's argument nonzero (no
+// branch for w == 0): where w has a bit, its lowest one is what counts.
+template <int kSlots>
+inline void read_word(uint64_t w, uint32_t base, uint32_t* o, std::size_t& n) {
+  do {
+    for (int r = 0; r < kSlots; ++r) {
+      o[n] = base + static_cast<uint32_t>(std::countr_zero(w | (uint64_t{1} << 63)));
+      n += w != 0;
+      w &= w - 1;
+    }
+  } while (w != 0);
+}
+
 // k distinct uniform indices of [0, d), ascending. Floyd's algorithm: exactly k draws, a
 // linear-probing hash set (load ≤ 1/2, thread_local, O(k) to reset) for membership, then a sort:
 // O(k log k) time and no O(d) work or memory.
@@ -94,11 +110,9 @@ void sample_sorted_bitmap(util::Rng& rng, uint32_t d, uint32_t k, std::vector<ui
     const uint64_t t = rng.below(j + 1);
     if (!insert_new(t)) insert_new(j);  // every earlier sample is < j, so j itself is new
   }
-  // Read out in groups of four stores, the first group even for an empty word: with about one
-  // bit per word or less, a loop that stops at the last bit would mispredict on most words.
-  // The position moves on only for a set bit, so a store past a word's bits is overwritten by
-  // the next one (or lands in the one slot of slack cut off at the end): `out` is the same as
-  // with a bit-by-bit loop.
+  // Read out in groups of stores (read_word), the first group even for an empty word: with
+  // about one bit per word or less, a loop that stops at the last bit would mispredict on most
+  // words.
   out.resize(std::size_t{k} + 1);
   uint32_t* o = out.data();
   std::size_t n = 0;
@@ -115,32 +129,10 @@ void sample_sorted_bitmap(util::Rng& rng, uint32_t d, uint32_t k, std::vector<ui
       ne[m] = static_cast<uint32_t>(i);
       m += bits[i] != 0;
     }
-    for (std::size_t t = 0; t < m; ++t) {
-      uint64_t w = bits[ne[t]];
-      const uint32_t base = ne[t] * 64;
-      do {
-        for (int r = 0; r < 2; ++r) {
-          o[n] = base + static_cast<uint32_t>(std::countr_zero(w | (uint64_t{1} << 63)));
-          n += w != 0;
-          w &= w - 1;
-        }
-      } while (w != 0);
-    }
-    out.resize(k);
-    return;
-  }
-  for (std::size_t i = 0; i < words; ++i) {
-    uint64_t w = bits[i];
-    const auto base = static_cast<uint32_t>(i * 64);
-    do {
-      for (int r = 0; r < 4; ++r) {
-        // The top bit only keeps the argument nonzero (no branch for w == 0): where w has a
-        // bit, its lowest one is what counts; where not, the store is overwritten anyway.
-        o[n] = base + static_cast<uint32_t>(std::countr_zero(w | (uint64_t{1} << 63)));
-        n += w != 0;
-        w &= w - 1;
-      }
-    } while (w != 0);
+    for (std::size_t t = 0; t < m; ++t) read_word<2>(bits[ne[t]], ne[t] * 64, o, n);
+  } else {
+    for (std::size_t i = 0; i < words; ++i)
+      read_word<4>(bits[i], static_cast<uint32_t>(i * 64), o, n);
   }
   out.resize(k);
 }
