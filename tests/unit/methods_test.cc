@@ -101,6 +101,38 @@ TEST_CASE("methods: results do not depend on the order replies arrive in") {
   CHECK(forward->x() == backward->x());
 }
 
+TEST_CASE("methods: a reused reply keeps nothing of the last round's payload") {
+  // The worker drivers reuse one Reply. A full-sync reply is a gradient nobody has checked for
+  // NaN/Inf: it must not inherit the `finite` mark (nor the values) of the compressed reply
+  // before it, or the server would skip its check.
+  auto shards = test::shards_of(test::synthetic(40, 5, 0.6, 6), 2);
+  for (Method m : {Method::kMarina, Method::kVrMarina}) {
+    CAPTURE(static_cast<int>(m));
+    const auto c = config(m, "randk:2", 2, 5, 0.5, 0.5);
+    auto server = methods::make_server(c);
+    auto w0 = methods::make_worker(c, 0, shards[0]);
+    auto w1 = methods::make_worker(c, 1, shards[1]);
+    methods::Reply r0, r1;
+    int full_after_compressed = 0;
+    bool last_compressed = false;
+    for (int round = 0; round < 40; ++round) {
+      const auto& b = server->begin_round();
+      REQUIRE(w0->on_broadcast(b, r0));
+      REQUIRE(w1->on_broadcast(b, r1));
+      CHECK(r0.payload.finite == !b.full_sync);
+      if (b.full_sync) {
+        CHECK(r0.payload.values.empty());
+        full_after_compressed += last_compressed;
+      }
+      last_compressed = !b.full_sync;
+      server->accept(r0);
+      server->accept(r1);
+      server->end_round();
+    }
+    REQUIRE(full_after_compressed > 0);  // p = 0.5: the case the test is about occurred
+  }
+}
+
 TEST_CASE("methods: the server rejects replies that do not fit the round") {
   auto shards = test::shards_of(test::synthetic(40, 5, 0.6, 5), 2);
   const auto c = config(Method::kMarina, "randk:1", 2, 5, 0.5, 0.5);

@@ -74,6 +74,7 @@ void MarinaWorker::respond(const Broadcast& b, Reply& reply) {
     reply.local_loss = gradient(x_, grad_);
     reply.oracle_calls = m;
     grad_round_ = b.round;
+    reply.payload.clear();  // nothing of the last round's payload (nor its `finite` mark) stays
     reply.payload.kind = compress::PayloadKind::kDense64;
     reply.payload.dim = static_cast<uint32_t>(config_.dim);
     reply.payload.dense.assign(grad_.data(), grad_.data() + grad_.size());

@@ -34,6 +34,7 @@ void VrMarinaWorker::respond(const Broadcast& b, Reply& reply) {
     draw(config_.seed, b.round, id_, m, config_.online_batch, batch_);
     minibatch_gradient(x_, batch_, grad_);
     reply.oracle_calls = config_.online_batch;
+    reply.payload.clear();  // nothing of the last round's payload (nor its `finite` mark) stays
     reply.payload.kind = compress::PayloadKind::kDense64;
     reply.payload.dim = static_cast<uint32_t>(config_.dim);
     reply.payload.dense.assign(grad_.data(), grad_.data() + grad_.size());
