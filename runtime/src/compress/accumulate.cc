@@ -182,14 +182,12 @@ void decode_dense(const Payload& p, std::vector<double>& out, Payload* recycle) 
     fail(std::to_string(f64 ? p.dense.size() : p.values.size()) +
          " values for d = " + std::to_string(d));
   // A payload not known finite is read once more for that (at memory speed, see
-  // util/finite.h); which value is bad is found only on the way to the error.
-  const bool bad = !p.finite && (f64 ? !util::all_finite(p.dense.data(), d)
-                                     : !util::all_finite(p.values.data(), d));
-  if (bad) {
-    for (std::size_t j = 0; j < d; ++j) {
-      const double v = f64 ? p.dense[j] : static_cast<double>(p.values[j]);
-      if (!std::isfinite(v))
-        fail("value " + str(v) + " at index " + std::to_string(j) + " is not finite");
+  // util/finite.h).
+  if (!p.finite) {
+    if (const auto j = f64 ? util::find_non_finite(p.dense.data(), d)
+                           : util::find_non_finite(p.values.data(), d)) {
+      const double v = f64 ? p.dense[*j] : static_cast<double>(p.values[*j]);
+      fail("value " + str(v) + " at index " + std::to_string(*j) + " is not finite");
     }
   }
   if (f64 && recycle && out.capacity() >= d) {

@@ -62,10 +62,8 @@ void check_k_fits(uint32_t k, std::size_t d, const std::string& name) {
 
 // The whole input at memory speed (util/finite.h); element by element only to name the culprit.
 void check_finite(std::span<const double> x, const std::string& name) {
-  if (util::all_finite(x.data(), x.size())) return;
-  for (std::size_t j = 0; j < x.size(); ++j) {
-    if (!std::isfinite(x[j])) throw_not_finite(name, j, x[j], "the input");
-  }
+  if (const auto j = util::find_non_finite(x.data(), x.size()))
+    throw_not_finite(name, *j, x[*j], "the input");
 }
 
 // Rounds to float (the wire precision); throws if the result would not be finite.

@@ -62,11 +62,8 @@ void copy_into(const flatbuffers::String* s, std::string& out) {
 
 template <typename T>
 void check_finite(MessageKind kind, const char* what, const flatbuffers::Vector<T>* v) {
-  if (!util::any_non_finite<T>(v == nullptr ? nullptr : v->Data(), count(v))) return;
-  for (std::size_t i = 0, n = count(v); i < n; ++i) {
-    const T x = element(v, i);
-    if (!std::isfinite(x)) fail(kind, what, "[", i, "] is ", x);
-  }
+  if (const auto i = util::find_non_finite<T>(v == nullptr ? nullptr : v->Data(), count(v)))
+    fail(kind, what, "[", *i, "] is ", element(v, *i));
 }
 
 void check_finite(MessageKind kind, const char* what, double x) {

@@ -10,10 +10,12 @@
 // every element through the blend's latency, which made such a scan several times slower than
 // the sum it guarded. Which element is bad is left to the caller's slow path.
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <type_traits>
 
 namespace marina::util {
@@ -50,9 +52,22 @@ template <typename T>
   return (all >> (8 * sizeof(U) - 1)) != 0;
 }
 
+// The position of the first NaN or infinity, if any: the fast scan above, then (only when it
+// found one) element by element, for an error message that names the culprit.
 template <typename T>
-[[nodiscard]] bool all_finite(const T* values, std::size_t n) {
-  return !any_non_finite<T>(reinterpret_cast<const uint8_t*>(values), n);
+[[nodiscard]] std::optional<std::size_t> find_non_finite(const uint8_t* data, std::size_t n) {
+  if (!any_non_finite<T>(data, n)) return std::nullopt;
+  for (std::size_t i = 0; i < n; ++i) {
+    T x;
+    std::memcpy(&x, data + i * sizeof(T), sizeof x);
+    if (!std::isfinite(x)) return i;
+  }
+  return std::nullopt;  // not reached: the scan and isfinite agree
+}
+
+template <typename T>
+[[nodiscard]] std::optional<std::size_t> find_non_finite(const T* values, std::size_t n) {
+  return find_non_finite<T>(reinterpret_cast<const uint8_t*>(values), n);
 }
 
 }  // namespace marina::util
