@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <random>
@@ -130,6 +131,51 @@ TEST_CASE("methods: a reused reply keeps nothing of the last round's payload") {
       server->end_round();
     }
     REQUIRE(full_after_compressed > 0);  // p = 0.5: the case the test is about occurred
+  }
+}
+
+TEST_CASE("methods: a server that takes dense replies from their messages computes the same") {
+  // The coordinator decodes with wire::Decoder::decode_taking: a dense reply's values stay in
+  // the received message, which the server keeps until its round closes, and the buffer it
+  // kept before goes back to be received into. Whatever the caller then does with its
+  // buffers must not reach the server, which must end each round exactly as one that copied.
+  auto shards = test::shards_of(test::synthetic(60, 7, 0.6, 8), 3);
+  for (Method m : {Method::kGd, Method::kMarina, Method::kDiana}) {
+    CAPTURE(static_cast<int>(m));
+    const auto c = config(m, "identity", 3, 7, 0.5, 0.5);
+    auto taking = methods::make_server(c);
+    auto copying = methods::make_server(c);
+    std::vector<std::unique_ptr<methods::WorkerHalf>> workers;
+    for (uint32_t i = 0; i < 3; ++i) workers.push_back(methods::make_worker(c, i, shards[i]));
+    wire::Encoder enc(1);
+    wire::Decoder dec(wire::Limits{wire::max_message_bytes(7, 3), 7, 3});
+    wire::Inbox inbox;
+    std::vector<uint8_t> bytes;
+    methods::Reply reply;
+    int taken = 0;
+    for (int round = 0; round < 6; ++round) {
+      const auto& b = taking->begin_round();
+      (void)copying->begin_round();
+      for (auto& w : workers) {
+        REQUIRE(w->on_broadcast(b, reply));
+        copying->accept(reply);
+        const auto encoded = enc.encode(reply);
+        bytes.assign(encoded.begin(), encoded.end());
+        REQUIRE(dec.decode_taking(bytes, inbox) == wire::MessageKind::kReply);
+        taken += inbox.reply.payload.dense_in_received.has_value();
+        taking->accept_and_recycle(inbox.reply);
+        CHECK_FALSE(inbox.reply.payload.dense_in_received.has_value());
+        // What the caller holds now is its own to overwrite.
+        std::fill(bytes.begin(), bytes.end(), uint8_t{0xFF});
+        std::fill(inbox.reply.payload.received.begin(), inbox.reply.payload.received.end(),
+                  uint8_t{0xFF});
+        std::fill(inbox.reply.payload.dense.begin(), inbox.reply.payload.dense.end(), 1e300);
+      }
+      taking->end_round();
+      copying->end_round();
+      REQUIRE(std::memcmp(taking->x().data(), copying->x().data(), 7 * sizeof(double)) == 0);
+    }
+    CHECK(taken == 18);
   }
 }
 

@@ -44,6 +44,11 @@ bool bit_equal(const std::vector<T>& a, const std::vector<T>& b) {
          (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }
 
+bool bit_equal(std::span<const double> a, std::span<const double> b) {
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
+}
+
 bool bit_equal(double a, double b) {
   return std::memcmp(&a, &b, sizeof a) == 0;
 }
@@ -53,7 +58,7 @@ bool bit_equal(const std::optional<double>& a, const std::optional<double>& b) {
 }
 
 bool same(const Payload& a, const Payload& b) {
-  return a.kind == b.kind && a.dim == b.dim && bit_equal(a.dense, b.dense) &&
+  return a.kind == b.kind && a.dim == b.dim && bit_equal(a.dense_values(), b.dense_values()) &&
          bit_equal(a.values, b.values) && a.indices == b.indices && a.levels == b.levels &&
          bit_equal(a.norm, b.norm) && a.levels_s == b.levels_s;
 }
@@ -320,6 +325,37 @@ Bytes raw_envelope(uint16_t version, fb::Body type, bool with_body) {
   return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
 
+// A dense64 reply whose doubles sit at 4 mod 8 from the start of the message: the Verifier
+// checks the alignment of a vector's length, not of its elements, so a sender can do this.
+Bytes misplaced_dense_reply(const Reply& r) {
+  const std::vector<double>& v = r.payload.dense;
+  for (const bool pad : {false, true}) {
+    flatbuffers::FlatBufferBuilder fbb;
+    if (pad) fbb.PushElement<uint32_t>(0);
+    // Built back to front, as 2d words of 4-byte alignment under a length of d.
+    fbb.StartVector(2 * v.size(), sizeof(uint32_t));
+    for (std::size_t i = v.size(); i-- > 0;) {
+      uint32_t w[2];
+      std::memcpy(w, &v[i], sizeof w);
+      fbb.PushElement(w[1]);
+      fbb.PushElement(w[0]);
+    }
+    const std::size_t data_from_end = fbb.GetSize();
+    const flatbuffers::Offset<flatbuffers::Vector<double>> dense(fbb.EndVector(v.size()));
+    const auto body = fb::CreateReply(fbb, r.worker, r.round, r.oracle_calls, r.payload.dim, 0,
+                                      fb::PayloadKind::Dense64, 0, r.local_loss, dense);
+    const auto env =
+        fb::CreateEnvelope(fbb, kProtocolVersion, kSession, fb::Body::Reply, body.Union());
+    fb::FinishEnvelopeBuffer(fbb, env);
+    // The finished buffer's size is a multiple of 8, so "from the end" and "from the start"
+    // agree modulo 8.
+    if (fbb.GetSize() % 8 == 0 && data_from_end % 8 == 4)
+      return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+  }
+  FAIL("could not misplace the doubles");
+  return {};
+}
+
 }  // namespace
 
 TEST_CASE("wire: every message kind round-trips exactly") {
@@ -488,6 +524,65 @@ TEST_CASE("wire: one Inbox is reused across kinds and keeps its capacity") {
   CHECK(in.session == kSession);
   CHECK(same(in.reply, reply_with(seeded_payload(4))));
   CHECK(same(in.broadcast, dense_broadcast()));
+}
+
+TEST_CASE("wire: decode_taking leaves a dense reply's values in the message it takes") {
+  Encoder enc(kSession);
+  Decoder dec(run_limits());
+  Inbox in;
+  const Reply dense = reply_with(dense64_payload());
+  Bytes bytes = copy(enc.encode(dense));
+  const uint8_t* message = bytes.data();
+  REQUIRE(dec.decode_taking(bytes, in) == MessageKind::kReply);
+  const Payload& p = in.reply.payload;
+  CHECK(same(in.reply, dense));
+  CHECK(p.finite);
+  // The values are read where the message holds them; the caller got the payload's old buffer.
+  REQUIRE(p.dense_in_received.has_value());
+  CHECK(p.received.data() == message);
+  CHECK(p.dense_values().data() > reinterpret_cast<const double*>(message));
+  CHECK(bytes.empty());
+
+  // A copy of the payload is whole on its own.
+  std::optional<Payload> kept = p;
+  CHECK(kept->dense_values().data() != p.dense_values().data());
+  CHECK(bit_equal(kept->dense_values(), dense.payload.dense_values()));
+
+  // Its next dense reply hands the first message's buffer back to the caller.
+  Reply next = dense;
+  next.round += 1;
+  next.payload.dense[0] = 0.25;
+  bytes = copy(enc.encode(next));
+  REQUIRE(dec.decode_taking(bytes, in) == MessageKind::kReply);
+  CHECK(same(in.reply, next));
+  CHECK(bytes.data() == message);
+
+  // Anything else is copied and leaves `bytes` alone, and no stale view survives it: a sparse
+  // reply, a dense one through decode(), one whose doubles are misplaced in the message.
+  const Bytes sparse = copy(enc.encode(reply_with(sparse_payload())));
+  bytes = sparse;
+  REQUIRE(dec.decode_taking(bytes, in) == MessageKind::kReply);
+  CHECK(same(in.reply, reply_with(sparse_payload())));
+  CHECK(bytes == sparse);
+  REQUIRE(dec.decode(enc.encode(dense), in) == MessageKind::kReply);
+  CHECK_FALSE(in.reply.payload.dense_in_received.has_value());
+  CHECK(same(in.reply, dense));
+  const Bytes misplaced = misplaced_dense_reply(next);
+  bytes = misplaced;
+  REQUIRE(dec.decode_taking(bytes, in) == MessageKind::kReply);
+  CHECK(same(in.reply, next));
+  CHECK_FALSE(in.reply.payload.dense_in_received.has_value());
+  CHECK(bytes == misplaced);
+
+  // A rejected dense reply leaves the bytes and the Inbox as they were.
+  REQUIRE(dec.decode_taking(bytes = copy(enc.encode(dense)), in) == MessageKind::kReply);
+  Reply bad = next;
+  bad.payload.dense[5] = std::numeric_limits<double>::infinity();
+  const Bytes bad_bytes = copy(enc.encode(bad));
+  bytes = bad_bytes;
+  CHECK_THROWS_AS((void)dec.decode_taking(bytes, in), DecodeError);
+  CHECK(bytes == bad_bytes);
+  CHECK(same(in.reply, dense));
 }
 
 TEST_CASE("wire: every truncation of a valid message is rejected") {

@@ -59,7 +59,7 @@ void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, do
   switch (p.kind) {
     case PayloadKind::kDense64:
       add(
-          d, dense, [&p](std::size_t i) { return p.dense[i]; }, weight, acc);
+          d, dense, [v = p.dense_values()](std::size_t i) { return v[i]; }, weight, acc);
       return;
     case PayloadKind::kDense32:
       add(d, dense, f32, weight, acc);
@@ -175,32 +175,46 @@ bool decode_sparse(const Payload& p, const Compressor& q, const Context& ctx,
   }
 }
 
-void decode_dense(const Payload& p, std::vector<double>& out, Payload* recycle) {
+void decode_dense(const Payload& p, DenseValues& out, Payload* recycle) {
   const std::size_t d = p.dim;
   const bool f64 = p.kind == PayloadKind::kDense64;
-  if ((f64 ? p.dense.size() : p.values.size()) != d)
-    fail(std::to_string(f64 ? p.dense.size() : p.values.size()) +
+  const std::span<const double> v64 = p.dense_values();
+  if ((f64 ? v64.size() : p.values.size()) != d)
+    fail(std::to_string(f64 ? v64.size() : p.values.size()) +
          " values for d = " + std::to_string(d));
   // A payload not known finite is read once more for that (at memory speed, see
   // util/finite.h).
   if (!p.finite) {
-    if (const auto j = f64 ? util::find_non_finite(p.dense.data(), d)
+    if (const auto j = f64 ? util::find_non_finite(v64.data(), d)
                            : util::find_non_finite(p.values.data(), d)) {
-      const double v = f64 ? p.dense[*j] : static_cast<double>(p.values[*j]);
+      const double v = f64 ? v64[*j] : static_cast<double>(p.values[*j]);
       fail("value " + str(v) + " at index " + std::to_string(*j) + " is not finite");
     }
   }
-  if (f64 && recycle && out.capacity() >= d) {
-    out.swap(recycle->dense);
-    recycle->finite = false;  // it now holds what `out` held
-    return;
+  if (f64 && recycle) {
+    if (recycle->dense_in_received) {
+      // The pointer stays valid: swapping vectors moves no element.
+      out.message.swap(recycle->received);
+      out.data = v64.data();
+      recycle->dense_in_received.reset();
+      recycle->received.clear();
+      recycle->finite = false;
+      return;
+    }
+    if (out.copy.capacity() >= d) {
+      out.copy.swap(recycle->dense);  // recycle->dense: capacity d, contents unspecified
+      out.data = out.copy.data();
+      recycle->finite = false;
+      return;
+    }
   }
-  out.resize(d);
+  out.copy.resize(d);
   if (f64) {
-    for (std::size_t j = 0; j < d; ++j) out[j] = 0.0 + p.dense[j];
+    for (std::size_t j = 0; j < d; ++j) out.copy[j] = 0.0 + v64[j];
   } else {
-    for (std::size_t j = 0; j < d; ++j) out[j] = 0.0 + static_cast<double>(p.values[j]);
+    for (std::size_t j = 0; j < d; ++j) out.copy[j] = 0.0 + static_cast<double>(p.values[j]);
   }
+  out.data = out.copy.data();
 }
 
 }  // namespace marina::compress

@@ -32,6 +32,14 @@ std::size_t Payload::value_count() const {
   return 0;
 }
 
+std::span<const double> Payload::dense_values() const {
+  if (!dense_in_received) return {dense.data(), dense.size()};
+  // The decoder placed the range inside `received` and checked its alignment; a vector copied
+  // with the payload starts at a new allocation, which is aligned at least as well.
+  return {reinterpret_cast<const double*>(received.data() + dense_in_received->offset),
+          dense_in_received->count};
+}
+
 void Payload::clear() {
   kind = PayloadKind::kDense64;
   dim = 0;
@@ -42,6 +50,8 @@ void Payload::clear() {
   norm = 0.0;
   levels_s = 0;
   finite = false;
+  received.clear();
+  dense_in_received.reset();
 }
 
 }  // namespace marina::compress

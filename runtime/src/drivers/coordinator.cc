@@ -123,10 +123,13 @@ class Coordinator {
 
   // ---- messages ---------------------------------------------------------------------------
 
-  // Decodes one incoming message; false (and counted) when it is malformed or foreign.
-  bool decode(const transport::Incoming& in, wire::MessageKind& kind) {
+  // Decodes one incoming message; false (and counted) when it is malformed or foreign. A dense
+  // reply keeps its values in the received buffer, which moves into inbox_ (in.bytes gets
+  // another buffer): the server half takes it from there without copying d doubles.
+  bool decode(transport::Incoming& in, wire::MessageKind& kind) {
+    in_size_ = in.bytes.size();
     try {
-      kind = dec_.decode(in.bytes, inbox_);
+      kind = dec_.decode_taking(in.bytes, inbox_);
     } catch (const wire::VersionError& e) {
       // Another release: tell it (a peer of that release names both versions in its error).
       reject("protocol version", std::nullopt, e.what());
@@ -716,7 +719,7 @@ class Coordinator {
           break;
         }
         members_.answered(*w, now, std::chrono::duration<double>(now - opened_).count());
-        tally_.on_reply(r, in_.bytes.size());
+        tally_.on_reply(r, in_size_);
         local_losses_[*w] = r.local_loss;
         break;
       }
@@ -834,6 +837,7 @@ class Coordinator {
   wire::Decoder dec_;
   wire::Inbox inbox_;
   transport::Incoming in_;
+  std::size_t in_size_ = 0;  // bytes of the last message decoded from in_
   Membership members_;
   std::vector<Smoothness> smoothness_;               // as each worker reported it
   std::vector<std::optional<double>> local_losses_;  // of the open round's accepted replies

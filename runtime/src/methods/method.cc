@@ -254,7 +254,7 @@ const Eigen::VectorXd& ServerHalf::weighted_sum() {
       // The dense replies up to the next sparse one, added together (add_dense_run).
       run_.clear();
       for (; w < config_.workers && !(received_[w] && sparse_[w]); ++w)
-        if (received_[w]) run_.emplace_back(dense_[w].data(), weight(w));
+        if (received_[w]) run_.emplace_back(dense_[w].data, weight(w));
       add_dense_run();
       continue;
     }
@@ -329,8 +329,7 @@ void ServerHalf::sum_to_delta(ModelUpdate& out) {
 
 void ServerHalf::shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& h_i) const {
   if (!sparse_[worker]) {
-    const std::vector<double>& m = dense_[worker];
-    diana_shift(alpha, Eigen::Map<const Eigen::VectorXd>(m.data(), h_i.size()), h_i);
+    diana_shift(alpha, Eigen::Map<const Eigen::VectorXd>(dense_[worker].data, h_i.size()), h_i);
     return;
   }
   const std::vector<uint32_t>& idx = reply_indices_[worker];

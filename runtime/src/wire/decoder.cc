@@ -337,6 +337,15 @@ void Decoder::set_limits(Limits limits) {
 }
 
 MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox) {
+  return decode(bytes, inbox, nullptr);
+}
+
+MessageKind Decoder::decode_taking(std::vector<uint8_t>& bytes, Inbox& inbox) {
+  return decode(bytes, inbox, &bytes);
+}
+
+MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox,
+                            std::vector<uint8_t>* take) {
   const std::size_t size = bytes.size();
   // The Verifier only asserts its size preconditions, and asserts vanish in release builds.
   if (size > limits_.max_bytes || size >= FLATBUFFERS_MAX_BUFFER_SIZE) {
@@ -449,7 +458,18 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox) {
       compress::Payload& p = out.payload;
       p.kind = static_cast<compress::PayloadKind>(m.kind());
       p.dim = m.dim();
-      copy_into(m.dense(), p.dense);
+      // The values may stay where they are when the message is ours to keep and they are
+      // aligned for loads of doubles (they are unless the sender misplaced them on purpose).
+      const auto* dense = m.dense();
+      if (take != nullptr && data == bytes.data() && dense != nullptr && dense->size() != 0 &&
+          (dense->Data() - data) % alignof(double) == 0) {
+        p.dense_in_received =
+            compress::Payload::Range{static_cast<std::size_t>(dense->Data() - data), dense->size()};
+        p.received.swap(*take);
+      } else {
+        p.dense_in_received.reset();
+        copy_into(dense, p.dense);
+      }
       copy_into(m.values(), p.values);
       copy_into(m.indices(), p.indices);
       copy_into(m.levels(), p.levels);

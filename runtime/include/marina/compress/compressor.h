@@ -79,13 +79,24 @@ void decode(const Payload& payload, const Compressor& q, const Context& ctx, Eig
 bool decode_sparse(const Payload& payload, const Compressor& q, const Context& ctx,
                    std::vector<uint32_t>& indices, std::vector<double>& values);
 
-// Dense decode of a kDense64 or kDense32 payload into a plain buffer: what decode() leaves
-// (0.0 + 1.0·v, the same number, and +0.0 for −0.0), checked the same way unless
-// payload.finite (a non-finite value throws std::invalid_argument and leaves `out` as it was). With
-// `recycle` (the payload itself, kDense64), once `out` has a buffer to give back, the two buffers
-// are swapped instead of copied (and `recycle` is no longer marked finite); −0.0 entries then stay
-// −0.0, which a caller that only adds c·v (c > 0) to sums that are never −0.0, and skips v == 0.0,
-// cannot tell from +0.0 (the server half does exactly that).
-void decode_dense(const Payload& payload, std::vector<double>& out, Payload* recycle = nullptr);
+// A dense payload's d values as a receiver keeps them (the server half, until its round
+// closes): a copy in `copy`, or, taken from the payload, its `dense` buffer (in `copy`) or the
+// message its values are in (`message`). `data` points at the values in whichever holds them.
+struct DenseValues {
+  std::vector<double> copy;
+  std::vector<uint8_t> message;
+  const double* data = nullptr;
+};
+
+// Dense decode of a kDense64 or kDense32 payload: what decode() leaves (0.0 + 1.0·v, the same
+// number, and +0.0 for −0.0), checked the same way unless payload.finite (a non-finite value
+// throws std::invalid_argument and leaves `out` as it was). With `recycle` (the payload itself,
+// kDense64) the values are taken instead of copied: the message they are in
+// (Payload::received) is swapped with out.message, or, once out.copy has a buffer to give back,
+// the payload's `dense` with out.copy (which leaves it a buffer of capacity d and unspecified
+// contents); `recycle` is then no longer marked finite. Taken values keep −0.0 entries as −0.0,
+// which a caller that only adds c·v (c > 0) to sums that are never −0.0, and skips v == 0.0, cannot
+// tell from +0.0 (the server half does exactly that).
+void decode_dense(const Payload& payload, DenseValues& out, Payload* recycle = nullptr);
 
 }  // namespace marina::compress

@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -24,7 +26,7 @@ enum class PayloadKind : uint8_t {
 struct Payload {
   PayloadKind kind = PayloadKind::kDense64;
   uint32_t dim = 0;
-  std::vector<double> dense;      // kDense64
+  std::vector<double> dense;      // kDense64, unless in `received` (below; see dense_values())
   std::vector<float> values;      // kDense32, kSparse, kSeeded
   std::vector<uint32_t> indices;  // kSparse, kQuantized
   std::vector<int8_t> levels;     // kQuantized: signed level l, value = norm·l/s
@@ -36,6 +38,20 @@ struct Payload {
   // validated once). False for a payload built by hand; clear() resets it, and code that
   // changes the values of a payload must reset it too.
   bool finite = false;
+  // A kDense64 payload as wire::Decoder::decode_taking leaves it, sparing a copy of d doubles:
+  // `received` is the whole message the payload came in, its values are `dense_in_received`
+  // (a byte offset, 8-byte aligned, and a count) of it, and `dense` is not read (it keeps its
+  // buffer for later payloads). An offset rather than a pointer, so that a copy of the payload
+  // is whole.
+  struct Range {
+    std::size_t offset = 0;
+    std::size_t count = 0;
+  };
+  std::vector<uint8_t> received;
+  std::optional<Range> dense_in_received;
+
+  // The kDense64 values, wherever they are (`dense`, or inside `received`).
+  [[nodiscard]] std::span<const double> dense_values() const;
 
   // Number of values sent, counted as the paper counts communication (32 bits per value,
   // indices not counted): d for dense, nnz for sparse, K for seeded, nnz + 1 for QSGD.

@@ -73,10 +73,11 @@ class ServerHalf {
   // asked, a duplicate, a payload of another d, or one this round's compressor does not make
   // (kind, K, s; a dense gradient in full-sync rounds).
   void accept(const Reply& reply);
-  // The same, but instead of copying a dense f64 payload it takes the reply's buffer and hands
-  // back the one it kept from this worker's previous dense reply (contents unspecified, capacity
-  // d): a driver that refills `reply` each time then moves no dense vector twice and, after the
-  // first rounds, allocates nothing. Everything but payload.dense is left as it was.
+  // The same, but instead of copying a dense f64 payload it takes the reply's buffer (its
+  // payload.dense, or the message its values are in, payload.received) and hands back the one
+  // it kept from this worker's previous dense reply (contents unspecified): a driver that
+  // refills `reply` each time then copies no dense vector and, after the first rounds,
+  // allocates nothing. Everything but those buffers is left as it was.
   void accept_and_recycle(Reply& reply);
   // True when every participant of the open round has replied.
   [[nodiscard]] bool complete() const;
@@ -155,10 +156,10 @@ class ServerHalf {
 
   bool open_ = false;
   ModelUpdate pending_;  // update for the next broadcast
-  // Per worker, the decoded payload of this round: a dense d-vector (sized on the worker's
-  // first dense reply; with accept_and_recycle, the reply's own buffer) or, when sparse_[w],
-  // the indices and values of its nonzeros.
-  std::vector<std::vector<double>> dense_;
+  // Per worker, the decoded payload of this round: a dense d-vector (a copy, or with
+  // accept_and_recycle the reply's own buffer) or, when sparse_[w], the indices and values of
+  // its nonzeros.
+  std::vector<compress::DenseValues> dense_;
   std::vector<std::vector<uint32_t>> reply_indices_;
   std::vector<std::vector<double>> reply_values_;
   std::vector<uint8_t> sparse_;

@@ -181,11 +181,20 @@ class Decoder {
   // Only then it fills the member of `inbox` for the returned kind and inbox.session, so a
   // rejected message leaves `inbox` untouched. The session id is not checked here.
   MessageKind decode(std::span<const uint8_t> bytes, Inbox& inbox);
+  // The same, for a message the caller gives up, to spare the copy of a dense reply's d
+  // doubles: a kDense64 reply's values are left in the message, which moves into
+  // inbox.reply.payload.received (see Payload::dense_values()), and `bytes` gets that
+  // payload's previous buffer (contents unspecified; it keeps its capacity, so a transport that
+  // receives into it does not allocate). Any other message, or one that is not 8-byte aligned
+  // in memory, is decoded as by decode() and leaves `bytes` as it was. So does a rejected one.
+  MessageKind decode_taking(std::vector<uint8_t>& bytes, Inbox& inbox);
 
   void set_limits(Limits limits);
   [[nodiscard]] const Limits& limits() const { return limits_; }
 
  private:
+  MessageKind decode(std::span<const uint8_t> bytes, Inbox& inbox, std::vector<uint8_t>* take);
+
   Limits limits_;
   std::vector<uint64_t> aligned_;  // uint64_t elements give the 8-byte alignment
 };
