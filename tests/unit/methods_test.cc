@@ -162,13 +162,13 @@ TEST_CASE("methods: a server that takes dense replies from their messages comput
         const auto encoded = enc.encode(reply);
         bytes.assign(encoded.begin(), encoded.end());
         REQUIRE(dec.decode_taking(bytes, inbox) == wire::MessageKind::kReply);
-        taken += inbox.reply.payload.dense_in_received.has_value();
+        taken += inbox.reply.payload.received.at.has_value();
         taking->accept_and_recycle(inbox.reply);
-        CHECK_FALSE(inbox.reply.payload.dense_in_received.has_value());
+        CHECK_FALSE(inbox.reply.payload.received.at.has_value());
         // What the caller holds now is its own to overwrite.
         std::fill(bytes.begin(), bytes.end(), uint8_t{0xFF});
-        std::fill(inbox.reply.payload.received.begin(), inbox.reply.payload.received.end(),
-                  uint8_t{0xFF});
+        std::fill(inbox.reply.payload.received.bytes.begin(),
+                  inbox.reply.payload.received.bytes.end(), uint8_t{0xFF});
         std::fill(inbox.reply.payload.dense.begin(), inbox.reply.payload.dense.end(), 1e300);
       }
       taking->end_round();

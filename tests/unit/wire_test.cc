@@ -71,8 +71,9 @@ bool same(const Reply& a, const Reply& b) {
 bool same(const Broadcast& a, const Broadcast& b) {
   return a.round == b.round && a.full_sync == b.full_sync && a.round_seed == b.round_seed &&
          a.participants == b.participants && a.update.kind == b.update.kind &&
-         bit_equal(a.update.dense, b.update.dense) && a.update.indices == b.update.indices &&
-         bit_equal(a.update.values, b.update.values) && a.dropped == b.dropped;
+         bit_equal(a.update.dense_values(), b.update.dense_values()) &&
+         a.update.indices == b.update.indices && bit_equal(a.update.values, b.update.values) &&
+         a.dropped == b.dropped;
 }
 
 bool same(const Snapshot& a, const Snapshot& b) {
@@ -538,8 +539,8 @@ TEST_CASE("wire: decode_taking leaves a dense reply's values in the message it t
   CHECK(same(in.reply, dense));
   CHECK(p.finite);
   // The values are read where the message holds them; the caller got the payload's old buffer.
-  REQUIRE(p.dense_in_received.has_value());
-  CHECK(p.received.data() == message);
+  REQUIRE(p.received.at.has_value());
+  CHECK(p.received.bytes.data() == message);
   CHECK(p.dense_values().data() > reinterpret_cast<const double*>(message));
   CHECK(bytes.empty());
 
@@ -565,13 +566,13 @@ TEST_CASE("wire: decode_taking leaves a dense reply's values in the message it t
   CHECK(same(in.reply, reply_with(sparse_payload())));
   CHECK(bytes == sparse);
   REQUIRE(dec.decode(enc.encode(dense), in) == MessageKind::kReply);
-  CHECK_FALSE(in.reply.payload.dense_in_received.has_value());
+  CHECK_FALSE(in.reply.payload.received.at.has_value());
   CHECK(same(in.reply, dense));
   const Bytes misplaced = misplaced_dense_reply(next);
   bytes = misplaced;
   REQUIRE(dec.decode_taking(bytes, in) == MessageKind::kReply);
   CHECK(same(in.reply, next));
-  CHECK_FALSE(in.reply.payload.dense_in_received.has_value());
+  CHECK_FALSE(in.reply.payload.received.at.has_value());
   CHECK(bytes == misplaced);
 
   // A rejected dense reply leaves the bytes and the Inbox as they were.
@@ -583,6 +584,42 @@ TEST_CASE("wire: decode_taking leaves a dense reply's values in the message it t
   CHECK_THROWS_AS((void)dec.decode_taking(bytes, in), DecodeError);
   CHECK(bytes == bad_bytes);
   CHECK(same(in.reply, dense));
+}
+
+TEST_CASE("wire: decode_taking leaves a dense update's values in the message it takes") {
+  Encoder enc(kSession);
+  Decoder dec(run_limits());
+  Inbox in;
+  const Broadcast dense = dense_broadcast();
+  Bytes bytes = copy(enc.encode(dense));
+  const uint8_t* message = bytes.data();
+  REQUIRE(dec.decode_taking(bytes, in) == MessageKind::kBroadcast);
+  CHECK(same(in.broadcast, dense));
+  REQUIRE(in.broadcast.update.received.at.has_value());
+  CHECK(in.broadcast.update.received.bytes.data() == message);
+  CHECK(bytes.empty());
+  CHECK(in.broadcast.update == dense.update);  // compares values, not where they are kept
+
+  // A worker keeps a broadcast it cannot apply yet (OutOfSync): the copy is whole on its own.
+  std::optional<Broadcast> pending = in.broadcast;
+  Broadcast next = dense;
+  next.round += 1;
+  next.update.dense[1] = -3.5;
+  bytes = copy(enc.encode(next));
+  REQUIRE(dec.decode_taking(bytes, in) == MessageKind::kBroadcast);
+  CHECK(bytes.data() == message);  // the first message's buffer, handed back
+  std::fill(bytes.begin(), bytes.end(), uint8_t{0xFF});
+  CHECK(same(*pending, dense));
+  CHECK(same(in.broadcast, next));
+  CHECK_FALSE(in.broadcast.update == pending->update);
+
+  // A delta broadcast is copied, leaves `bytes` alone and leaves no stale view behind.
+  const Bytes delta = copy(enc.encode(delta_broadcast()));
+  bytes = delta;
+  REQUIRE(dec.decode_taking(bytes, in) == MessageKind::kBroadcast);
+  CHECK(bytes == delta);
+  CHECK_FALSE(in.broadcast.update.received.at.has_value());
+  CHECK(same(in.broadcast, delta_broadcast()));
 }
 
 TEST_CASE("wire: every truncation of a valid message is rejected") {

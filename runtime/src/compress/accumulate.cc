@@ -192,12 +192,12 @@ void decode_dense(const Payload& p, DenseValues& out, Payload* recycle) {
     }
   }
   if (f64 && recycle) {
-    if (recycle->dense_in_received) {
+    if (recycle->received.at) {
       // The pointer stays valid: swapping vectors moves no element.
-      out.message.swap(recycle->received);
+      out.message.swap(recycle->received.bytes);
       out.data = v64.data();
-      recycle->dense_in_received.reset();
-      recycle->received.clear();
+      recycle->received.at.reset();
+      recycle->received.bytes.clear();
       recycle->finite = false;
       return;
     }

@@ -32,12 +32,16 @@ std::size_t Payload::value_count() const {
   return 0;
 }
 
+std::span<const double> InMessage::doubles() const {
+  if (!at) return {};
+  // The decoder placed the range inside `bytes` and checked its alignment; a vector copied
+  // with its owner starts at a new allocation, which is aligned at least as well.
+  return {reinterpret_cast<const double*>(bytes.data() + at->offset), at->count};
+}
+
 std::span<const double> Payload::dense_values() const {
-  if (!dense_in_received) return {dense.data(), dense.size()};
-  // The decoder placed the range inside `received` and checked its alignment; a vector copied
-  // with the payload starts at a new allocation, which is aligned at least as well.
-  return {reinterpret_cast<const double*>(received.data() + dense_in_received->offset),
-          dense_in_received->count};
+  if (received.at) return received.doubles();
+  return {dense.data(), dense.size()};
 }
 
 void Payload::clear() {
@@ -50,8 +54,8 @@ void Payload::clear() {
   norm = 0.0;
   levels_s = 0;
   finite = false;
-  received.clear();
-  dense_in_received.reset();
+  received.bytes.clear();
+  received.at.reset();
 }
 
 }  // namespace marina::compress

@@ -74,10 +74,12 @@ class Worker {
     return std::move(out_);
   }
 
-  // Decodes one message; false (and counted) when malformed.
+  // Decodes one message; false (and counted) when malformed. A dense update stays in the
+  // received buffer, which moves into inbox_ (bytes_ gets its previous one): no copy of d
+  // doubles per full-sync round.
   bool decode(wire::MessageKind& kind) {
     try {
-      kind = dec_.decode(bytes_, inbox_);
+      kind = dec_.decode_taking(bytes_, inbox_);
     } catch (const wire::VersionError& e) {
       // While joining, the coordinator of another release: stop rather than retry forever.
       if (!session_)

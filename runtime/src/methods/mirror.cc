@@ -1,5 +1,6 @@
 #include "marina/methods/mirror.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -7,16 +8,23 @@
 
 namespace marina::methods {
 
+bool ModelUpdate::operator==(const ModelUpdate& o) const {
+  const auto a = dense_values();
+  const auto b = o.dense_values();
+  return kind == o.kind && std::equal(a.begin(), a.end(), b.begin(), b.end()) &&
+         indices == o.indices && values == o.values;
+}
+
 void validate(const ModelUpdate& u, Eigen::Index d) {
   const auto n = static_cast<std::size_t>(d);
   switch (u.kind) {
     case UpdateKind::kNone:
       return;
     case UpdateKind::kDense:
-      if (u.dense.size() != n)
-        throw ProtocolError("update: " + std::to_string(u.dense.size()) +
+      if (u.dense_values().size() != n)
+        throw ProtocolError("update: " + std::to_string(u.dense_values().size()) +
                             " values for d = " + std::to_string(n));
-      for (double v : u.dense)
+      for (double v : u.dense_values())
         if (!std::isfinite(v)) throw ProtocolError("update: non-finite value");
       return;
     case UpdateKind::kDelta:
@@ -57,7 +65,7 @@ bool marina_advance(const ModelUpdate& u, double gamma, Eigen::VectorXd& g, Eige
   double* __restrict ps = x_prev.data();
   double bad = 0.0;
   if (u.kind == UpdateKind::kDense) {
-    const double* __restrict us = u.dense.data();
+    const double* __restrict us = u.dense_values().data();
     for (Eigen::Index j = 0; j < d; ++j) {
       gs[j] = us[j];
       ps[j] = xs[j];
@@ -90,7 +98,7 @@ bool diana_advance(const ModelUpdate& u, double gamma, double alpha, Eigen::Vect
   double bad = 0.0;
   // x ← x − γ(h + u) and h ← h + αu, touching u's non-zeros only where it is sparse.
   if (u.kind == UpdateKind::kDense) {
-    const double* __restrict us = u.dense.data();
+    const double* __restrict us = u.dense_values().data();
     for (Eigen::Index j = 0; j < d; ++j) {
       const double uj = us[j];
       ps[j] = xs[j];

@@ -176,9 +176,15 @@ static_assert(FLATBUFFERS_LITTLEENDIAN, "TableWriter::push writes scalars as lit
 // Empty vectors are not written: an absent field costs nothing and decodes as empty.
 template <typename T>
 flatbuffers::Offset<flatbuffers::Vector<T>> vector_or_absent(flatbuffers::FlatBufferBuilder& fbb,
-                                                             const std::vector<T>& v) {
+                                                             std::span<const T> v) {
   if (v.empty()) return 0;
   return fbb.CreateVector(v.data(), v.size());
+}
+
+template <typename T>
+flatbuffers::Offset<flatbuffers::Vector<T>> vector_or_absent(flatbuffers::FlatBufferBuilder& fbb,
+                                                             const std::vector<T>& v) {
+  return vector_or_absent(fbb, std::span<const T>(v));
 }
 
 flatbuffers::Offset<flatbuffers::String> string_or_absent(flatbuffers::FlatBufferBuilder& fbb,
@@ -259,7 +265,7 @@ std::span<const uint8_t> Encoder::encode(const methods::Broadcast& m) {
     case methods::UpdateKind::kNone:
       break;
     case methods::UpdateKind::kDense:
-      dense = vector_or_absent(fbb_, m.update.dense);
+      dense = vector_or_absent(fbb_, m.update.dense_values());
       break;
     case methods::UpdateKind::kDelta:
       indices = vector_or_absent(fbb_, m.update.indices);
@@ -291,7 +297,7 @@ std::span<const uint8_t> Encoder::encode(const methods::Reply& m) {
   // As for broadcasts: only the fields of the payload's kind are written.
   switch (p.kind) {
     case compress::PayloadKind::kDense64:
-      dense = vector_or_absent(fbb_, p.dense);
+      dense = vector_or_absent(fbb_, p.dense_values());
       break;
     case compress::PayloadKind::kDense32:
     case compress::PayloadKind::kSeeded:

@@ -52,6 +52,22 @@ void copy_into(const flatbuffers::Vector<T>* v, std::vector<T>& out) {
   if (n != 0) std::memcpy(out.data(), v->Data(), n * sizeof(T));
 }
 
+// A long vector of doubles stays where it is when the message is the caller's to give up
+// (`take`: the buffer `data` is in) and the values are aligned for loads of doubles (they are
+// unless the sender misplaced them on purpose): the message moves into `in`, the caller gets
+// in's previous buffer. Otherwise the values are copied into `copy`.
+void take_or_copy(const flatbuffers::Vector<double>* v, const uint8_t* data,
+                  std::vector<uint8_t>* take, compress::InMessage& in, std::vector<double>& copy) {
+  if (take != nullptr && take->data() == data && count(v) != 0 &&
+      (v->Data() - data) % alignof(double) == 0) {
+    in.at = compress::InMessage::Range{static_cast<std::size_t>(v->Data() - data), v->size()};
+    in.bytes.swap(*take);
+    return;
+  }
+  in.at.reset();
+  copy_into(v, copy);
+}
+
 void copy_into(const flatbuffers::String* s, std::string& out) {
   if (s == nullptr) {
     out.clear();
@@ -440,7 +456,7 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox,
       out.round_seed = m.round_seed();
       copy_into(m.participants(), out.participants);
       out.update.kind = static_cast<methods::UpdateKind>(m.update_kind());
-      copy_into(m.update_dense(), out.update.dense);
+      take_or_copy(m.update_dense(), data, take, out.update.received, out.update.dense);
       copy_into(m.update_indices(), out.update.indices);
       copy_into(m.update_values(), out.update.values);
       copy_into(m.dropped(), out.dropped);
@@ -458,18 +474,7 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox,
       compress::Payload& p = out.payload;
       p.kind = static_cast<compress::PayloadKind>(m.kind());
       p.dim = m.dim();
-      // The values may stay where they are when the message is ours to keep and they are
-      // aligned for loads of doubles (they are unless the sender misplaced them on purpose).
-      const auto* dense = m.dense();
-      if (take != nullptr && data == bytes.data() && dense != nullptr && dense->size() != 0 &&
-          (dense->Data() - data) % alignof(double) == 0) {
-        p.dense_in_received =
-            compress::Payload::Range{static_cast<std::size_t>(dense->Data() - data), dense->size()};
-        p.received.swap(*take);
-      } else {
-        p.dense_in_received.reset();
-        copy_into(dense, p.dense);
-      }
+      take_or_copy(m.dense(), data, take, p.received, p.dense);
       copy_into(m.values(), p.values);
       copy_into(m.indices(), p.indices);
       copy_into(m.levels(), p.levels);

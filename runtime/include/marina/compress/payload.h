@@ -23,6 +23,21 @@ enum class PayloadKind : uint8_t {
 // "dense64", "dense32", "sparse", "seeded", "quantized".
 [[nodiscard]] std::string_view to_string(PayloadKind kind);
 
+// Doubles left where a received message holds them (wire::Decoder::decode_taking) instead of
+// being copied out of it: the message, and where in it the values are (`at`: a byte offset,
+// 8-byte aligned, and a count). An offset rather than a pointer, so that a copy is whole.
+struct InMessage {
+  struct Range {
+    std::size_t offset = 0;
+    std::size_t count = 0;
+  };
+  std::vector<uint8_t> bytes;
+  std::optional<Range> at;
+
+  // The values; empty when `at` is not set.
+  [[nodiscard]] std::span<const double> doubles() const;
+};
+
 struct Payload {
   PayloadKind kind = PayloadKind::kDense64;
   uint32_t dim = 0;
@@ -39,16 +54,9 @@ struct Payload {
   // changes the values of a payload must reset it too.
   bool finite = false;
   // A kDense64 payload as wire::Decoder::decode_taking leaves it, sparing a copy of d doubles:
-  // `received` is the whole message the payload came in, its values are `dense_in_received`
-  // (a byte offset, 8-byte aligned, and a count) of it, and `dense` is not read (it keeps its
-  // buffer for later payloads). An offset rather than a pointer, so that a copy of the payload
-  // is whole.
-  struct Range {
-    std::size_t offset = 0;
-    std::size_t count = 0;
-  };
-  std::vector<uint8_t> received;
-  std::optional<Range> dense_in_received;
+  // the message it came in, with received.at set, and `dense` not read (it keeps its buffer for
+  // later payloads).
+  InMessage received;
 
   // The kDense64 values, wherever they are (`dense`, or inside `received`).
   [[nodiscard]] std::span<const double> dense_values() const;

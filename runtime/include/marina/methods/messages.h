@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "marina/compress/payload.h"
@@ -20,11 +21,20 @@ enum class UpdateKind : uint8_t {
 
 struct ModelUpdate {
   UpdateKind kind = UpdateKind::kNone;
-  std::vector<double> dense;      // kDense: d values
+  std::vector<double> dense;      // kDense: d values, unless in `received` (dense_values())
   std::vector<uint32_t> indices;  // kDelta: strictly increasing
   std::vector<double> values;     // kDelta
+  // A kDense update as wire::Decoder::decode_taking leaves it (a worker's decode), sparing a
+  // copy of d doubles: the message it came in, with received.at set, and `dense` not read.
+  compress::InMessage received;
 
-  bool operator==(const ModelUpdate&) const = default;
+  // The kDense values, wherever they are.
+  [[nodiscard]] std::span<const double> dense_values() const {
+    if (received.at) return received.doubles();
+    return {dense.data(), dense.size()};
+  }
+  // Compares the update, not where its values are kept.
+  bool operator==(const ModelUpdate& o) const;
 };
 
 // Server → all workers, once per round.
