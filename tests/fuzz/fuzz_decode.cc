@@ -12,12 +12,17 @@
 // shapes against d, but only the compressor knows how many values a payload of its kind must
 // carry), a broadcast to WorkerHalf::on_broadcast(), a resync response to restore() followed by
 // that round's broadcast. They may refuse it (ProtocolError) or stop the run (Diverged), no more.
+//
+// The same bytes also go through decode_taking, the drivers' decode, which must agree with
+// decode() and hand over messages the halves take the same way.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <span>
 #include <sstream>
 #include <string>
@@ -73,7 +78,9 @@ std::vector<uint8_t> encode(MessageKind kind, const Inbox& in) {
 
 // Only ProtocolError (a reply that does not fit) and Diverged (values that blow up x) may come
 // out: both end in a rejected reply or a stopped run, never in a crashed coordinator.
-void serve(const marina::methods::Reply& reply) {
+// `recycle`: as the coordinator hands it over (accept_and_recycle takes a dense reply's buffer,
+// here from a copy per server).
+void serve(const marina::methods::Reply& reply, bool recycle = false) {
   using namespace marina::methods;
   static const std::pair<Method, const char*> kServers[] = {
       {Method::kMarina, "identity"}, {Method::kDiana, "identity"}, {Method::kDiana, "randk:3"},
@@ -90,7 +97,12 @@ void serve(const marina::methods::Reply& reply) {
     const std::unique_ptr<ServerHalf> server = make_server(config);
     (void)server->begin_round();
     try {
-      server->accept(reply);
+      if (recycle) {
+        marina::methods::Reply own = reply;
+        server->accept_and_recycle(own);
+      } else {
+        server->accept(reply);
+      }
       server->end_round();
     } catch (const ProtocolError&) {
     } catch (const Diverged&) {
@@ -192,6 +204,37 @@ void check(const Limits& limits, std::span<const uint8_t> bytes) {
   }
 }
 
+// The drivers decode with decode_taking into buffers of their own: it must accept exactly what
+// decode() accepts, decode it to the same message, leave the bytes of a rejected one as they
+// were, and hand the method halves something they take as they take decode()'s.
+void check_taking(const Limits& limits, std::span<const uint8_t> bytes) {
+  Decoder plain(limits), taking(limits);
+  Inbox a, b;
+  std::optional<MessageKind> kind_a, kind_b;
+  try {
+    kind_a = plain.decode(bytes, a);
+  } catch (const DecodeError&) {
+  }
+  std::vector<uint8_t> owned(bytes.begin(), bytes.end());
+  try {
+    kind_b = taking.decode_taking(owned, b);
+  } catch (const DecodeError&) {
+    if (!std::equal(owned.begin(), owned.end(), bytes.begin(), bytes.end()))
+      bug(kHarness, "decode_taking changed the bytes of a message it rejected");
+  } catch (const std::exception& e) {
+    bug(kHarness, std::string("decode_taking threw something other than DecodeError: ") + e.what());
+  }
+  if (kind_a.has_value() != kind_b.has_value())
+    bug(kHarness, std::string("decode ") + (kind_a ? "accepts" : "rejects") +
+                      " a message that decode_taking " + (kind_b ? "accepts" : "rejects"));
+  if (!kind_a) return;
+  if (*kind_a != *kind_b || encode(*kind_a, a) != encode(*kind_b, b))
+    bug(kHarness,
+        "decode_taking decodes a " + std::string(to_string(*kind_a)) + " differently from decode");
+  if (*kind_b == MessageKind::kReply) serve(b.reply, /*recycle=*/true);
+  if (*kind_b == MessageKind::kBroadcast) work(*kind_b, b);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
@@ -200,6 +243,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   check(Limits{max_message_bytes(kDim, 1), kDim, 0}, bytes);   // worker, before its Welcome
   const Limits run{max_message_bytes(kDim, kWorkers), kDim, kWorkers};
   check(run, bytes);
+  check_taking(run, bytes);
   // ZeroMQ hands over buffers at any address; the Decoder copies misaligned ones first.
   std::vector<uint8_t> shifted(size + 1);
   if (size != 0) std::memcpy(shifted.data() + 1, data, size);
