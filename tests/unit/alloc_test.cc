@@ -18,10 +18,13 @@
 #include <string>
 #include <vector>
 
+#include <malloc.h>
+
 #include <doctest/doctest.h>
 #include <Eigen/Core>
 
 #include "marina/methods/method.h"
+#include "marina/util/heap.h"
 #include "marina/wire/codec.h"
 #include "test_support.h"
 
@@ -262,4 +265,25 @@ TEST_CASE("alloc: the server half's round allocates at most once per reply, not 
                                   << ": " << early + late << " allocations for "
                                   << early_replies + late_replies << " replies");
   }
+}
+
+TEST_CASE("alloc: blocks of a run's message size stay in the heap once the driver asks") {
+  // The drivers call keep_message_blocks_in_heap with the run's largest message (util/heap.h):
+  // a block that size must then come from the heap, not from mmap (mallinfo2().hblks counts
+  // the mapped blocks). 20 MiB is more than any block this binary frees before, which is what
+  // would raise glibc's own threshold that far.
+  if (!MARINA_ALLOC_COUNTING) {
+    MESSAGE("AddressSanitizer owns malloc: glibc's settings do not apply");
+    return;
+  }
+  CHECK_FALSE(util::keep_message_blocks_in_heap(64 * 1024));  // small: left to glibc
+  constexpr std::size_t kMessage = 20u << 20;
+  REQUIRE(util::keep_message_blocks_in_heap(kMessage + 4096));
+  CHECK_FALSE(util::keep_message_blocks_in_heap(kMessage));  // never lowered
+  const auto mapped_before = mallinfo2().hblks;
+  void* block = std::malloc(kMessage);
+  REQUIRE(block != nullptr);
+  std::memset(block, 1, kMessage);
+  CHECK(mallinfo2().hblks == mapped_before);
+  std::free(block);
 }

@@ -9,6 +9,7 @@
 #include "marina/drivers/membership.h"
 #include "marina/methods/method.h"
 #include "marina/security/keys.h"
+#include "marina/util/heap.h"
 #include "marina/wire/codec.h"
 
 namespace marina::drivers {
@@ -372,6 +373,7 @@ class Coordinator {
     }
     out_.config = config_;
     dec_.set_limits(wire::Limits{wire::max_message_bytes(config_.dim, n_), config_.dim, n_});
+    util::keep_message_blocks_in_heap(dec_.limits().max_bytes);  // dense rounds: util/heap.h
     server_ = methods::make_server(config_);
     if (s_.resume) server_->load(s_.resume->server);
   }

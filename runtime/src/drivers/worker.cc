@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "marina/methods/method.h"
+#include "marina/util/heap.h"
 #include "marina/wire/codec.h"
 
 namespace marina::drivers {
@@ -171,7 +172,9 @@ class Worker {
     const bool same_session = session_ && *session_ == session;
     session_ = session;
     enc_.set_session(session);
-    dec_.set_limits(wire::Limits{wire::max_message_bytes(c.dim, c.workers), c.dim, c.workers});
+    const std::size_t max_bytes = wire::max_message_bytes(c.dim, c.workers);
+    dec_.set_limits(wire::Limits{max_bytes, c.dim, c.workers});
+    util::keep_message_blocks_in_heap(max_bytes);  // dense rounds: see util/heap.h
     // The same coordinator welcoming us back keeps our state (a snapshot follows); a new
     // session is a new or resumed run: a fresh half, brought to the run's round by a snapshot.
     if (same_session && half_) return;
