@@ -21,8 +21,8 @@ namespace marina::util {
 // the mmap threshold is capped at glibc's maximum (32 MiB on 64-bit, 16 MiB on 32-bit targets).
 // Up to four freed blocks of that size stay with the process for reuse (at d = 1e6 a worker's
 // peak RSS, which varies by a few messages from run to run anyway, reached 15 MiB more once;
-// the coordinator's, whose largest message is a snapshot of 3·d doubles, 25–40 MiB more). Does nothing
-// for messages below 128 KiB or without glibc. Returns whether it changed the settings.
+// the coordinator's, whose largest message is a snapshot of 3·d doubles, 25–40 MiB more). Does
+// nothing for messages below 128 KiB or without glibc. Returns whether it changed the settings.
 bool keep_message_blocks_in_heap(std::size_t message_bytes);
 
 }  // namespace marina::util
