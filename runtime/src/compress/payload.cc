@@ -39,11 +39,6 @@ std::span<const double> InMessage::doubles() const {
   return {reinterpret_cast<const double*>(bytes.data() + at->offset), at->count};
 }
 
-std::span<const double> Payload::dense_values() const {
-  if (received.at) return received.doubles();
-  return {dense.data(), dense.size()};
-}
-
 void Payload::clear() {
   kind = PayloadKind::kDense64;
   dim = 0;

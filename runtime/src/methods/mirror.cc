@@ -20,13 +20,15 @@ void validate(const ModelUpdate& u, Eigen::Index d) {
   switch (u.kind) {
     case UpdateKind::kNone:
       return;
-    case UpdateKind::kDense:
-      if (u.dense_values().size() != n)
-        throw ProtocolError("update: " + std::to_string(u.dense_values().size()) +
+    case UpdateKind::kDense: {
+      const auto dense = u.dense_values();
+      if (dense.size() != n)
+        throw ProtocolError("update: " + std::to_string(dense.size()) +
                             " values for d = " + std::to_string(n));
-      for (double v : u.dense_values())
+      for (double v : dense)
         if (!std::isfinite(v)) throw ProtocolError("update: non-finite value");
       return;
+    }
     case UpdateKind::kDelta:
       if (u.indices.size() != u.values.size())
         throw ProtocolError("update: indices and values differ in length");

@@ -36,6 +36,11 @@ struct InMessage {
 
   // The values; empty when `at` is not set.
   [[nodiscard]] std::span<const double> doubles() const;
+  // The values if `at` is set, else `copy` (where a decode that did not take the message put
+  // them): what the dense_values() of Payload and methods::ModelUpdate return.
+  [[nodiscard]] std::span<const double> doubles_or(const std::vector<double>& copy) const {
+    return at ? doubles() : std::span<const double>(copy);
+  }
 };
 
 struct Payload {
@@ -59,7 +64,7 @@ struct Payload {
   InMessage received;
 
   // The kDense64 values, wherever they are (`dense`, or inside `received`).
-  [[nodiscard]] std::span<const double> dense_values() const;
+  [[nodiscard]] std::span<const double> dense_values() const { return received.doubles_or(dense); }
 
   // Number of values sent, counted as the paper counts communication (32 bits per value,
   // indices not counted): d for dense, nnz for sparse, K for seeded, nnz + 1 for QSGD.

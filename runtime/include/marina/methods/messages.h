@@ -29,10 +29,7 @@ struct ModelUpdate {
   compress::InMessage received;
 
   // The kDense values, wherever they are.
-  [[nodiscard]] std::span<const double> dense_values() const {
-    if (received.at) return received.doubles();
-    return {dense.data(), dense.size()};
-  }
+  [[nodiscard]] std::span<const double> dense_values() const { return received.doubles_or(dense); }
   // Compares the update, not where its values are kept.
   bool operator==(const ModelUpdate& o) const;
 };
