@@ -1,5 +1,5 @@
 // Tests of the wire codec: exact round trips, misaligned input, Inbox reuse, rejection of
-// hostile bytes, and the size budget of a seeded RandK reply.
+// hostile bytes, the bytes of reference messages, and the size budget of a seeded RandK reply.
 
 #include <doctest/doctest.h>
 
@@ -877,6 +877,87 @@ TEST_CASE("wire: flipped bytes of valid messages never crash the decoder") {
     }
   }
   MESSAGE("flipped messages that still decoded: " << decoded << " of " << total);
+}
+
+// The exact bytes of a few messages, as protocol version 3 has written them since its release.
+// Deployed workers and coordinators decode these bytes, so a change to the encoder that moves a
+// field (the order TableWriter pushes fields in, a padding rule) must fail here; a deliberate
+// change of layout goes with a new kProtocolVersion and new bytes below.
+namespace {
+std::string hex(std::span<const uint8_t> bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (const uint8_t b : bytes) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 15];
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("wire: the bytes of reference messages stay those of protocol version 3") {
+  REQUIRE(kProtocolVersion == 3);
+  Encoder enc(kSession);
+
+  Reply seeded;  // three floats leave the buffer at 4 mod 8: fields are ordered to fill it
+  seeded.worker = 4;
+  seeded.round = 123'456;
+  seeded.oracle_calls = 12'000;
+  seeded.local_loss = 0.5;
+  seeded.payload.kind = PayloadKind::kSeeded;
+  seeded.payload.dim = 1000;
+  seeded.payload.values = {1.5f, -2.0f, 0.25f};
+  CHECK(hex(enc.encode(seeded)) ==
+        "180000004d524e41000000000c00140006000800050010000c00000000040300420000000000ed5e"
+        "18000000140028000c0020001800080004000000000010001400000024000000e803000004000000"
+        "000000000000e03fe02e00000000000040e2010000000000030000000000c03f000000c00000803e");
+
+  Reply qsgd;
+  qsgd.worker = 2;
+  qsgd.round = 7;
+  qsgd.oracle_calls = 3;
+  qsgd.payload.kind = PayloadKind::kQuantized;
+  qsgd.payload.dim = 9;
+  qsgd.payload.indices = {1, 4, 8};
+  qsgd.payload.levels = {-1, 2, 3};
+  qsgd.payload.norm = 2.5;
+  qsgd.payload.levels_s = 4;
+  CHECK(hex(enc.encode(qsgd)) ==
+        "140000004d524e410c00140006000c00050008000c0000000004030028000000420000000000ed5e"
+        "1c00340018002c0024001400000007001000000000000c001c0008001c0000000000000404000000"
+        "280000002c0000000900000002000000000000000000044003000000000000000700000000000000"
+        "03000000ff02030003000000010000000400000008000000");
+
+  Broadcast b;
+  b.round = 9;
+  b.round_seed = 0x0123'4567'89ab'cdefULL;
+  b.participants = {0, 2, 5};
+  b.dropped = {1};
+  b.update.kind = UpdateKind::kDelta;
+  b.update.indices = {3, 7};
+  b.update.values = {-0.5, 8.0};
+  CHECK(hex(enc.encode(b)) ==
+        "180000004d524e41000000000c00160014000800070010000c00000000000003420000000000ed5e"
+        "1c0000000300160028001c00000014002400070010000c0000000800160000000000000244000000"
+        "1c00000030000000efcdab896745230109000000000000003000000002000000000000000000e0bf"
+        "00000000000020400000000002000000030000000700000001000000010000000300000000000000"
+        "0200000005000000");
+
+  Welcome w;  // the widest table
+  w.worker_id = 3;
+  w.config.method = Method::kVrMarina;
+  w.config.compressor = "randk:5";
+  w.config.workers = 5;
+  w.config.dim = 73;
+  w.config.seed = 11;
+  w.config.gamma = 0.125;
+  w.config.p = 0.25;
+  w.config.batch = 32;
+  CHECK(hex(enc.encode(w)) ==
+        "140000004d524e410c00140006000c00050008000c0000000002030024000000420000000000ed5e"
+        "18003c00380007000c00080030002800200018000000100018000000000000020500000030000000"
+        "2000000000000000000000000000d03f000000000000c03f0b000000000000004900000000000000"
+        "030000000700000072616e646b3a3500");
 }
 
 TEST_CASE("wire: seeded RandK reply stays within 4K + 96 bytes") {
