@@ -1,4 +1,7 @@
 #include <cmath>
+#include <cstring>
+#include <tuple>
+#include <vector>
 
 #include <Eigen/Eigenvalues>
 
@@ -70,6 +73,67 @@ TEST_CASE("problem: smoothness bounds the loss curvature") {
     CHECK((gx - gy).norm() <= L * (x - y).norm() * (1 + 1e-12));
   }
   CHECK(f.smoothness().L_max >= std::sqrt(f.smoothness().L_mean_sq));
+}
+
+// A worker reports λ_max(AᵀA/m) when it joins, and every process must get the same bits. The
+// iteration over only the columns a shard uses must give exactly what the plain iteration over
+// all d columns (below, as shard_stats computed it before) gives.
+namespace {
+double power_iteration_over_all_columns(const data::SparseMatrix& A) {
+  const double m = static_cast<double>(A.rows());
+  const Eigen::Index d = A.cols();
+  double lambda = 0.0;
+  Eigen::VectorXd v = Eigen::VectorXd::Constant(d, 1.0 / std::sqrt(static_cast<double>(d)));
+  Eigen::VectorXd av(A.rows()), w(d);
+  for (int it = 0; it < 1000; ++it) {
+    av = A * v;
+    w = A.transpose() * av;
+    w /= m;
+    double next = 0.0, sq = 0.0;
+    for (Eigen::Index i = 0; i < d; ++i) next += v[i] * w[i];
+    for (Eigen::Index i = 0; i < d; ++i) sq += w[i] * w[i];
+    const double norm = std::sqrt(sq);
+    if (norm == 0.0) break;
+    v = w / norm;
+    const bool done = std::abs(next - lambda) <= 1e-12 * std::abs(next);
+    lambda = next;
+    if (done) break;
+  }
+  return lambda;
+}
+}  // namespace
+
+TEST_CASE(
+    "problem: λ_max of a shard that leaves columns empty is the all-columns iteration's, bit for "
+    "bit") {
+  util::Rng rng(21);
+  for (const auto& [rows, d, per_row] : {std::tuple{40, 5000, 6}, std::tuple{7, 100000, 30},
+                                         std::tuple{300, 40, 2}, std::tuple{60, 12, 12}}) {
+    CAPTURE(rows);
+    CAPTURE(d);
+    std::vector<Eigen::Triplet<double, int>> entries;
+    for (int j = 0; j < rows; ++j) {
+      for (int k = 0; k < per_row; ++k) {
+        entries.emplace_back(j, static_cast<int>(rng.below(static_cast<uint64_t>(d))),
+                             4 * rng.uniform() - 2);
+      }
+    }
+    data::Dataset shard;
+    shard.A.resize(rows, d);
+    shard.A.setFromTriplets(entries.begin(), entries.end());  // sums repeated columns
+    shard.y = Eigen::VectorXd::Ones(rows);
+    const double expected = power_iteration_over_all_columns(shard.A);
+    const double got = problem::shard_stats(shard).lambda_max;
+    CHECK(std::memcmp(&got, &expected, sizeof got) == 0);
+    CHECK(got == expected);
+    // and it is the largest eigenvalue (a dense solve where that is affordable)
+    if (d <= 5000) {
+      const Eigen::MatrixXd dense = Eigen::MatrixXd(shard.A);
+      const Eigen::MatrixXd G = dense * dense.transpose() / static_cast<double>(rows);
+      const double lmax = G.selfadjointView<Eigen::Lower>().eigenvalues().maxCoeff();
+      CHECK(got == doctest::Approx(lmax).epsilon(1e-8));
+    }
+  }
 }
 
 TEST_CASE("problem: loss names") {
