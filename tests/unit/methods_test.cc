@@ -467,3 +467,122 @@ TEST_CASE("methods: sparse replies aggregate to what the dense sum of their deco
     CHECK(server->begin_round().update == *expected);
   }
 }
+
+namespace {
+
+// The same f_i without a stated gradient support: the worker then takes its dense path.
+class WithoutSupport final : public Model {
+ public:
+  explicit WithoutSupport(problem::Objective& f) : f_(f) {}
+  [[nodiscard]] std::size_t dim() const override { return f_.dim(); }
+  [[nodiscard]] std::size_t samples() const override { return f_.samples(); }
+  double gradient(std::span<const double> x, std::span<double> grad) override {
+    return f_.gradient(x, grad);
+  }
+  void minibatch_gradient(std::span<const double> x, std::span<const uint32_t> batch,
+                          std::span<double> grad) override {
+    f_.minibatch_gradient(x, batch, grad);
+  }
+  void minibatch_difference(std::span<const double> x, std::span<const double> y,
+                            std::span<const uint32_t> batch, std::span<double> grad) override {
+    f_.minibatch_difference(x, y, batch, grad);
+  }
+  [[nodiscard]] Smoothness smoothness() override { return f_.smoothness(); }
+
+ private:
+  problem::Objective& f_;
+};
+
+bool same_bits(const compress::Payload& a, const compress::Payload& b) {
+  const auto bytes = [](const auto& v) { return std::as_bytes(std::span(v)); };
+  const auto eq = [](auto x, auto y) {
+    return x.size() == y.size() && std::equal(x.begin(), x.end(), y.begin());
+  };
+  return a.kind == b.kind && a.dim == b.dim &&
+         eq(bytes(a.dense_values()), bytes(b.dense_values())) &&
+         eq(bytes(a.values), bytes(b.values)) && a.indices == b.indices && a.levels == b.levels &&
+         std::memcmp(&a.norm, &b.norm, sizeof a.norm) == 0 && a.levels_s == b.levels_s;
+}
+
+// A model that states an unusable support.
+class BadSupport final : public Model {
+ public:
+  explicit BadSupport(std::vector<uint32_t> support) : support_(std::move(support)) {}
+  [[nodiscard]] std::size_t dim() const override { return 7; }
+  [[nodiscard]] std::size_t samples() const override { return 1; }
+  double gradient(std::span<const double> /*x*/, std::span<double> grad) override {
+    std::fill(grad.begin(), grad.end(), 0.0);
+    return 0.0;
+  }
+  [[nodiscard]] Smoothness smoothness() override { return {1.0, 0.0, 0.0}; }
+  [[nodiscard]] std::span<const uint32_t> gradient_support() const override { return support_; }
+
+ private:
+  std::vector<uint32_t> support_;
+};
+
+}  // namespace
+
+TEST_CASE("methods: a MARINA worker that skips the columns its shard lacks sends the same bits") {
+  // 30 rows of about 4 non-zeros among d = 200 columns, l2 = 0: each shard uses a fraction of
+  // the columns and says so (Objective::gradient_support); the worker then evaluates gradients
+  // and differences on those columns only. Nothing of what it sends or computes may change.
+  auto sparse = test::shards_of(test::synthetic(30, 200, 0.02, 12), 3);
+  auto dense = test::shards_of(test::synthetic(30, 200, 0.02, 12), 3);
+  std::vector<WithoutSupport> unstated;
+  for (auto& f : dense) unstated.emplace_back(f);
+  for (const auto& f : sparse) {
+    CHECK_FALSE(f.gradient_support().empty());
+    CHECK(f.gradient_support().size() < 200);
+  }
+  for (const Method m : {Method::kMarina, Method::kPpMarina, Method::kVrMarina}) {
+    for (const std::string q : {"randk:3", "qsgd:2", "permk"}) {
+      CAPTURE(methods::to_string(m));
+      CAPTURE(q);
+      const auto c = config(m, q, 3, 200, 0.5, 0.2);
+      auto server_a = methods::make_server(c);
+      auto server_b = methods::make_server(c);
+      std::vector<std::unique_ptr<methods::WorkerHalf>> a, b;
+      for (uint32_t i = 0; i < 3; ++i) {
+        a.push_back(methods::make_worker(c, i, sparse[i]));
+        b.push_back(methods::make_worker(c, i, unstated[i]));
+      }
+      methods::Reply ra, rb;
+      for (uint64_t k = 0; k < 25; ++k) {
+        const auto& ba = server_a->begin_round();
+        const auto& bb = server_b->begin_round();
+        for (uint32_t i = 0; i < 3; ++i) {
+          if (i == 1 && k == 12) {  // worker 1 misses this round and catches up from a snapshot
+            a[1]->restore(server_a->snapshot(1));
+            b[1]->restore(server_b->snapshot(1));
+          }
+          const bool ya = a[i]->on_broadcast(ba, ra);
+          REQUIRE(ya == b[i]->on_broadcast(bb, rb));
+          if (!ya) continue;
+          CHECK(same_bits(ra.payload, rb.payload));
+          CHECK(ra.local_loss == rb.local_loss);
+          CHECK(ra.oracle_calls == rb.oracle_calls);
+          server_a->accept(ra);
+          server_b->accept(rb);
+        }
+        server_a->end_round();
+        server_b->end_round();
+        REQUIRE(std::memcmp(server_a->x().data(), server_b->x().data(), 200 * sizeof(double)) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("methods: a model's unusable gradient support is refused when the worker is made") {
+  const auto c = config(Method::kMarina, "randk:2", 1, 7, 0.5, 0.2);
+  for (const auto& support :
+       {std::vector<uint32_t>{1, 7}, std::vector<uint32_t>{3, 3}, std::vector<uint32_t>{4, 2}}) {
+    BadSupport model(support);
+    CHECK_THROWS_WITH_AS(
+        (void)methods::make_worker(c, 0, model),
+        doctest::Contains("gradient_support() is not strictly increasing below d = 7"),
+        std::invalid_argument);
+  }
+  BadSupport fine({0, 6});
+  CHECK_NOTHROW((void)methods::make_worker(c, 0, fine));
+}

@@ -46,6 +46,21 @@ class Model {
   // grad ← ∇f_i(x) over all local samples; returns f_i(x). x and grad have dim() entries.
   virtual double gradient(std::span<const double> x, std::span<double> grad) = 0;
 
+  // The columns outside which ∇f_i(x) is zero at every x, strictly increasing and < dim():
+  // for a linear model on sparse data without an l2 term, the columns its shard uses. Empty
+  // (the default) when there is no such set or it is all of [0, d). A model that states one
+  // lets MARINA's worker keep its gradients zero outside it and evaluate them with
+  // gradient_on_support(), so that a round costs O(nnz + |support|) there instead of O(d).
+  // The set must not change during a run (it is read once).
+  [[nodiscard]] virtual std::span<const uint32_t> gradient_support() const { return {}; }
+
+  // gradient(), for a `grad` that is zero outside gradient_support() on entry: only the
+  // entries at those columns need to be written (the others must stay zero). The default calls
+  // gradient().
+  virtual double gradient_on_support(std::span<const double> x, std::span<double> grad) {
+    return gradient(x, grad);
+  }
+
   // grad ← (1/|batch|) Σ_{j ∈ batch} ∇f_ij(x); entries of batch are sample indices < samples()
   // and may repeat. Used by the variance-reduced methods only; the default throws.
   virtual void minibatch_gradient(std::span<const double> x, std::span<const uint32_t> batch,

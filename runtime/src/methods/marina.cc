@@ -84,16 +84,18 @@ void MarinaWorker::respond(const Broadcast& b, Reply& reply) {
   // or was resynchronised: then it is evaluated again at x^{k−1}. The sentinels must not count
   // as rounds: UINT64_MAX + 1 wraps to 0, so a compressed round 0 (which only a broken or
   // hostile coordinator sends) would otherwise subtract a gradient that was never computed.
+  // grad_ and grad_new_ hold only gradients and their differences, so with a sparse model they
+  // stay zero off its gradient support and the round touches only the support.
   if (grad_round_ >= kRestored || grad_round_ + 1 != b.round) {
-    gradient(x_prev_, grad_);
+    gradient_on_support(x_prev_, grad_);
     if (grad_round_ == kRestored)
       recovery_oracle_calls_ += m;
     else
       reply.oracle_calls += m;
   }
-  reply.local_loss = gradient(x_, grad_new_);
+  reply.local_loss = gradient_on_support(x_, grad_new_);
   reply.oracle_calls += m;
-  grad_ = grad_new_ - grad_;  // Δ_i, reusing grad_'s storage
+  subtract_on_support(grad_new_, grad_);  // Δ_i, reusing grad_'s storage
   compress_reply(grad_, b, reply);
   grad_.swap(grad_new_);
   grad_round_ = b.round;

@@ -385,6 +385,15 @@ WorkerHalf::WorkerHalf(const MethodConfig& config, uint32_t id, Model& model)
                                 " but the run has d = " + std::to_string(config_.dim));
   if (model.samples() == 0)
     throw std::invalid_argument("worker " + std::to_string(id_) + ": its model has no samples");
+  support_ = model.gradient_support();
+  for (std::size_t i = 0; i < support_.size(); ++i) {
+    if (support_[i] >= config_.dim || (i > 0 && support_[i] <= support_[i - 1])) {
+      throw std::invalid_argument(
+          "worker " + std::to_string(id_) + ": its model's gradient_support() is not strictly " +
+          "increasing below d = " + std::to_string(config_.dim) + " (column " +
+          std::to_string(support_[i]) + " at position " + std::to_string(i) + ")");
+    }
+  }
   x_ = initial_point(config_);
   x_prev_ = x_;
 }
@@ -393,6 +402,20 @@ double WorkerHalf::gradient(const Eigen::VectorXd& x, Eigen::VectorXd& out) {
   out.resize(x.size());
   return f_.gradient({x.data(), static_cast<std::size_t>(x.size())},
                      {out.data(), static_cast<std::size_t>(out.size())});
+}
+
+double WorkerHalf::gradient_on_support(const Eigen::VectorXd& x, Eigen::VectorXd& out) {
+  if (support_.empty() || out.size() != x.size()) return gradient(x, out);
+  return f_.gradient_on_support({x.data(), static_cast<std::size_t>(x.size())},
+                                {out.data(), static_cast<std::size_t>(out.size())});
+}
+
+void WorkerHalf::subtract_on_support(const Eigen::VectorXd& a, Eigen::VectorXd& out) const {
+  if (support_.empty()) {
+    out = a - out;
+    return;
+  }
+  for (const uint32_t c : support_) out[c] = a[c] - out[c];
 }
 
 void WorkerHalf::minibatch_gradient(const Eigen::VectorXd& x, std::span<const uint32_t> batch,

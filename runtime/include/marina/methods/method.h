@@ -227,10 +227,17 @@ class WorkerHalf {
                           Eigen::VectorXd& out);
   void minibatch_difference(const Eigen::VectorXd& x, const Eigen::VectorXd& y,
                             std::span<const uint32_t> batch, Eigen::VectorXd& out);
+  // When the model states a gradient support (Model::gradient_support), vectors that only ever
+  // hold its gradients and differences of them are zero outside it, and these two touch only
+  // the support: gradient() into such an `out` (a plain gradient() on first use), and
+  // out ← a − out. Without a support they are gradient() and a dense difference.
+  double gradient_on_support(const Eigen::VectorXd& x, Eigen::VectorXd& out);
+  void subtract_on_support(const Eigen::VectorXd& a, Eigen::VectorXd& out) const;
 
   MethodConfig config_;
   uint32_t id_;
   Model& f_;
+  std::span<const uint32_t> support_;  // f_.gradient_support(), checked
   std::unique_ptr<compress::Compressor> q_;
   Eigen::VectorXd x_;       // x^k
   Eigen::VectorXd x_prev_;  // x^{k−1}

@@ -11,6 +11,7 @@
 #include <span>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <string>
 
@@ -67,6 +68,9 @@ class Objective final : public Model {
   [[nodiscard]] std::size_t dim() const override { return data_.dim(); }
   [[nodiscard]] std::size_t samples() const override { return data_.rows(); }
   double gradient(std::span<const double> x, std::span<double> grad) override;
+  // Without an l2 term, the columns the shard uses (when that is not all of them).
+  [[nodiscard]] std::span<const uint32_t> gradient_support() const override { return support_; }
+  double gradient_on_support(std::span<const double> x, std::span<double> grad) override;
   void minibatch_gradient(std::span<const double> x, std::span<const uint32_t> batch,
                           std::span<double> grad) override;
   void minibatch_difference(std::span<const double> x, std::span<const double> y,
@@ -94,6 +98,7 @@ class Objective final : public Model {
   [[nodiscard]] double margin(std::size_t row, const double* x) const;
   void add_row(std::size_t row, double scale, double* out) const;
   double gradient_into(const double* x, double* grad) const;
+  double support_gradient_into(const double* x, double* grad) const;
   void minibatch_into(const double* x, std::span<const uint32_t> batch, double* grad) const;
   void difference_into(const double* x, const double* y, std::span<const uint32_t> batch,
                        double* grad) const;
@@ -103,6 +108,7 @@ class Objective final : public Model {
   Loss loss_;
   double l2_;
   std::string description_;
+  std::vector<uint32_t> support_;  // see gradient_support()
 };
 
 // The full objective f = (1/n) Σ f_i over equal shards, evaluated exactly; for logs.
