@@ -15,8 +15,10 @@
       GD (every round a dense sync: d doubles up from each worker and down to each) on a
       synthetic sparse LibSVM file with d features: rounds/s and coordinator peak RSS.
   bench/loopback.py worker [--dim 100000] [--rows 2000] [--workers 2] [--rounds 300]
-      MARINA RandK K = 1 on a sparse problem with d features: per-round time and each worker's
-      peak RSS (/usr/bin/time -v), to check the worker-memory formula of docs/PERFORMANCE.md.
+      MARINA RandK K = 1 on a sparse problem with d features: per-round time, the workers' CPU
+      per round (user + system time of a run minus that of a run of a tenth of the rounds) and
+      each worker's peak RSS (/usr/bin/time -v), to check the worker-memory formula of
+      docs/PERFORMANCE.md.
 
 The coordinator runs without --data, so it evaluates nothing for the log: its rounds are the
 protocol's alone. Every process is started and stopped here; nothing listens beyond 127.0.0.1.
@@ -133,6 +135,13 @@ def run_cluster(data, n, rounds, algo, tmp, timed_coordinator=False, timed_worke
     return rows, crss, wrss, wall, worker_err
 
 
+def cpu_seconds(time_file):
+    """User + system seconds from a /usr/bin/time -v report."""
+    with open(time_file) as fh:
+        text = fh.read()
+    return sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([0-9.]+)", text))
+
+
 def round_times(rows, warmup_fraction=0.1):
     """Per-round seconds from wall_s (row k is written when round k−1 closed)."""
     t = [float(r["wall_s"]) for r in rows]
@@ -228,14 +237,26 @@ def cmd_worker(args):
             rows, crss, wrss, wall, errs = run_cluster(
                 data, args.workers, args.rounds,
                 ["--method", "marina", "--compressor", "randk:1"], tmp, timed_workers=True)
+            cpu_long = [cpu_seconds(os.path.join(tmp, f"worker-{i}.time"))
+                        for i in range(args.workers)]
+            # A run of a tenth of the rounds: the difference is the rounds' CPU without the
+            # start-up (reading the shard, its statistics, joining).
+            short = max(1, args.rounds // 10)
+            run_cluster(data, args.workers, short,
+                        ["--method", "marina", "--compressor", "randk:1"], tmp, timed_workers=True)
+            cpu_short = [cpu_seconds(os.path.join(tmp, f"worker-{i}.time"))
+                         for i in range(args.workers)]
+            per_round = sorted((a - b) / (args.rounds - short) for a, b in zip(cpu_long, cpu_short))
             rt = round_times(rows)
             full = [float(b["wall_s"]) - float(a["wall_s"]) for a, b in zip(rows, rows[1:])
                     if b.get("full_sync") == "1"]
             self_rss = [int(m) for e in errs for m in re.findall(r"peak RSS (\d+) KiB", e)]
             print(f"worker: d = {dim}, {args.rows} rows x {args.nnz} nnz per worker, "
                   f"n = {args.workers}: p50 {pct(rt, 0.5) * 1e3:.3f} ms per round "
-                  f"(p99 {pct(rt, 0.99) * 1e3:.3f} ms; {len(full)} full-sync rounds), worker peak "
-                  f"RSS {max(wrss) / 1024:.1f} MiB (/usr/bin/time), "
+                  f"(p99 {pct(rt, 0.99) * 1e3:.3f} ms; {len(full)} full-sync rounds), worker CPU "
+                  f"{per_round[len(per_round) // 2] * 1e3:.3f} ms per round (median of "
+                  f"{len(per_round)}; start-up {min(cpu_short) * 1e3:.0f} ms CPU with {short} "
+                  f"rounds), worker peak RSS {max(wrss) / 1024:.1f} MiB (/usr/bin/time), "
                   f"{max(self_rss) / 1024 if self_rss else float('nan'):.1f} MiB (its own "
                   f"report)", flush=True)
 

@@ -68,7 +68,7 @@ class Objective final : public Model {
   [[nodiscard]] std::size_t dim() const override { return data_.dim(); }
   [[nodiscard]] std::size_t samples() const override { return data_.rows(); }
   double gradient(std::span<const double> x, std::span<double> grad) override;
-  // Without an l2 term, the columns the shard uses (when that is not all of them).
+  // Without an l2 term, the columns the shard uses (when they are at most a quarter of d).
   [[nodiscard]] std::span<const uint32_t> gradient_support() const override { return support_; }
   double gradient_on_support(std::span<const double> x, std::span<double> grad) override;
   void minibatch_gradient(std::span<const double> x, std::span<const uint32_t> batch,
@@ -98,7 +98,7 @@ class Objective final : public Model {
   [[nodiscard]] double margin(std::size_t row, const double* x) const;
   void add_row(std::size_t row, double scale, double* out) const;
   double gradient_into(const double* x, double* grad) const;
-  double support_gradient_into(const double* x, double* grad) const;
+  double support_gradient_into(const double* x, double* grad);
   void minibatch_into(const double* x, std::span<const uint32_t> batch, double* grad) const;
   void difference_into(const double* x, const double* y, std::span<const uint32_t> batch,
                        double* grad) const;
@@ -108,7 +108,11 @@ class Objective final : public Model {
   Loss loss_;
   double l2_;
   std::string description_;
-  std::vector<uint32_t> support_;  // see gradient_support()
+  // gradient_support(), stated when at most 1/kSupportFraction of the columns.
+  static constexpr std::size_t kSupportFraction = 4;
+  std::vector<uint32_t> support_;
+  std::vector<int> support_position_;  // per non-zero of A: its column's place in support_
+  std::vector<double> compact_;        // the gradient at support_, before scaling (scratch)
 };
 
 // The full objective f = (1/n) Σ f_i over equal shards, evaluated exactly; for logs.
