@@ -434,7 +434,13 @@ TEST_CASE("compress: permk derives the same blocks in any order of workers and r
   // block): interleaved rounds and workers in random order must not change any block.
   auto q = mc::make_compressor("permk");
   marina::util::Rng order(5);
-  for (auto [d, n] : {std::pair<std::size_t, uint32_t>{1000, 100}, {1000, 3}, {33, 5}, {3, 5}}) {
+  for (auto [d, n] : {std::pair<std::size_t, uint32_t>{1000, 100},
+                      {1000, 3},
+                      {33, 5},
+                      {3, 5},
+                      {4097, 2},
+                      {100'003, 7},
+                      {130, 1}}) {
     CAPTURE(d);
     CAPTURE(n);
     const uint64_t seeds[] = {11, 12, 11};  // back to a round already seen

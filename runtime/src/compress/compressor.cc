@@ -88,6 +88,35 @@ inline void read_word(uint64_t w, uint32_t base, uint32_t* o, std::size_t& n) {
   } while (w != 0);
 }
 
+// The k set bits of a d-bit bitmap, ascending, into out. Read in groups of stores (read_word),
+// the first group even for an empty word: with about one bit per word or less, a loop that stops
+// at the last bit would mispredict on most words.
+void read_out(const uint64_t* bits, std::size_t words, uint32_t d, std::size_t k,
+              std::vector<uint32_t>& out) {
+  out.resize(k + 1);
+  uint32_t* o = out.data();
+  std::size_t n = 0;
+  if (uint64_t{k} * 32 <= d) {
+    // At most one bit in 32 set (K ≤ 3% of d): most words are empty, and four stores each are
+    // mostly wasted. A first pass lists the non-empty words (no branch: the position moves on
+    // only for one), the second reads their bits two stores at a time (a third bit or more, in
+    // about 6% of them at 1%, takes another turn of the loop).
+    thread_local std::vector<uint32_t> nonempty;
+    if (nonempty.size() < words) nonempty.resize(words);
+    uint32_t* ne = nonempty.data();
+    std::size_t m = 0;
+    for (std::size_t i = 0; i < words; ++i) {
+      ne[m] = static_cast<uint32_t>(i);
+      m += bits[i] != 0;
+    }
+    for (std::size_t t = 0; t < m; ++t) read_word<2>(bits[ne[t]], ne[t] * 64, o, n);
+  } else {
+    for (std::size_t i = 0; i < words; ++i)
+      read_word<4>(bits[i], static_cast<uint32_t>(i * 64), o, n);
+  }
+  out.resize(k);
+}
+
 // k distinct uniform indices of [0, d), ascending. Floyd's algorithm: exactly k draws, a
 // linear-probing hash set (load ≤ 1/2, thread_local, O(k) to reset) for membership, then a sort:
 // O(k log k) time and no O(d) work or memory.
@@ -111,31 +140,7 @@ void sample_sorted_bitmap(util::Rng& rng, uint32_t d, uint32_t k, std::vector<ui
     const uint64_t t = rng.below(j + 1);
     if (!insert_new(t)) insert_new(j);  // every earlier sample is < j, so j itself is new
   }
-  // Read out in groups of stores (read_word), the first group even for an empty word: with
-  // about one bit per word or less, a loop that stops at the last bit would mispredict on most
-  // words.
-  out.resize(std::size_t{k} + 1);
-  uint32_t* o = out.data();
-  std::size_t n = 0;
-  if (uint64_t{k} * 32 <= d) {
-    // At most one bit in 32 set (K ≤ 3% of d): most words are empty, and four stores each are
-    // mostly wasted. A first pass lists the non-empty words (no branch: the position moves on
-    // only for one), the second reads their bits two stores at a time (a third bit or more, in
-    // about 6% of them at 1%, takes another turn of the loop).
-    thread_local std::vector<uint32_t> nonempty;
-    if (nonempty.size() < words) nonempty.resize(words);
-    uint32_t* ne = nonempty.data();
-    std::size_t m = 0;
-    for (std::size_t i = 0; i < words; ++i) {
-      ne[m] = static_cast<uint32_t>(i);
-      m += bits[i] != 0;
-    }
-    for (std::size_t t = 0; t < m; ++t) read_word<2>(bits[ne[t]], ne[t] * 64, o, n);
-  } else {
-    for (std::size_t i = 0; i < words; ++i)
-      read_word<4>(bits[i], static_cast<uint32_t>(i * 64), o, n);
-  }
-  out.resize(k);
+  read_out(bits.data(), words, d, k, out);
 }
 
 void sample_sorted(util::Rng& rng, uint32_t d, uint32_t k, std::vector<uint32_t>& out) {
@@ -310,22 +315,21 @@ class PermK final : public Compressor {
     for (; sh.done < end && sh.done + 1 < padded; ++sh.done) {
       std::swap(sh.perm[sh.done], sh.perm[sh.done + sh.rng.below(padded - sh.done)]);
     }
-    // Ascending order: a sort of the block when it is small against d (many workers), else
-    // marking and scanning d; both give the same sorted set.
+    // Ascending order: a sort of the block when it is tiny against d (about a thousand workers
+    // or more), else marking a d-bit bitmap and reading it out, O(block + d/64) (the same
+    // threshold as RandK's); both give the same sorted set.
     out.clear();
     for (uint64_t p = begin; p < end; ++p)
       if (sh.perm[p] < d) out.push_back(sh.perm[p]);
-    if (block * 16 < d) {
+    if (block * 512 < d) {
       std::sort(out.begin(), out.end());
       return;
     }
-    thread_local std::vector<uint8_t> mine;
-    mine.assign(d, 0);
-    for (uint32_t j : out) mine[j] = 1;
-    out.clear();
-    for (uint32_t j = 0; j < d; ++j) {
-      if (mine[j] != 0) out.push_back(j);
-    }
+    thread_local std::vector<uint64_t> mine;
+    const std::size_t words = (d + 63) / 64;
+    mine.assign(words, 0);
+    for (uint32_t j : out) mine[j >> 6] |= uint64_t{1} << (j & 63);
+    read_out(mine.data(), words, static_cast<uint32_t>(d), out.size(), out);
   }
 
  private:
