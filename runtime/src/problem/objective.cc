@@ -19,6 +19,30 @@ double sum_sq(const Eigen::VectorXd& v) {
   return s;
 }
 
+// The columns a compressed A uses, ascending, and for each of its non-zeros the place of its
+// column among them: A with only those columns, in the same order (see shard_stats and
+// Objective's gradient support).
+struct UsedColumns {
+  std::vector<uint32_t> columns;
+  std::vector<int> place;  // per non-zero
+};
+UsedColumns used_columns(const data::SparseMatrix& A) {
+  UsedColumns u;
+  std::vector<int> at(static_cast<std::size_t>(A.cols()), -1);
+  const int* inner = A.innerIndexPtr();
+  const auto nnz = static_cast<std::size_t>(A.nonZeros());
+  for (std::size_t k = 0; k < nnz; ++k) at[static_cast<std::size_t>(inner[k])] = 0;
+  for (std::size_t c = 0; c < at.size(); ++c) {
+    if (at[c] == 0) {
+      at[c] = static_cast<int>(u.columns.size());
+      u.columns.push_back(static_cast<uint32_t>(c));
+    }
+  }
+  u.place.resize(nnz);
+  for (std::size_t k = 0; k < nnz; ++k) u.place[k] = at[static_cast<std::size_t>(inner[k])];
+  return u;
+}
+
 // φ(m) and φ'(m) for each loss, written to stay finite for any finite margin.
 double phi(Loss loss, double m) {
   if (loss == Loss::kNonConvex) {
@@ -75,23 +99,10 @@ Objective::Objective(data::Dataset shard, Loss loss, double l2, std::string desc
   if (l2_ == 0.0) {
     // Without an l2 term the gradient lives on the columns the shard uses. Say so only when
     // they are few enough that touching them one by one beats streaming over all d.
-    const std::size_t d = dim();
-    std::vector<int> position(d, -1);
-    const int* inner = data_.A.innerIndexPtr();
-    const auto nnz = static_cast<std::size_t>(data_.A.nonZeros());
-    for (std::size_t k = 0; k < nnz; ++k) position[static_cast<std::size_t>(inner[k])] = 0;
-    for (std::size_t c = 0; c < d; ++c) {
-      if (position[c] == 0) {
-        position[c] = static_cast<int>(support_.size());
-        support_.push_back(static_cast<uint32_t>(c));
-      }
-    }
-    if (support_.size() * kSupportFraction > d) {
-      support_ = {};
-    } else {
-      support_position_.resize(nnz);
-      for (std::size_t k = 0; k < nnz; ++k)
-        support_position_[k] = position[static_cast<std::size_t>(inner[k])];
+    UsedColumns used = used_columns(data_.A);
+    if (used.columns.size() * kSupportFraction <= dim()) {
+      support_ = std::move(used.columns);
+      support_position_ = std::move(used.place);
       compact_.resize(support_.size());
     }
   }
@@ -305,22 +316,15 @@ ShardStats shard_stats(const data::Dataset& shard) {
     s.lambda_max = power_iteration(A, d, m);
     return s;
   }
-  const Eigen::Index nnz = A.nonZeros();
-  const int* inner = A.innerIndexPtr();
-  std::vector<int> renumber(static_cast<std::size_t>(d), 0);
-  for (Eigen::Index k = 0; k < nnz; ++k) renumber[static_cast<std::size_t>(inner[k])] = 1;
-  int cols = 0;
-  for (auto& c : renumber) c = c != 0 ? cols++ : -1;  // used columns keep their order
+  const UsedColumns used = used_columns(A);
+  const auto cols = static_cast<Eigen::Index>(used.columns.size());
   if (cols == d) {
     s.lambda_max = power_iteration(A, d, m);
     return s;
   }
   // The same rows and entries in the same order, only the column numbers change.
-  std::vector<int> narrow_inner(static_cast<std::size_t>(nnz));
-  for (Eigen::Index k = 0; k < nnz; ++k)
-    narrow_inner[static_cast<std::size_t>(k)] = renumber[static_cast<std::size_t>(inner[k])];
-  const Eigen::Map<const data::SparseMatrix> narrow(A.rows(), cols, nnz, A.outerIndexPtr(),
-                                                    narrow_inner.data(), A.valuePtr());
+  const Eigen::Map<const data::SparseMatrix> narrow(A.rows(), cols, A.nonZeros(), A.outerIndexPtr(),
+                                                    used.place.data(), A.valuePtr());
   s.lambda_max = power_iteration(narrow, d, m);
   return s;
 }
