@@ -413,21 +413,29 @@ TEST_CASE("methods: every method converges on heart_scale in the paper's setting
 }
 
 TEST_CASE("methods: sparse replies aggregate to what the dense sum of their decodes gives") {
-  // d = 4096: few touched entries build the delta from the sorted list, many (randk:400 from
-  // five workers) from a scan of d; replies are accepted in reverse id order.
+  // The server finds the touched entries three ways, by how many values the replies carry: a
+  // sort of a list (fewer than d / 1024: randk:1 at d = 65536), the read-out of a bitmap (up to
+  // d / 4: randk:3, randk:150, topk:5) or a scan of all d (randk:400 and qsgd:4 from five
+  // workers). With p = 0.3 full-sync rounds (dense sums) come between compressed ones, so each
+  // way also starts from what another left. Replies are accepted in reverse id order.
   constexpr uint32_t n = 5;
-  constexpr uint64_t d = 4096;
-  for (const std::string q : {"randk:3", "randk:400", "qsgd:4", "topk:5"}) {
+  const std::vector<std::pair<uint64_t, std::string>> cases = {
+      {4096, "randk:3"}, {4096, "randk:150"}, {4096, "randk:400"}, {4096, "qsgd:4"},
+      {4096, "topk:5"},  {65536, "randk:1"},  {65536, "randk:40"}};
+  for (const auto& [d, q] : cases) {
+    CAPTURE(d);
     CAPTURE(q);
-    const auto c = config(Method::kMarina, q, n, d, 0.01, 0.0);
+    const auto c = config(Method::kMarina, q, n, d, 0.01, 0.3);
     auto server = methods::make_server(c);
     const auto compressor = compress::make_compressor(q);
     std::mt19937_64 gen(11);
     std::uniform_real_distribution<double> uniform(-1.0, 1.0);
     std::vector<double> v(d);
     std::optional<methods::ModelUpdate> expected;
-    for (uint64_t round = 0; round < 6; ++round) {
+    int full_syncs = 0;
+    for (uint64_t round = 0; round < 14; ++round) {
       const methods::Broadcast b = server->begin_round();
+      INFO("round " << round << " full sync " << b.full_sync);
       if (expected) CHECK(b.update == *expected);
       Eigen::VectorXd sum = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(d));
       std::vector<methods::Reply> replies(n);
@@ -452,6 +460,7 @@ TEST_CASE("methods: sparse replies aggregate to what the dense sum of their deco
       for (uint32_t w = n; w-- > 0;) server->accept(replies[w]);
       server->end_round();
       expected.emplace();
+      full_syncs += b.full_sync ? 1 : 0;
       if (b.full_sync) {
         expected->kind = methods::UpdateKind::kDense;
         expected->dense.assign(sum.data(), sum.data() + sum.size());
@@ -465,6 +474,8 @@ TEST_CASE("methods: sparse replies aggregate to what the dense sum of their deco
       }
     }
     CHECK(server->begin_round().update == *expected);
+    CHECK(full_syncs > 1);  // round 0 and at least one more
+    CHECK(full_syncs < 14);
   }
 }
 

@@ -11,7 +11,6 @@
 //   so compress does not allocate once the buffers have grown.
 
 #include <algorithm>
-#include <bit>
 #include <cfloat>
 #include <charconv>
 #include <cmath>
@@ -24,6 +23,7 @@
 #include <string>
 
 #include "marina/compress/compressor.h"
+#include "marina/util/bitmap.h"
 #include "marina/util/finite.h"
 #include "marina/util/random.h"
 
@@ -72,51 +72,6 @@ float to_wire(double v, const std::string& name, std::size_t j) {
   return static_cast<float>(v);
 }
 
-// Stores base + the position of each set bit of w at o[n], o[n + 1], …, kSlots stores per turn
-// of the loop. The position moves on only for a set bit, so a store past a word's bits is
-// overwritten by the next one (or lands in one slot of slack the caller cuts off): the result
-// is that of a bit-by-bit loop. The top bit only keeps countr_zero's argument nonzero (no
-// branch for w == 0): where w has a bit, its lowest one is what counts.
-template <int kSlots>
-inline void read_word(uint64_t w, uint32_t base, uint32_t* o, std::size_t& n) {
-  do {
-    for (int r = 0; r < kSlots; ++r) {
-      o[n] = base + static_cast<uint32_t>(std::countr_zero(w | (uint64_t{1} << 63)));
-      n += w != 0;
-      w &= w - 1;
-    }
-  } while (w != 0);
-}
-
-// The k set bits of a d-bit bitmap, ascending, into out. Read in groups of stores (read_word),
-// the first group even for an empty word: with about one bit per word or less, a loop that stops
-// at the last bit would mispredict on most words.
-void read_out(const uint64_t* bits, std::size_t words, uint32_t d, std::size_t k,
-              std::vector<uint32_t>& out) {
-  out.resize(k + 1);
-  uint32_t* o = out.data();
-  std::size_t n = 0;
-  if (uint64_t{k} * 32 <= d) {
-    // At most one bit in 32 set (K ≤ 3% of d): most words are empty, and four stores each are
-    // mostly wasted. A first pass lists the non-empty words (no branch: the position moves on
-    // only for one), the second reads their bits two stores at a time (a third bit or more, in
-    // about 6% of them at 1%, takes another turn of the loop).
-    thread_local std::vector<uint32_t> nonempty;
-    if (nonempty.size() < words) nonempty.resize(words);
-    uint32_t* ne = nonempty.data();
-    std::size_t m = 0;
-    for (std::size_t i = 0; i < words; ++i) {
-      ne[m] = static_cast<uint32_t>(i);
-      m += bits[i] != 0;
-    }
-    for (std::size_t t = 0; t < m; ++t) read_word<2>(bits[ne[t]], ne[t] * 64, o, n);
-  } else {
-    for (std::size_t i = 0; i < words; ++i)
-      read_word<4>(bits[i], static_cast<uint32_t>(i * 64), o, n);
-  }
-  out.resize(k);
-}
-
 // k distinct uniform indices of [0, d), ascending. Floyd's algorithm: exactly k draws, a
 // linear-probing hash set (load ≤ 1/2, thread_local, O(k) to reset) for membership, then a sort:
 // O(k log k) time and no O(d) work or memory.
@@ -140,7 +95,7 @@ void sample_sorted_bitmap(util::Rng& rng, uint32_t d, uint32_t k, std::vector<ui
     const uint64_t t = rng.below(j + 1);
     if (!insert_new(t)) insert_new(j);  // every earlier sample is < j, so j itself is new
   }
-  read_out(bits.data(), words, d, k, out);
+  util::read_set_bits(bits.data(), words, k, out);
 }
 
 void sample_sorted(util::Rng& rng, uint32_t d, uint32_t k, std::vector<uint32_t>& out) {
@@ -329,7 +284,7 @@ class PermK final : public Compressor {
     const std::size_t words = (d + 63) / 64;
     mine.assign(words, 0);
     for (uint32_t j : out) mine[j >> 6] |= uint64_t{1} << (j & 63);
-    read_out(mine.data(), words, static_cast<uint32_t>(d), out.size(), out);
+    util::read_set_bits(mine.data(), words, out.size(), out);
   }
 
  private:

@@ -38,6 +38,9 @@ bool MarinaServer::aggregate(ModelUpdate& next) {
   const Eigen::VectorXd& sum = weighted_sum();  // (1/n) Σ of the dense gradients, or of the Q(Δ_i)
   if (broadcast_.full_sync && received_count() > 0) {
     next.kind = UpdateKind::kDense;
+    // `next` is reused: a delta it held rounds ago would otherwise ride along in checkpoints.
+    next.indices.clear();
+    next.values.clear();
     next.dense.assign(sum.data(), sum.data() + sum.size());
   } else {
     sum_to_delta(next);

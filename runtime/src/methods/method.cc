@@ -7,6 +7,7 @@
 #include <string>
 
 #include "marina/methods/mirror.h"
+#include "marina/util/bitmap.h"
 #include "marina/util/random.h"
 
 namespace marina::methods {
@@ -46,8 +47,8 @@ ServerHalf::ServerHalf(const MethodConfig& config)
   reply_values_.resize(config_.workers);
   sparse_.assign(config_.workers, 0);
   sum_ = Eigen::VectorXd::Zero(d);
-  marked_.assign(config_.dim, 0);
-  touched_.reserve(config_.dim);
+  touched_bits_.assign((config_.dim + 63) / 64, 0);
+  touched_.reserve(config_.dim / kSparseShare + 2);  // at most that many, + 1 of read-out slack
   run_.reserve(config_.workers);
   multiplicity_.assign(config_.workers, 0);
   received_.assign(config_.workers, false);
@@ -223,18 +224,18 @@ void ServerHalf::load(const ServerState& s) {
 }
 
 const Eigen::VectorXd& ServerHalf::weighted_sum() {
-  // Clear what the last sum left.
-  if (sum_dense_) {
-    sum_.setZero();
-  } else {
-    for (uint32_t j : touched_) {
-      sum_[j] = 0.0;
-      marked_[j] = 0;
+  // Clear what the last sum left, unless sum_to_delta already did.
+  if (!sum_zero_) {
+    if (sum_dense_) {
+      sum_.setZero();
+    } else {
+      for (uint32_t j : touched_) sum_[j] = 0.0;
     }
   }
-  touched_.clear();
-  // After a dense reply every entry may be nonzero. So may they after more sparse values than
-  // sum_to_delta would sort (it scans all d then): then marking the touched entries is wasted.
+  sum_zero_ = false;
+  // After a dense reply every entry may be nonzero. So may a large share of them after many
+  // sparse values: then a pass over all d (clearing, and finding the nonzeros in sum_to_delta)
+  // costs less than keeping track of the touched entries.
   std::size_t sparse_values = 0;
   sum_dense_ = false;
   for (uint32_t w = 0; w < config_.workers; ++w) {
@@ -244,7 +245,13 @@ const Eigen::VectorXd& ServerHalf::weighted_sum() {
     else
       sum_dense_ = true;
   }
-  if (sparse_values > static_cast<std::size_t>(sum_.size()) / 16) sum_dense_ = true;
+  if (sparse_values > static_cast<std::size_t>(sum_.size()) / kSparseShare) sum_dense_ = true;
+  // Sparse: each entry's first touch is marked in a d-bit bitmap and appended to touched_ (both
+  // without a branch: the append position moves on only for a new entry).
+  touched_.resize(sum_dense_ ? 0 : sparse_values);
+  uint64_t* bits = touched_bits_.data();
+  uint32_t* touched = touched_.data();
+  std::size_t count = 0;
   for (uint32_t w = 0; w < config_.workers;) {
     if (!received_[w]) {
       ++w;
@@ -269,11 +276,24 @@ const Eigen::VectorXd& ServerHalf::weighted_sum() {
     for (std::size_t k = 0; k < idx.size(); ++k) {
       const uint32_t j = idx[k];
       sum_[j] += c * val[k];
-      if (!marked_[j]) {
-        marked_[j] = 1;
-        touched_.push_back(j);
-      }
+      uint64_t& word = bits[j >> 6];
+      const uint64_t bit = uint64_t{1} << (j & 63);
+      touched[count] = j;
+      count += (word & bit) == 0;
+      word |= bit;
     }
+  }
+  if (!sum_dense_) {
+    // In ascending order, for sum_to_delta: a sort while there are few (against d / 64, the
+    // words a read-out of the bitmap scans), else the read-out, O(count + d / 64).
+    const std::size_t words = touched_bits_.size();
+    if (count * 16 < words) {
+      touched_.resize(count);
+      std::sort(touched_.begin(), touched_.end());
+    } else {
+      util::read_set_bits(bits, words, count, touched_);
+    }
+    for (uint32_t j : touched_) bits[j >> 6] = 0;
   }
   return sum_;
 }
@@ -309,22 +329,38 @@ void ServerHalf::add_dense_run() {
 }
 
 void ServerHalf::sum_to_delta(ModelUpdate& out) {
-  // Few touched entries: sort them. Many: a scan of d finds the same nonzeros in order.
-  if (sum_dense_ || touched_.size() > static_cast<std::size_t>(sum_.size()) / 16) {
-    to_delta(sum_, out);
-    return;
-  }
-  std::sort(touched_.begin(), touched_.end());
   out.kind = UpdateKind::kDelta;
   out.dense.clear();
-  out.indices.clear();
-  out.values.clear();
-  for (uint32_t j : touched_) {
-    if (sum_[j] != 0.0) {
-      out.indices.push_back(j);
-      out.values.push_back(sum_[j]);
+  // Every candidate entry is written and the count moves on past the nonzeros only: no branch
+  // to mispredict where zeros and nonzeros mix. Room for all candidates, then cut back (the
+  // capacity stays, so later rounds do not allocate).
+  const auto d = static_cast<std::size_t>(sum_.size());
+  const std::size_t candidates = sum_dense_ ? d : touched_.size();
+  out.indices.resize(candidates);
+  out.values.resize(candidates);
+  uint32_t* __restrict idx = out.indices.data();
+  double* __restrict val = out.values.data();
+  double* __restrict sum = sum_.data();
+  // The pass that finds the nonzeros in order also clears the sum for the next round.
+  std::size_t n = 0;
+  if (sum_dense_) {
+    for (std::size_t j = 0; j < d; ++j) {
+      idx[n] = static_cast<uint32_t>(j);
+      val[n] = sum[j];
+      n += sum[j] != 0.0;
+      sum[j] = 0.0;
+    }
+  } else {
+    for (uint32_t j : touched_) {
+      idx[n] = j;
+      val[n] = sum[j];
+      n += sum[j] != 0.0;
+      sum[j] = 0.0;
     }
   }
+  sum_zero_ = true;
+  out.indices.resize(n);
+  out.values.resize(n);
 }
 
 void ServerHalf::shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& h_i) const {
@@ -336,27 +372,6 @@ void ServerHalf::shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& 
   const std::vector<double>& val = reply_values_[worker];
   for (std::size_t k = 0; k < idx.size(); ++k)
     if (val[k] != 0.0) h_i[idx[k]] += alpha * val[k];
-}
-
-void ServerHalf::to_delta(const Eigen::VectorXd& v, ModelUpdate& out) {
-  out.kind = UpdateKind::kDelta;
-  out.dense.clear();
-  // Every entry is written and the count moves on past the nonzeros only: no branch to
-  // mispredict where zeros and nonzeros mix at random. Room for d, then cut back (the capacity
-  // stays, so later rounds do not allocate).
-  const auto d = static_cast<std::size_t>(v.size());
-  out.indices.resize(d);
-  out.values.resize(d);
-  uint32_t* __restrict idx = out.indices.data();
-  double* __restrict val = out.values.data();
-  std::size_t n = 0;
-  for (std::size_t j = 0; j < d; ++j) {
-    idx[n] = static_cast<uint32_t>(j);
-    val[n] = v[static_cast<Eigen::Index>(j)];
-    n += v[static_cast<Eigen::Index>(j)] != 0.0;
-  }
-  out.indices.resize(n);
-  out.values.resize(n);
 }
 
 // ---- worker ---------------------------------------------------------------------------------

@@ -125,21 +125,21 @@ class ServerHalf {
   virtual void snapshot_aux(uint32_t worker, Snapshot& s) const = 0;
   // Weight of a responder's reply in this round's mean (see the class comment).
   [[nodiscard]] virtual double weight(uint32_t worker) const;
-  // Σ_i weight(i)·decoded_i over the responders, in id order (valid until the next call).
+  // Σ_i weight(i)·decoded_i over the responders, in id order (valid until the next call or
+  // sum_to_delta, which may clear it).
   // Sparse, seeded and quantized replies are kept as their (index, value) pairs and added at
   // those indices only: per entry the same additions in the same order as a dense sum, minus
   // the additions of c·0.0 = +0.0, which leave the sum unchanged (it starts at +0.0 and never
-  // becomes −0.0). So it costs O(Σ K_i) plus O(d) only in rounds with a dense reply.
+  // becomes −0.0). So it costs O(Σ K_i + d/64), plus O(d) in rounds with a dense reply or with
+  // Σ K_i above d / kSparseShare.
   const Eigen::VectorXd& weighted_sum();
-  // The nonzeros of the last weighted_sum() as a sparse delta update, from the entries it
-  // touched (all of them after a dense reply).
+  // The nonzeros of the last weighted_sum() as a sparse delta update, in ascending order, from
+  // the entries it touched (all of them after a dense reply).
   void sum_to_delta(ModelUpdate& out);
   // h_i += alpha·decoded_i at the nonzeros of worker i's reply of this round (DIANA's shift).
   void shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& h_i) const;
   [[nodiscard]] bool received(uint32_t worker) const { return received_[worker]; }
   [[nodiscard]] uint32_t received_count() const { return received_count_; }
-  // Turns the nonzeros of a dense vector into a sparse delta update.
-  static void to_delta(const Eigen::VectorXd& v, ModelUpdate& out);
 
   MethodConfig config_;
   std::unique_ptr<compress::Compressor> q_;
@@ -163,12 +163,16 @@ class ServerHalf {
   std::vector<std::vector<uint32_t>> reply_indices_;
   std::vector<std::vector<double>> reply_values_;
   std::vector<uint8_t> sparse_;
-  // The weighted sum, and the entries of it that may be nonzero: touched_ (each once, marked_)
-  // or, when sum_dense_, any.
+  // The weighted sum, and the entries of it that may be nonzero: touched_ (each once, ascending)
+  // or, when sum_dense_, any. sum_dense_ is chosen once sparse values exceed d / kSparseShare.
+  // touched_bits_ (one bit per entry) is all zero between rounds; sum_zero_: sum_to_delta has
+  // cleared the sum (it reads every entry that may be nonzero anyway).
+  static constexpr std::size_t kSparseShare = 4;
   Eigen::VectorXd sum_;
   std::vector<uint32_t> touched_;
-  std::vector<uint8_t> marked_;
+  std::vector<uint64_t> touched_bits_;
   bool sum_dense_ = false;
+  bool sum_zero_ = true;
   std::vector<std::pair<const double*, double>> run_;  // add_dense_run's replies and weights
   std::vector<uint32_t> multiplicity_;  // per worker, how often it is counted this round
   std::vector<bool> received_;

@@ -1,0 +1,19 @@
+#pragma once
+// Sets of indices of [0, d) kept as d-bit bitmaps (bit j of word j / 64), read back in
+// ascending order. Marking is one branch-free OR per index and the read-out costs O(k + d/64),
+// where sorting the k indices would cost O(k log k): RandK's and PermK's seeded derivations
+// (compress/compressor.cc) and the server's record of the entries a round's sparse replies
+// touched (methods/method.cc) all come out sorted this way.
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace marina::util {
+
+// out = the positions of the set bits of bits[0, words), ascending. `k` must be their exact
+// number (out is sized from it; a wrong k is a caller's bug, not checked here).
+void read_set_bits(const uint64_t* bits, std::size_t words, std::size_t k,
+                   std::vector<uint32_t>& out);
+
+}  // namespace marina::util
