@@ -414,7 +414,7 @@ TEST_CASE("methods: every method converges on heart_scale in the paper's setting
 
 TEST_CASE("methods: sparse replies aggregate to what the dense sum of their decodes gives") {
   // The server finds the touched entries three ways, by how many values the replies carry: a
-  // sort of a list (fewer than d / 1024: randk:1 at d = 65536), the read-out of a bitmap (up to
+  // sort of a list (fewer than d / 512: randk:1 at d = 65536), the read-out of a bitmap (up to
   // d / 4: randk:3, randk:150, topk:5) or a scan of all d (randk:400 and qsgd:4 from five
   // workers). With p = 0.3 full-sync rounds (dense sums) come between compressed ones, so each
   // way also starts from what another left. Replies are accepted in reverse id order.

@@ -76,9 +76,9 @@ float to_wire(double v, const std::string& name, std::size_t j) {
 // linear-probing hash set (load ≤ 1/2, thread_local, O(k) to reset) for membership, then a sort:
 // O(k log k) time and no O(d) work or memory.
 //
-// For k ≥ d/512 the membership set is a d-bit bitmap instead, read out in order at the end:
-// O(k + d/64) and no sort (cheaper than the sort from about k = d/3000 on). Floyd's draws and rules
-// are the same, so the set, and the sorted output, are the same as the hash set's.
+// From k = d/512 on (util::bitmap_beats_sort) the membership set is a d-bit bitmap instead,
+// read out in order at the end: O(k + d/64) and no sort. Floyd's draws and rules are the same,
+// so the set, and the sorted output, are the same as the hash set's.
 void sample_sorted_bitmap(util::Rng& rng, uint32_t d, uint32_t k, std::vector<uint32_t>& out) {
   thread_local std::vector<uint64_t> bits;
   const std::size_t words = (std::size_t{d} + 63) / 64;
@@ -99,7 +99,7 @@ void sample_sorted_bitmap(util::Rng& rng, uint32_t d, uint32_t k, std::vector<ui
 }
 
 void sample_sorted(util::Rng& rng, uint32_t d, uint32_t k, std::vector<uint32_t>& out) {
-  if (uint64_t{k} * 512 >= d) {
+  if (util::bitmap_beats_sort(k, d)) {
     sample_sorted_bitmap(rng, d, k, out);
     return;
   }
@@ -271,12 +271,12 @@ class PermK final : public Compressor {
       std::swap(sh.perm[sh.done], sh.perm[sh.done + sh.rng.below(padded - sh.done)]);
     }
     // Ascending order: a sort of the block when it is tiny against d (about a thousand workers
-    // or more), else marking a d-bit bitmap and reading it out, O(block + d/64) (the same
-    // threshold as RandK's); both give the same sorted set.
+    // or more, util::bitmap_beats_sort), else marking a d-bit bitmap and reading it out,
+    // O(block + d/64); both give the same sorted set.
     out.clear();
     for (uint64_t p = begin; p < end; ++p)
       if (sh.perm[p] < d) out.push_back(sh.perm[p]);
-    if (block * 512 < d) {
+    if (!util::bitmap_beats_sort(out.size(), d)) {
       std::sort(out.begin(), out.end());
       return;
     }

@@ -284,14 +284,13 @@ const Eigen::VectorXd& ServerHalf::weighted_sum() {
     }
   }
   if (!sum_dense_) {
-    // In ascending order, for sum_to_delta: a sort while there are few (against d / 64, the
-    // words a read-out of the bitmap scans), else the read-out, O(count + d / 64).
-    const std::size_t words = touched_bits_.size();
-    if (count * 16 < words) {
+    // In ascending order, for sum_to_delta: a sort while there are few, else the bitmap's
+    // read-out.
+    if (util::bitmap_beats_sort(count, static_cast<std::size_t>(sum_.size()))) {
+      util::read_set_bits(bits, touched_bits_.size(), count, touched_);
+    } else {
       touched_.resize(count);
       std::sort(touched_.begin(), touched_.end());
-    } else {
-      util::read_set_bits(bits, words, count, touched_);
     }
     for (uint32_t j : touched_) bits[j >> 6] = 0;
   }
