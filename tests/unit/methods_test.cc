@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include "marina/methods/method.h"
+#include "marina/methods/mirror.h"
 #include "marina/methods/theory.h"
 #include "marina/wire/codec.h"
 #include "test_support.h"
@@ -413,16 +414,27 @@ TEST_CASE("methods: every method converges on heart_scale in the paper's setting
 }
 
 TEST_CASE("methods: sparse replies aggregate to what the dense sum of their decodes gives") {
-  // The server finds the touched entries three ways, by how many values the replies carry: a
-  // sort of a list (fewer than d / 512: randk:1 at d = 65536), the read-out of a bitmap (up to
-  // d / 4: randk:3, randk:150, topk:5) or a scan of all d (randk:400 and qsgd:4 from five
-  // workers). With p = 0.3 full-sync rounds (dense sums) come between compressed ones, so each
-  // way also starts from what another left. Replies are accepted in reverse id order.
-  constexpr uint32_t n = 5;
-  const std::vector<std::pair<uint64_t, std::string>> cases = {
-      {4096, "randk:3"}, {4096, "randk:150"}, {4096, "randk:400"}, {4096, "qsgd:4"},
-      {4096, "topk:5"},  {65536, "randk:1"},  {65536, "randk:40"}};
-  for (const auto& [d, q] : cases) {
+  // The server builds the delta of a compressed round five ways, by how many values the replies
+  // carry per block of 4096 entries (ServerHalf::weighted_delta). Fewer than one per reply and
+  // block: one scattered sum, its touched entries found by a sort (fewer than d / 512: randk:1
+  // at d = 65536) or by a bitmap's read-out (randk:12 from twelve workers). More: block by
+  // block, the touched entries marked and read out (randk:3, randk:150, topk:5, randk:40 over
+  // 16 blocks, randk:300 with a last block of 1808 entries), or each block scanned whole (more
+  // than d / 4 values: randk:400, qsgd:4, randk:700; or dense replies: natural). With p = 0.3
+  // full-sync rounds (dense sums) come between compressed ones, so each way also starts from
+  // what another left. Replies are accepted in reverse id order.
+  struct Case {
+    uint32_t n;
+    uint64_t d;
+    std::string q;
+  };
+  const std::vector<Case> cases = {
+      {5, 4096, "randk:3"},    {5, 4096, "randk:150"},  {5, 4096, "randk:400"},
+      {5, 4096, "qsgd:4"},     {5, 4096, "topk:5"},     {5, 4096, "natural"},
+      {5, 65536, "randk:1"},   {12, 65536, "randk:12"}, {5, 65536, "randk:40"},
+      {5, 10000, "randk:300"}, {5, 10000, "randk:700"}};
+  for (const auto& [n, d, q] : cases) {
+    CAPTURE(n);
     CAPTURE(d);
     CAPTURE(q);
     const auto c = config(Method::kMarina, q, n, d, 0.01, 0.3);
@@ -476,6 +488,52 @@ TEST_CASE("methods: sparse replies aggregate to what the dense sum of their deco
     CHECK(server->begin_round().update == *expected);
     CHECK(full_syncs > 1);  // round 0 and at least one more
     CHECK(full_syncs < 14);
+  }
+}
+
+TEST_CASE("methods: a sparse delta moves g and x as an entry-by-entry update does") {
+  // marina_advance adds the delta block by block (1024 entries) just ahead of the pass over x.
+  // d = 5000 has a last block of 904 entries; the deltas hit the first and last entries, block
+  // edges, a run of neighbours, nothing at all, and one entry that explodes (|x| = 1.25e16, or
+  // 1.05e15: just above kExploded = 1e15 and below 2^50) or comes close (7e14: above the pass's
+  // first check at 2^49, below kExploded).
+  constexpr Eigen::Index d = 5000;
+  constexpr double gamma = 0.125;
+  std::mt19937_64 gen(5);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  const auto random_vector = [&] {
+    Eigen::VectorXd v(d);
+    for (auto& x : v) x = uniform(gen);
+    return v;
+  };
+  const std::vector<std::vector<uint32_t>> index_sets = {
+      {0, 1, 1023, 1024, 1025, 2047, 2048, 3071, 3072, 4095, 4096, 4999},
+      {17, 18, 19, 20, 21, 22, 23, 24, 25, 26},
+      {4999},
+      {},
+      {0, 2500},
+      {0, 2500},
+      {0, 2500}};
+  for (std::size_t c = 0; c < index_sets.size(); ++c) {
+    CAPTURE(c);
+    methods::ModelUpdate u;
+    u.kind = methods::UpdateKind::kDelta;
+    u.indices = index_sets[c];
+    for (std::size_t k = 0; k < u.indices.size(); ++k) u.values.push_back(uniform(gen));
+    const bool explode = c == 4 || c == 6;
+    if (c == 4) u.values[1] = 1e17;    // x[2500] ≈ −1.25e16
+    if (c == 5) u.values[1] = 5.6e15;  // x[2500] ≈ −7e14: large, still bounded
+    if (c == 6) u.values[1] = 8.4e15;  // x[2500] ≈ −1.05e15
+    Eigen::VectorXd g = random_vector(), x = random_vector(), x_prev = random_vector();
+    Eigen::VectorXd g_ref = g, x_ref = x;
+    for (std::size_t k = 0; k < u.indices.size(); ++k) g_ref[u.indices[k]] += u.values[k];
+    const Eigen::VectorXd x_prev_ref = x;
+    for (Eigen::Index j = 0; j < d; ++j) x_ref[j] = x_ref[j] - gamma * g_ref[j];
+    const bool ok = methods::marina_advance(u, gamma, g, x, x_prev);
+    CHECK(ok == !explode);
+    CHECK(std::memcmp(g.data(), g_ref.data(), sizeof(double) * d) == 0);
+    CHECK(std::memcmp(x.data(), x_ref.data(), sizeof(double) * d) == 0);
+    CHECK(std::memcmp(x_prev.data(), x_prev_ref.data(), sizeof(double) * d) == 0);
   }
 }
 

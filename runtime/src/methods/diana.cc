@@ -39,8 +39,7 @@ void DianaServer::plan(Broadcast& b) {
 }
 
 bool DianaServer::aggregate(ModelUpdate& next) {
-  (void)weighted_sum();  // (1/n) Σ m_i
-  sum_to_delta(next);
+  weighted_delta(next);  // (1/n) Σ m_i
   const bool ok = diana_advance(next, config_.gamma, config_.alpha, h_, x_, x_prev_);
   for (uint32_t w = 0; w < config_.workers; ++w)
     if (received(w)) shift_by_reply(w, config_.alpha, shifts_[w]);

@@ -35,15 +35,15 @@ void MarinaServer::plan(Broadcast& b) {
 }
 
 bool MarinaServer::aggregate(ModelUpdate& next) {
-  const Eigen::VectorXd& sum = weighted_sum();  // (1/n) Σ of the dense gradients, or of the Q(Δ_i)
   if (broadcast_.full_sync && received_count() > 0) {
+    const Eigen::VectorXd& sum = weighted_sum();  // (1/n) Σ of the dense gradients
     next.kind = UpdateKind::kDense;
     // `next` is reused: a delta it held rounds ago would otherwise ride along in checkpoints.
     next.indices.clear();
     next.values.clear();
     next.dense.assign(sum.data(), sum.data() + sum.size());
   } else {
-    sum_to_delta(next);
+    weighted_delta(next);  // (1/n) Σ Q(Δ_i)
   }
   return marina_advance(next, config_.gamma, g_, x_, x_prev_);
 }

@@ -1,6 +1,7 @@
 #include "marina/methods/method.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -50,6 +51,9 @@ ServerHalf::ServerHalf(const MethodConfig& config)
   touched_bits_.assign((config_.dim + 63) / 64, 0);
   touched_.reserve(config_.dim / kSparseShare + 2);  // at most that many, + 1 of read-out slack
   run_.reserve(config_.workers);
+  parts_.reserve(config_.workers);
+  block_sum_.assign(kBlock, 0.0);
+  block_bits_.assign(kBlock / 64, 0);
   multiplicity_.assign(config_.workers, 0);
   received_.assign(config_.workers, false);
 }
@@ -223,8 +227,8 @@ void ServerHalf::load(const ServerState& s) {
   open_ = false;
 }
 
-const Eigen::VectorXd& ServerHalf::weighted_sum() {
-  // Clear what the last sum left, unless sum_to_delta already did.
+void ServerHalf::clear_sum() {
+  // Unless sum_to_delta or weighted_delta already did.
   if (!sum_zero_) {
     if (sum_dense_) {
       sum_.setZero();
@@ -232,6 +236,11 @@ const Eigen::VectorXd& ServerHalf::weighted_sum() {
       for (uint32_t j : touched_) sum_[j] = 0.0;
     }
   }
+  sum_zero_ = true;
+}
+
+const Eigen::VectorXd& ServerHalf::weighted_sum() {
+  clear_sum();
   sum_zero_ = false;
   // After a dense reply every entry may be nonzero. So may a large share of them after many
   // sparse values: then a pass over all d (clearing, and finding the nonzeros in sum_to_delta)
@@ -298,33 +307,135 @@ const Eigen::VectorXd& ServerHalf::weighted_sum() {
 }
 
 void ServerHalf::add_dense_run() {
-  // Per entry these are the additions sum += c_r·v_r of a loop over the replies, one rounding
-  // each, in the same order, so the bits are the same. Going block by block keeps the block of
-  // the sum in L1 while all replies pass through it (the whole sum would be streamed from
-  // memory once per reply otherwise), and four replies per sweep save loads and stores of it.
-  constexpr std::size_t kBlock = 1024;
+  // Going block by block keeps the block of the sum in L1 while all replies pass through it
+  // (the whole sum would be streamed from memory once per reply otherwise).
+  constexpr std::size_t kDenseBlock = 1024;
   const auto d = static_cast<std::size_t>(sum_.size());
-  const std::size_t m = run_.size();
-  for (std::size_t j0 = 0; j0 < d; j0 += kBlock) {
-    const std::size_t len = std::min(kBlock, d - j0);
-    double* __restrict s = sum_.data() + j0;
-    std::size_t r = 0;
-    for (; r + 4 <= m; r += 4) {
-      const double* __restrict a = run_[r].first + j0;
-      const double* __restrict b = run_[r + 1].first + j0;
-      const double* __restrict c = run_[r + 2].first + j0;
-      const double* __restrict e = run_[r + 3].first + j0;
-      const double ca = run_[r].second, cb = run_[r + 1].second;
-      const double cc = run_[r + 2].second, ce = run_[r + 3].second;
-      for (std::size_t j = 0; j < len; ++j)
-        s[j] = (((s[j] + ca * a[j]) + cb * b[j]) + cc * c[j]) + ce * e[j];
-    }
-    for (; r < m; ++r) {
-      const double* __restrict a = run_[r].first + j0;
-      const double ca = run_[r].second;
-      for (std::size_t j = 0; j < len; ++j) s[j] = s[j] + ca * a[j];
+  for (std::size_t j0 = 0; j0 < d; j0 += kDenseBlock)
+    add_dense_block(sum_.data() + j0, run_.data(), run_.size(), j0, std::min(kDenseBlock, d - j0));
+}
+
+void ServerHalf::add_dense_block(double* __restrict s, const std::pair<const double*, double>* run,
+                                 std::size_t m, std::size_t j0, std::size_t len) {
+  // Per entry these are the additions sum += c_r·v_r of a loop over the replies, one rounding
+  // each, in the same order, so the bits are the same. Four replies per sweep save loads and
+  // stores of the sum.
+  std::size_t r = 0;
+  for (; r + 4 <= m; r += 4) {
+    const double* __restrict a = run[r].first + j0;
+    const double* __restrict b = run[r + 1].first + j0;
+    const double* __restrict c = run[r + 2].first + j0;
+    const double* __restrict e = run[r + 3].first + j0;
+    const double ca = run[r].second, cb = run[r + 1].second;
+    const double cc = run[r + 2].second, ce = run[r + 3].second;
+    for (std::size_t j = 0; j < len; ++j)
+      s[j] = (((s[j] + ca * a[j]) + cb * b[j]) + cc * c[j]) + ce * e[j];
+  }
+  for (; r < m; ++r) {
+    const double* __restrict a = run[r].first + j0;
+    const double ca = run[r].second;
+    for (std::size_t j = 0; j < len; ++j) s[j] = s[j] + ca * a[j];
+  }
+}
+
+void ServerHalf::weighted_delta(ModelUpdate& out) {
+  const auto d = static_cast<std::size_t>(sum_.size());
+  const std::size_t blocks = (d + kBlock - 1) / kBlock;
+  std::size_t sparse_values = 0;
+  std::size_t sparse_replies = 0;
+  bool any_dense = false;
+  for (uint32_t w = 0; w < config_.workers; ++w) {
+    if (!received_[w]) continue;
+    if (sparse_[w]) {
+      sparse_values += reply_indices_[w].size();
+      ++sparse_replies;
+    } else {
+      any_dense = true;
     }
   }
+  // Few values per block: visiting every block for every reply would cost more than the
+  // scattered sum.
+  if (!any_dense && sparse_values < sparse_replies * blocks) {
+    (void)weighted_sum();
+    sum_to_delta(out);
+    return;
+  }
+  // In id order: a sparse reply is one part, consecutive dense ones are one part.
+  parts_.clear();
+  run_.clear();
+  for (uint32_t w = 0; w < config_.workers;) {
+    if (!received_[w]) {
+      ++w;
+      continue;
+    }
+    Part p;
+    if (sparse_[w]) {
+      p.idx = reply_indices_[w].data();
+      p.val = reply_values_[w].data();
+      p.size = reply_indices_[w].size();
+      p.c = weight(w);
+      ++w;
+    } else {
+      p.run_begin = run_.size();
+      for (; w < config_.workers && !(received_[w] && sparse_[w]); ++w)
+        if (received_[w]) run_.emplace_back(dense_[w].data, weight(w));
+      p.run_end = run_.size();
+    }
+    parts_.push_back(p);
+  }
+  // With a dense reply, or sparse values for more than d / kSparseShare entries, each block is
+  // scanned whole for its nonzeros; otherwise its touched entries are marked and read out.
+  const bool scan = any_dense || sparse_values > d / kSparseShare;
+  out.kind = UpdateKind::kDelta;
+  out.dense.clear();
+  const std::size_t candidates = scan ? d : std::min(d, sparse_values);
+  out.indices.resize(candidates);
+  out.values.resize(candidates);
+  uint32_t* __restrict idx = out.indices.data();
+  double* __restrict val = out.values.data();
+  // The block's sum and marks: zero between blocks, and in L1 throughout.
+  double* __restrict sum = block_sum_.data();
+  uint64_t* __restrict bits = block_bits_.data();
+  std::size_t n = 0;
+  // As in sum_to_delta, every candidate is written and the count moves on past nonzeros only.
+  const auto emit = [&](std::size_t j0, std::size_t i) {
+    idx[n] = static_cast<uint32_t>(j0 + i);
+    val[n] = sum[i];
+    n += sum[i] != 0.0;
+    sum[i] = 0.0;
+  };
+  for (std::size_t b = 0; b < blocks; ++b) {
+    const std::size_t j0 = b * kBlock;
+    const std::size_t j1 = std::min(d, j0 + kBlock);
+    for (Part& p : parts_) {
+      if (p.idx == nullptr) {
+        add_dense_block(sum, run_.data() + p.run_begin, p.run_end - p.run_begin, j0, j1 - j0);
+        continue;
+      }
+      std::size_t k = p.pos;
+      if (scan) {
+        for (; k < p.size && p.idx[k] < j1; ++k) sum[p.idx[k] - j0] += p.c * p.val[k];
+      } else {
+        for (; k < p.size && p.idx[k] < j1; ++k) {
+          const std::size_t i = p.idx[k] - j0;
+          sum[i] += p.c * p.val[k];
+          bits[i >> 6] |= uint64_t{1} << (i & 63);
+        }
+      }
+      p.pos = k;
+    }
+    if (scan) {
+      for (std::size_t i = 0; i < j1 - j0; ++i) emit(j0, i);
+      continue;
+    }
+    for (std::size_t wd = 0; wd < kBlock / 64; ++wd) {
+      for (uint64_t word = bits[wd]; word != 0; word &= word - 1)
+        emit(j0, wd * 64 + static_cast<std::size_t>(std::countr_zero(word)));
+      bits[wd] = 0;
+    }
+  }
+  out.indices.resize(n);
+  out.values.resize(n);
 }
 
 void ServerHalf::sum_to_delta(ModelUpdate& out) {

@@ -136,6 +136,14 @@ class ServerHalf {
   // The nonzeros of the last weighted_sum() as a sparse delta update, in ascending order, from
   // the entries it touched (all of them after a dense reply).
   void sum_to_delta(ModelUpdate& out);
+  // weighted_sum() then sum_to_delta(), with the same bits, for a server that needs only the
+  // delta. When the replies carry on average one value or more per kBlock entries of each
+  // reply, the sum is built block by block: every reply adds its values in one block of the
+  // sum, which stays in L1, and the block's nonzeros are read out (and cleared) before the next
+  // one. The whole sum would otherwise be scattered into once per reply and read again for the
+  // delta, one cache miss per value at large d. Each sparse reply's indices ascend
+  // (compress::decode_sparse returns them so).
+  void weighted_delta(ModelUpdate& out);
   // h_i += alpha·decoded_i at the nonzeros of worker i's reply of this round (DIANA's shift).
   void shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& h_i) const;
   [[nodiscard]] bool received(uint32_t worker) const { return received_[worker]; }
@@ -151,8 +159,13 @@ class ServerHalf {
  private:
   [[nodiscard]] bool expects(uint32_t worker) const;
   void accept(const Reply& reply, Reply* recycle);
-  // sum_ += weight_r·dense_r for a run of dense replies, in their order (see weighted_sum).
+  // sum_ += weight_r·dense_r for a run of dense replies, in their order (see weighted_sum);
+  // add_dense_block over entries [j0, j0 + len) only.
   void add_dense_run();
+  void add_dense_block(double* s, const std::pair<const double*, double>* run, std::size_t m,
+                       std::size_t j0, std::size_t len);
+  // Zeroes whatever the last weighted_sum left in sum_.
+  void clear_sum();
 
   bool open_ = false;
   ModelUpdate pending_;  // update for the next broadcast
@@ -174,6 +187,21 @@ class ServerHalf {
   bool sum_dense_ = false;
   bool sum_zero_ = true;
   std::vector<std::pair<const double*, double>> run_;  // add_dense_run's replies and weights
+  // weighted_delta's replies in id order: a sparse one (idx, val, its next position) or a run
+  // of dense ones (run_[run_begin, run_end)).
+  struct Part {
+    const uint32_t* idx = nullptr;
+    const double* val = nullptr;
+    std::size_t size = 0;
+    std::size_t pos = 0;
+    double c = 0.0;
+    std::size_t run_begin = 0;
+    std::size_t run_end = 0;
+  };
+  static constexpr std::size_t kBlock = 4096;  // a multiple of 64
+  std::vector<Part> parts_;
+  std::vector<double> block_sum_;       // entries [j0, j0 + kBlock) of the sum
+  std::vector<uint64_t> block_bits_;    // which of them were touched
   std::vector<uint32_t> multiplicity_;  // per worker, how often it is counted this round
   std::vector<bool> received_;
   std::vector<uint32_t> dropped_;  // for the next broadcast
