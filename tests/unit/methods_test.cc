@@ -492,11 +492,11 @@ TEST_CASE("methods: sparse replies aggregate to what the dense sum of their deco
 }
 
 TEST_CASE("methods: a sparse delta moves g and x as an entry-by-entry update does") {
-  // marina_advance adds the delta block by block (1024 entries) just ahead of the pass over x.
-  // d = 5000 has a last block of 904 entries; the deltas hit the first and last entries, block
-  // edges, a run of neighbours, nothing at all, and one entry that explodes (|x| = 1.25e16, or
-  // 1.05e15: just above kExploded = 1e15 and below 2^50) or comes close (7e14: above the pass's
-  // first check at 2^49, below kExploded).
+  // marina_advance adds the delta to g, then x ← x − γ g in one pass that also checks for
+  // divergence: first with an integer OR that flags |x| ≥ 2^49, then (only if flagged) exactly
+  // against kExploded = 1e15. The deltas hit the first and last entries, a run of neighbours,
+  // nothing at all, and one entry that explodes (|x| = 1.25e16, or 1.05e15: just above 1e15 and
+  // below 2^50) or comes close (7e14: flagged, still bounded).
   constexpr Eigen::Index d = 5000;
   constexpr double gamma = 0.125;
   std::mt19937_64 gen(5);

@@ -412,13 +412,18 @@ void ServerHalf::weighted_delta(ModelUpdate& out) {
         add_dense_block(sum, run_.data() + p.run_begin, p.run_end - p.run_begin, j0, j1 - j0);
         continue;
       }
+      // Locals: stores into the block must not make the compiler reload the part.
+      const uint32_t* __restrict pi = p.idx;
+      const double* __restrict pv = p.val;
+      const std::size_t size = p.size;
+      const double c = p.c;
       std::size_t k = p.pos;
       if (scan) {
-        for (; k < p.size && p.idx[k] < j1; ++k) sum[p.idx[k] - j0] += p.c * p.val[k];
+        for (; k < size && pi[k] < j1; ++k) sum[pi[k] - j0] += c * pv[k];
       } else {
-        for (; k < p.size && p.idx[k] < j1; ++k) {
-          const std::size_t i = p.idx[k] - j0;
-          sum[i] += p.c * p.val[k];
+        for (; k < size && pi[k] < j1; ++k) {
+          const std::size_t i = pi[k] - j0;
+          sum[i] += c * pv[k];
           bits[i >> 6] |= uint64_t{1} << (i & 63);
         }
       }

@@ -102,25 +102,11 @@ bool marina_advance(const ModelUpdate& u, double gamma, Eigen::VectorXd& g, Eige
     }
     return bounded_after(any_large, x);
   }
-  // Block by block, the delta's entries of a block (its indices ascend, see validate) are added
-  // to g just before the pass reads that block of g; the next block of g is fetched meanwhile.
-  // Adding the whole delta first would miss the cache about once per entry at large d.
-  constexpr Eigen::Index kBlock = 1024;
-  constexpr Eigen::Index kLine = 64 / sizeof(double);
-  const uint32_t* idx = u.indices.data();
-  const double* val = u.values.data();
-  const std::size_t m = u.indices.size();
-  std::size_t k = 0;
-  for (Eigen::Index j0 = 0; j0 < d; j0 += kBlock) {
-    const Eigen::Index j1 = std::min(d, j0 + kBlock);
-    for (; k < m && idx[k] < j1; ++k) gs[idx[k]] += val[k];
-    for (Eigen::Index j = j0 + kBlock; j < std::min(d, j1 + kBlock); j += kLine)
-      __builtin_prefetch(gs + j, 1);
-    for (Eigen::Index j = j0; j < j1; ++j) {
-      ps[j] = xs[j];
-      xs[j] = xs[j] - gamma * gs[j];
-      any_large |= large(xs[j]);
-    }
+  for (std::size_t k = 0; k < u.indices.size(); ++k) gs[u.indices[k]] += u.values[k];
+  for (Eigen::Index j = 0; j < d; ++j) {
+    ps[j] = xs[j];
+    xs[j] = xs[j] - gamma * gs[j];
+    any_large |= large(xs[j]);
   }
   return bounded_after(any_large, x);
 }
