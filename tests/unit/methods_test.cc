@@ -414,15 +414,16 @@ TEST_CASE("methods: every method converges on heart_scale in the paper's setting
 }
 
 TEST_CASE("methods: sparse replies aggregate to what the dense sum of their decodes gives") {
-  // The server builds the delta of a compressed round five ways, by how many values the replies
-  // carry per block of 4096 entries (ServerHalf::weighted_delta). Fewer than one per reply and
-  // block: one scattered sum, its touched entries found by a sort (fewer than d / 512: randk:1
-  // at d = 65536) or by a bitmap's read-out (randk:12 from twelve workers). More: block by
-  // block, the touched entries marked and read out (randk:3, randk:150, topk:5, randk:40 over
-  // 16 blocks, randk:300 with a last block of 1808 entries), or each block scanned whole (more
-  // than d / 4 values: randk:400, qsgd:4, randk:700; or dense replies: natural). With p = 0.3
-  // full-sync rounds (dense sums) come between compressed ones, so each way also starts from
-  // what another left. Replies are accepted in reverse id order.
+  // The server builds the delta of a compressed round five ways (ServerHalf::weighted_delta).
+  // With fewer than one value per reply and block of 4096 entries, or more than 16 sparse
+  // replies: one scattered sum, its touched entries found by a sort (fewer than d / 512: randk:1
+  // at d = 65536), by a bitmap's read-out (randk:12 from twelve workers, randk:100 from twenty)
+  // or by a scan of all d (more than d / 4 values: randk:100 from twenty at d = 4096).
+  // Otherwise block by block, the touched entries marked and read out (randk:3, randk:150,
+  // topk:5, randk:40 over 16 blocks, randk:300 with a last block of 1808 entries), or each block
+  // scanned whole (more than d / 4 values: randk:400, qsgd:4, randk:700; or dense replies:
+  // natural). With p = 0.3 full-sync rounds (dense sums) come between compressed ones, so each
+  // way also starts from what another left. Replies are accepted in reverse id order.
   struct Case {
     uint32_t n;
     uint64_t d;
@@ -432,7 +433,8 @@ TEST_CASE("methods: sparse replies aggregate to what the dense sum of their deco
       {5, 4096, "randk:3"},    {5, 4096, "randk:150"},  {5, 4096, "randk:400"},
       {5, 4096, "qsgd:4"},     {5, 4096, "topk:5"},     {5, 4096, "natural"},
       {5, 65536, "randk:1"},   {12, 65536, "randk:12"}, {5, 65536, "randk:40"},
-      {5, 10000, "randk:300"}, {5, 10000, "randk:700"}};
+      {5, 10000, "randk:300"}, {5, 10000, "randk:700"}, {20, 65536, "randk:100"},
+      {20, 4096, "randk:100"}};
   for (const auto& [n, d, q] : cases) {
     CAPTURE(n);
     CAPTURE(d);

@@ -137,12 +137,12 @@ class ServerHalf {
   // the entries it touched (all of them after a dense reply).
   void sum_to_delta(ModelUpdate& out);
   // weighted_sum() then sum_to_delta(), with the same bits, for a server that needs only the
-  // delta. When the replies carry on average one value or more per kBlock entries of each
-  // reply, the sum is built block by block: every reply adds its values in one block of the
-  // sum, which stays in L1, and the block's nonzeros are read out (and cleared) before the next
-  // one. The whole sum would otherwise be scattered into once per reply and read again for the
-  // delta, one cache miss per value at large d. Each sparse reply's indices ascend
-  // (compress::decode_sparse returns them so).
+  // delta. With dense replies, or up to kInterleaved sparse ones that carry on average one
+  // value or more per kBlock entries, the sum is built block by block: every reply adds its
+  // values in one block of the sum, which stays in L1, and the block's nonzeros are read out
+  // (and cleared) before the next one. The whole sum would otherwise be scattered into once per
+  // reply and read again for the delta, one cache miss per value at large d. Each sparse
+  // reply's indices ascend (compress::decode_sparse returns them so).
   void weighted_delta(ModelUpdate& out);
   // h_i += alpha·decoded_i at the nonzeros of worker i's reply of this round (DIANA's shift).
   void shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& h_i) const;
@@ -199,6 +199,7 @@ class ServerHalf {
     std::size_t run_end = 0;
   };
   static constexpr std::size_t kBlock = 4096;  // a multiple of 64
+  static constexpr std::size_t kInterleaved = 16;
   std::vector<Part> parts_;
   std::vector<double> block_sum_;       // entries [j0, j0 + kBlock) of the sum
   std::vector<uint64_t> block_bits_;    // which of them were touched
