@@ -239,52 +239,68 @@ void ServerHalf::clear_sum() {
   sum_zero_ = true;
 }
 
+void ServerHalf::collect_parts() {
+  parts_.clear();
+  run_.clear();
+  parts_sparse_values_ = 0;
+  parts_sparse_ = 0;
+  parts_dense_ = false;
+  for (uint32_t w = 0; w < config_.workers;) {
+    if (!received_[w]) {
+      ++w;
+      continue;
+    }
+    Part p;
+    if (sparse_[w]) {
+      p.idx = reply_indices_[w].data();
+      p.val = reply_values_[w].data();
+      p.size = reply_indices_[w].size();
+      p.c = weight(w);
+      parts_sparse_values_ += p.size;
+      ++parts_sparse_;
+      ++w;
+    } else {
+      p.run_begin = run_.size();
+      for (; w < config_.workers && !(received_[w] && sparse_[w]); ++w)
+        if (received_[w]) run_.emplace_back(dense_[w].data, weight(w));
+      p.run_end = run_.size();
+      parts_dense_ = true;
+    }
+    parts_.push_back(p);
+  }
+}
+
 const Eigen::VectorXd& ServerHalf::weighted_sum() {
+  collect_parts();
+  return sum_parts();
+}
+
+const Eigen::VectorXd& ServerHalf::sum_parts() {
   clear_sum();
   sum_zero_ = false;
   // After a dense reply every entry may be nonzero. So may a large share of them after many
   // sparse values: then a pass over all d (clearing, and finding the nonzeros in sum_to_delta)
   // costs less than keeping track of the touched entries.
-  std::size_t sparse_values = 0;
-  sum_dense_ = false;
-  for (uint32_t w = 0; w < config_.workers; ++w) {
-    if (!received_[w]) continue;
-    if (sparse_[w])
-      sparse_values += reply_indices_[w].size();
-    else
-      sum_dense_ = true;
-  }
-  if (sparse_values > static_cast<std::size_t>(sum_.size()) / kSparseShare) sum_dense_ = true;
+  const std::size_t sparse_values = parts_sparse_values_;
+  sum_dense_ = parts_dense_ || sparse_values > static_cast<std::size_t>(sum_.size()) / kSparseShare;
   // Sparse: each entry's first touch is marked in a d-bit bitmap and appended to touched_ (both
   // without a branch: the append position moves on only for a new entry).
   touched_.resize(sum_dense_ ? 0 : sparse_values);
   uint64_t* bits = touched_bits_.data();
   uint32_t* touched = touched_.data();
   std::size_t count = 0;
-  for (uint32_t w = 0; w < config_.workers;) {
-    if (!received_[w]) {
-      ++w;
+  for (const Part& p : parts_) {
+    if (p.idx == nullptr) {  // dense replies up to the next sparse one, added together
+      add_dense_run(run_.data() + p.run_begin, p.run_end - p.run_begin);
       continue;
     }
-    if (!sparse_[w]) {
-      // The dense replies up to the next sparse one, added together (add_dense_run).
-      run_.clear();
-      for (; w < config_.workers && !(received_[w] && sparse_[w]); ++w)
-        if (received_[w]) run_.emplace_back(dense_[w].data, weight(w));
-      add_dense_run();
-      continue;
-    }
-    const double c = weight(w);
-    const std::vector<uint32_t>& idx = reply_indices_[w];
-    const std::vector<double>& val = reply_values_[w];
-    ++w;
     if (sum_dense_) {
-      for (std::size_t k = 0; k < idx.size(); ++k) sum_[idx[k]] += c * val[k];
+      for (std::size_t k = 0; k < p.size; ++k) sum_[p.idx[k]] += p.c * p.val[k];
       continue;
     }
-    for (std::size_t k = 0; k < idx.size(); ++k) {
-      const uint32_t j = idx[k];
-      sum_[j] += c * val[k];
+    for (std::size_t k = 0; k < p.size; ++k) {
+      const uint32_t j = p.idx[k];
+      sum_[j] += p.c * p.val[k];
       uint64_t& word = bits[j >> 6];
       const uint64_t bit = uint64_t{1} << (j & 63);
       touched[count] = j;
@@ -306,13 +322,13 @@ const Eigen::VectorXd& ServerHalf::weighted_sum() {
   return sum_;
 }
 
-void ServerHalf::add_dense_run() {
+void ServerHalf::add_dense_run(const std::pair<const double*, double>* run, std::size_t m) {
   // Going block by block keeps the block of the sum in L1 while all replies pass through it
   // (the whole sum would be streamed from memory once per reply otherwise).
   constexpr std::size_t kDenseBlock = 1024;
   const auto d = static_cast<std::size_t>(sum_.size());
   for (std::size_t j0 = 0; j0 < d; j0 += kDenseBlock)
-    add_dense_block(sum_.data() + j0, run_.data(), run_.size(), j0, std::min(kDenseBlock, d - j0));
+    add_dense_block(sum_.data() + j0, run, m, j0, std::min(kDenseBlock, d - j0));
 }
 
 void ServerHalf::add_dense_block(double* __restrict s, const std::pair<const double*, double>* run,
@@ -341,50 +357,18 @@ void ServerHalf::add_dense_block(double* __restrict s, const std::pair<const dou
 void ServerHalf::weighted_delta(ModelUpdate& out) {
   const auto d = static_cast<std::size_t>(sum_.size());
   const std::size_t blocks = (d + kBlock - 1) / kBlock;
-  std::size_t sparse_values = 0;
-  std::size_t sparse_replies = 0;
-  bool any_dense = false;
-  for (uint32_t w = 0; w < config_.workers; ++w) {
-    if (!received_[w]) continue;
-    if (sparse_[w]) {
-      sparse_values += reply_indices_[w].size();
-      ++sparse_replies;
-    } else {
-      any_dense = true;
-    }
-  }
+  collect_parts();
+  const std::size_t sparse_values = parts_sparse_values_;
+  const bool any_dense = parts_dense_;
   // Sparse replies go block by block only with at least one value per reply and block on
   // average (visiting every block for every reply would cost more than the scattered sum) and
   // at most kInterleaved of them: each is read a run at a time, and beyond some 16 interleaved
   // runs the hardware prefetcher stops following them (measured: at n = 100, K = 10 % the
   // blocks were 10-18 % slower than the scattered sum; at n = 10, K = 1 % a third faster).
-  if (!any_dense && (sparse_values < sparse_replies * blocks || sparse_replies > kInterleaved)) {
-    (void)weighted_sum();
+  if (!any_dense && (sparse_values < parts_sparse_ * blocks || parts_sparse_ > kInterleaved)) {
+    (void)sum_parts();
     sum_to_delta(out);
     return;
-  }
-  // In id order: a sparse reply is one part, consecutive dense ones are one part.
-  parts_.clear();
-  run_.clear();
-  for (uint32_t w = 0; w < config_.workers;) {
-    if (!received_[w]) {
-      ++w;
-      continue;
-    }
-    Part p;
-    if (sparse_[w]) {
-      p.idx = reply_indices_[w].data();
-      p.val = reply_values_[w].data();
-      p.size = reply_indices_[w].size();
-      p.c = weight(w);
-      ++w;
-    } else {
-      p.run_begin = run_.size();
-      for (; w < config_.workers && !(received_[w] && sparse_[w]); ++w)
-        if (received_[w]) run_.emplace_back(dense_[w].data, weight(w));
-      p.run_end = run_.size();
-    }
-    parts_.push_back(p);
   }
   // With a dense reply, or sparse values for more than d / kSparseShare entries, each block is
   // scanned whole for its nonzeros; otherwise its touched entries are marked and read out.

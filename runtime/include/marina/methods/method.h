@@ -159,9 +159,13 @@ class ServerHalf {
  private:
   [[nodiscard]] bool expects(uint32_t worker) const;
   void accept(const Reply& reply, Reply* recycle);
-  // sum_ += weight_r·dense_r for a run of dense replies, in their order (see weighted_sum);
+  // The received replies in id order as parts_ (and run_), with their tally.
+  void collect_parts();
+  // weighted_sum() of the parts collected.
+  const Eigen::VectorXd& sum_parts();
+  // sum_ += weight_r·dense_r for a run of m dense replies, in their order (see weighted_sum);
   // add_dense_block over entries [j0, j0 + len) only.
-  void add_dense_run();
+  void add_dense_run(const std::pair<const double*, double>* run, std::size_t m);
   void add_dense_block(double* s, const std::pair<const double*, double>* run, std::size_t m,
                        std::size_t j0, std::size_t len);
   // Zeroes whatever the last weighted_sum left in sum_.
@@ -186,9 +190,9 @@ class ServerHalf {
   std::vector<uint64_t> touched_bits_;
   bool sum_dense_ = false;
   bool sum_zero_ = true;
-  std::vector<std::pair<const double*, double>> run_;  // add_dense_run's replies and weights
-  // weighted_delta's replies in id order: a sparse one (idx, val, its next position) or a run
-  // of dense ones (run_[run_begin, run_end)).
+  std::vector<std::pair<const double*, double>> run_;  // the dense replies and their weights
+  // The round's replies in id order: a sparse one (idx, val, and weighted_delta's next position
+  // in it) or a run of dense ones (run_[run_begin, run_end)).
   struct Part {
     const uint32_t* idx = nullptr;
     const double* val = nullptr;
@@ -201,9 +205,12 @@ class ServerHalf {
   static constexpr std::size_t kBlock = 4096;  // a multiple of 64
   static constexpr std::size_t kInterleaved = 16;
   std::vector<Part> parts_;
-  std::vector<double> block_sum_;       // entries [j0, j0 + kBlock) of the sum
-  std::vector<uint64_t> block_bits_;    // which of them were touched
-  std::vector<uint32_t> multiplicity_;  // per worker, how often it is counted this round
+  std::size_t parts_sparse_values_ = 0;  // values of the sparse parts
+  std::size_t parts_sparse_ = 0;         // sparse parts
+  bool parts_dense_ = false;             // any dense reply
+  std::vector<double> block_sum_;        // entries [j0, j0 + kBlock) of the sum
+  std::vector<uint64_t> block_bits_;     // which of them were touched
+  std::vector<uint32_t> multiplicity_;   // per worker, how often it is counted this round
   std::vector<bool> received_;
   std::vector<uint32_t> dropped_;  // for the next broadcast
   uint32_t expected_count_ = 0;
