@@ -11,6 +11,7 @@
 //   so compress does not allocate once the buffers have grown.
 
 #include <algorithm>
+#include <array>
 #include <cfloat>
 #include <charconv>
 #include <cmath>
@@ -79,12 +80,16 @@ float to_wire(double v, const std::string& name, std::size_t j) {
 // From k = d/512 on (util::bitmap_beats_sort) the membership set is a d-bit bitmap instead,
 // read out in order at the end: O(k + d/64) and no sort. Floyd's draws and rules are the same,
 // so the set, and the sorted output, are the same as the hash set's.
-void sample_sorted_bitmap(util::Rng& rng, uint32_t d, uint32_t k, std::vector<uint32_t>& out) {
-  thread_local std::vector<uint64_t> bits;
+void sample_sorted_bitmap(util::Rng& state, uint32_t d, uint32_t k, std::vector<uint32_t>& out) {
+  thread_local std::vector<uint64_t> bitmap;
   const std::size_t words = (std::size_t{d} + 63) / 64;
-  if (bits.size() < words) bits.resize(words);
-  std::fill_n(bits.begin(), words, uint64_t{0});
-  const auto insert_new = [&](uint64_t v) {  // false if v was present
+  if (bitmap.size() < words) bitmap.resize(words);
+  uint64_t* const bits = bitmap.data();
+  std::fill_n(bits, words, uint64_t{0});
+  // A local copy of the generator: the bitmap's words are uint64_t like its state, so through
+  // the reference every store to the bitmap would make the compiler reload the state.
+  util::Rng rng = state;
+  const auto insert_new = [bits](uint64_t v) {  // false if v was present
     uint64_t& w = bits[v >> 6];
     const uint64_t m = uint64_t{1} << (v & 63);
     if (w & m) return false;
@@ -95,7 +100,8 @@ void sample_sorted_bitmap(util::Rng& rng, uint32_t d, uint32_t k, std::vector<ui
     const uint64_t t = rng.below(j + 1);
     if (!insert_new(t)) insert_new(j);  // every earlier sample is < j, so j itself is new
   }
-  util::read_set_bits(bits.data(), words, k, out);
+  state = rng;
+  util::read_set_bits(bits, words, k, out);
 }
 
 void sample_sorted(util::Rng& rng, uint32_t d, uint32_t k, std::vector<uint32_t>& out) {
@@ -202,6 +208,29 @@ class RandK final : public Compressor {
   std::string name_;
 };
 
+// Steps [from, to) of the Fisher–Yates shuffle of perm[0, padded), to < padded: step p swaps
+// perm[p] with perm[p + below(padded − p)]. Returns `to`. The draws do not depend on perm, so
+// they are made kBatch at a time ahead of their swaps and the entries to swap are prefetched:
+// π takes 4 bytes per coordinate (4 MB at d = 1e6, beyond the core's own caches), and one step
+// at a time waited for each miss in turn. The swaps still run in step order: the same π.
+uint64_t shuffle_prefix(uint32_t* perm, uint64_t padded, uint64_t from, uint64_t to,
+                        util::Rng& state) {
+  constexpr uint64_t kBatch = 64;
+  util::Rng rng = state;  // a local copy stays in registers
+  uint64_t p = from;
+  for (; p + kBatch <= to; p += kBatch) {
+    std::array<uint64_t, kBatch> other;
+    for (uint64_t t = 0; t < kBatch; ++t) {
+      other[t] = p + t + rng.below(padded - p - t);
+      __builtin_prefetch(perm + other[t], 1);
+    }
+    for (uint64_t t = 0; t < kBatch; ++t) std::swap(perm[p + t], perm[other[t]]);
+  }
+  for (; p < to; ++p) std::swap(perm[p], perm[p + rng.below(padded - p)]);
+  state = rng;
+  return to;
+}
+
 // PermK (Szlendak et al. 2021). The round's permutation π is shared by all workers; worker i
 // keeps the coordinates π[p] for p in block i and scales them by n. When n does not divide d,
 // π permutes the padded range [0, d'), d' = n·⌈d/n⌉, and padding positions (π[p] ≥ d) are
@@ -267,15 +296,20 @@ class PermK final : public Compressor {
     }
     const uint64_t begin = ctx.worker * block;
     const uint64_t end = begin + block;
-    for (; sh.done < end && sh.done + 1 < padded; ++sh.done) {
-      std::swap(sh.perm[sh.done], sh.perm[sh.done + sh.rng.below(padded - sh.done)]);
-    }
+    // The last step (p = padded − 1) would swap an entry with itself: it is not taken.
+    if (const uint64_t stop = std::min(end, padded > 0 ? padded - 1 : 0); sh.done < stop)
+      sh.done = shuffle_prefix(sh.perm.data(), padded, sh.done, stop, sh.rng);
     // Ascending order: a sort of the block when it is tiny against d (about a thousand workers
     // or more, util::bitmap_beats_sort), else marking a d-bit bitmap and reading it out,
     // O(block + d/64); both give the same sorted set.
-    out.clear();
-    for (uint64_t p = begin; p < end; ++p)
-      if (sh.perm[p] < d) out.push_back(sh.perm[p]);
+    out.resize(block);  // then cut to the entries that are not padding (π[p] ≥ d)
+    const uint32_t* const slice = sh.perm.data() + begin;
+    std::size_t kept = 0;
+    for (uint64_t t = 0; t < block; ++t) {
+      out[kept] = slice[t];
+      kept += slice[t] < d;
+    }
+    out.resize(kept);
     if (!util::bitmap_beats_sort(out.size(), d)) {
       std::sort(out.begin(), out.end());
       return;
