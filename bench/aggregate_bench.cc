@@ -193,6 +193,55 @@ BENCHMARK(BM_server_round)
     ->MinTime(0.3)
     ->Unit(benchmark::kMicrosecond);
 
+// A worker's side of the same derivation: its own indices for a fresh round (worker
+// w = iteration mod n, n = 10, so every block of PermK's π is taken in turn), as
+// compress::Compressor::compress makes them every round before reading its K values.
+// Baseline, same process: the generator alone making the draws that derivation makes (RandK:
+// Floyd's K draws below d − K + 1 … d; PermK: the shuffle's draws up to the end of the worker's
+// block, from a fresh π each round), summed so that they are not optimised away. The ratio is
+// what the derivation costs beyond its random numbers: marking, sorting, and for PermK the
+// swaps over π.
+void BM_worker_indices(benchmark::State& state) {
+  constexpr uint32_t kN = 10;
+  const auto d = static_cast<std::size_t>(state.range(0));
+  const int mode = static_cast<int>(state.range(1));
+  const auto q = compress::make_compressor(compressor_of(mode, d));
+  const std::size_t k = static_cast<std::size_t>(compress::zeta(*q, d, kN));
+  const uint64_t block = (d + kN - 1) / kN;
+
+  uint64_t round = 0;
+  const double baseline_ns = bench::ns_per_call([&] {
+    ++round;
+    util::Rng rng(round);
+    uint64_t sum = 0;
+    if (mode == 4) {
+      const uint64_t padded = block * kN, end = std::min(padded - 1, (round % kN + 1) * block);
+      for (uint64_t p = 0; p < end; ++p) sum += rng.below(padded - p);
+    } else {
+      for (uint64_t j = d - k; j < d; ++j) sum += rng.below(j + 1);
+    }
+    benchmark::DoNotOptimize(sum);
+  });
+
+  std::vector<uint32_t> out;
+  round = 1000;
+  bench::LoopTimer timer;
+  for (auto _ : state) {
+    ++round;
+    q->seeded_indices(compress::Context{round, static_cast<uint32_t>(round % kN), kN}, d, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  bench::report_ratio(state, timer.ns_per_iteration(state), baseline_ns);
+  state.counters["K"] = static_cast<double>(k);
+  state.SetLabel(q->name());
+}
+
+BENCHMARK(BM_worker_indices)
+    ->ArgNames({"d", "q"})
+    ->ArgsProduct({{10000, 100000, 1000000, 10000000}, {1, 2, 4}})
+    ->MinTime(0.3)
+    ->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 
 BENCHMARK_MAIN();

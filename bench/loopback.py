@@ -14,6 +14,11 @@
   bench/loopback.py dense [--workers 16] [--dim 1000000] [--rounds 20]
       GD (every round a dense sync: d doubles up from each worker and down to each) on a
       synthetic sparse LibSVM file with d features: rounds/s and coordinator peak RSS.
+  bench/loopback.py cpu [--workers 8 64] [--rounds 3000]
+      where the CPU of a latency round goes: the coordinator's and the workers' user + system
+      time per round (/usr/bin/time -v; a run minus a run of a tenth of the rounds, so start-up
+      and joins cancel out) against the raw exchange's, measured the same way (the publishing
+      process alone: marina_zmq_baseline's hub_cpu_us; hub and workers: two runs of it).
   bench/loopback.py worker [--dim 100000] [--rows 2000] [--workers 2] [--rounds 300]
       MARINA RandK K = 1 on a sparse problem with d features: per-round time, the workers' CPU
       per round (user + system time of a run minus that of a run of a tenth of the rounds) and
@@ -197,6 +202,48 @@ def cmd_latency(args):
                   f"| {p99 / bp99:.2f} | {down:.0f} / {up:.0f} |", flush=True)
 
 
+def cmd_cpu(args):
+    print("| n | coordinator µs/round | raw hub µs/round | workers µs/round (each) "
+          "| raw workers µs/round (each) | all, ratio to raw |")
+    print("|---|---|---|---|---|---|")
+    algo = ["--method", "marina", "--compressor", "randk:1"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.workers:
+            data = tiny_problem(tmp, n)
+            long, short = args.rounds, max(1, args.rounds // 10)
+            coord, fleet, sizes = {}, {}, None
+            for rounds in (long, short):
+                rows, _, _, _, _ = run_cluster(data, n, rounds, algo, tmp,
+                                               timed_coordinator=True, timed_workers=True)
+                coord[rounds] = cpu_seconds(os.path.join(tmp, "coord.time"))
+                fleet[rounds] = sum(cpu_seconds(os.path.join(tmp, f"worker-{i}.time"))
+                                    for i in range(n))
+                if sizes is None:
+                    r0, r1 = rows[len(rows) // 10], rows[-1]
+                    k = int(r1["round"]) - int(r0["round"])
+                    sizes = [round((float(r1[c]) - float(r0[c])) / (k * n))
+                             for c in ("wire_bytes_down", "wire_bytes_up")]
+            raw, hub = {}, None
+            for rounds in (long, short):
+                tf = os.path.join(tmp, "baseline.time")
+                out = subprocess.run(
+                    ["/usr/bin/time", "-v", "-o", tf, binary("bench", "marina_zmq_baseline"),
+                     "--workers", str(n), "--rounds", str(rounds), "--warmup", "0", "--down",
+                     str(sizes[0]), "--up", str(sizes[1])],
+                    capture_output=True, text=True, timeout=3600)
+                if out.returncode != 0:
+                    sys.exit(f"loopback: baseline failed: {out.stdout}{out.stderr}")
+                raw[rounds] = cpu_seconds(tf)
+                if hub is None:
+                    hub = float(re.search(r"hub_cpu_us=([0-9.]+)", out.stdout).group(1))
+            k = long - short
+            c = (coord[long] - coord[short]) / k * 1e6
+            w = (fleet[long] - fleet[short]) / k * 1e6
+            r = (raw[long] - raw[short]) / k * 1e6
+            print(f"| {n} | {c:.0f} | {hub:.0f} | {w:.0f} ({w / n:.1f}) | {r - hub:.0f} "
+                  f"({(r - hub) / n:.1f}) | {(c + w) / r:.2f} |", flush=True)
+
+
 def cmd_scale(args):
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.workers:
@@ -269,6 +316,9 @@ def main():
     a.add_argument("--workers", type=int, nargs="+", default=[1, 8, 64])
     a.add_argument("--rounds", type=int, default=2000)
     a.add_argument("--repeat", type=int, default=3, help="alternating trials of each")
+    a = sub.add_parser("cpu")
+    a.add_argument("--workers", type=int, nargs="+", default=[8, 64])
+    a.add_argument("--rounds", type=int, default=3000)
     a = sub.add_parser("scale")
     a.add_argument("--workers", type=int, nargs="+", default=[256])
     a.add_argument("--rounds", type=int, default=500)
@@ -283,7 +333,7 @@ def main():
     a.add_argument("--workers", type=int, default=2)
     a.add_argument("--rounds", type=int, default=300)
     args = ap.parse_args()
-    {"latency": cmd_latency, "scale": cmd_scale, "dense": cmd_dense,
+    {"latency": cmd_latency, "cpu": cmd_cpu, "scale": cmd_scale, "dense": cmd_dense,
      "worker": cmd_worker}[args.cmd](args)
     return 0
 

@@ -5,14 +5,16 @@
 // (bench/loopback.py latency runs both with the same n and message sizes).
 //
 //   marina_zmq_baseline --workers N --rounds R --down BYTES --up BYTES [--warmup W]
-// prints one line "zmq_baseline n=... p50_us=... p99_us=... mean_us=..." and, with --times FILE,
-// every round's time in seconds, one a line.
+// prints one line "zmq_baseline n=... p50_us=... p99_us=... mean_us=... hub_cpu_us=..." (the
+// publishing process's own CPU per timed round) and, with --times FILE, every round's time in
+// seconds, one a line.
 //
 // Workers are this same binary started with --worker ENDPOINT (posix_spawn, not fork: a ZeroMQ
 // context must not cross a fork).
 
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -183,7 +185,17 @@ int main(int argc, char** argv) {
   }
   std::vector<double> times;
   times.reserve(rounds);
+  // This process's CPU (all its threads, ZeroMQ's I/O thread included; not the workers') over
+  // the timed rounds: what a coordinator's own CPU per round compares with.
+  const auto cpu_us = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return 1e6 * static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  };
+  double cpu_start = 0, cpu_end = 0;
   for (std::size_t k = 0; k < warmup + rounds; ++k) {
+    if (k == warmup) cpu_start = cpu_us();
     ++r;
     const auto t0 = Clock::now();
     put_round(msg, r);
@@ -195,6 +207,7 @@ int main(int argc, char** argv) {
     }
     if (k >= warmup) times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
+  cpu_end = cpu_us();
   put_round(msg, kBye);
   for (int i = 0; i < 3; ++i) pub.send(zmq::buffer(msg.data(), msg.size()), zmq::send_flags::none);
   for (pid_t pid : pids) {
@@ -208,9 +221,11 @@ int main(int argc, char** argv) {
   double sum = 0;
   for (double t : times) sum += t;
   std::printf(
-      "zmq_baseline n=%zu rounds=%zu down=%zu up=%zu p50_us=%.1f p99_us=%.1f mean_us=%.1f\n", n,
-      times.size(), down, up, percentile(times, 0.5) * 1e6, percentile(times, 0.99) * 1e6,
-      sum / static_cast<double>(times.size()) * 1e6);
+      "zmq_baseline n=%zu rounds=%zu down=%zu up=%zu p50_us=%.1f p99_us=%.1f mean_us=%.1f "
+      "hub_cpu_us=%.1f\n",
+      n, times.size(), down, up, percentile(times, 0.5) * 1e6, percentile(times, 0.99) * 1e6,
+      sum / static_cast<double>(times.size()) * 1e6,
+      (cpu_end - cpu_start) / static_cast<double>(times.size()));
   if (!times_file.empty()) {
     std::ofstream out(times_file);
     for (double t : times) out << t << '\n';
