@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""An independent implementation (Python standard library only) of MARINA, Algorithm 1 of the
+paper, to check marina-sim's and marina-coordinator's rounds: it reads the same LibSVM file,
+draws the same randomness and compares every row of the run's CSV log.
+
+  x^0 = 0, g^0 = grad f(x^0); for k = 0, 1, ...:
+    x^{k+1} = x^k - gamma g^k
+    c_k ~ Be(p) (round 0: 1)
+    g^{k+1} = (1/n) sum_i grad f_i(x^{k+1})                                  if c_k = 1
+    g^{k+1} = g^k + (1/n) sum_i Q_i(grad f_i(x^{k+1}) - grad f_i(x^k))      if c_k = 0
+
+with f_i the mean loss over worker i's rows (the first n*floor(N/n) rows of the file in
+contiguous shards, as marina-sim splits them without --shuffle-seed) and Q_i RandK or PermK.
+
+What it shares with the runtime is only the definition of its random draws, written out here
+from docs/ARCHITECTURE.md: SplitMix64 and xoshiro256**, the stream tags, Lemire's bounded
+integers, Floyd's K-subset, the Fisher-Yates shuffle of PermK and the rounding of sent values to
+float32. Everything else (gradients, the server's means, the update) is computed here in plain
+double arithmetic, in another order than the runtime's, so loss and ||grad f||^2 agree to a
+relative tolerance, and the full_sync column exactly.
+
+  reference_marina.py --data FILE --workers N --gamma G --p P --seed S
+                      --compressor randk:K|permk [--loss nonconvex|logistic] --log RUN.csv
+"""
+
+import argparse
+import csv
+import os
+import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_gd import dphi, phi, read_libsvm  # noqa: E402  (the same data and loss)
+
+M64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+# Stream tags (util::Stream): the last tag of every derive().
+COIN, ROUND_SEED, COMPRESS = 1, 2, 4
+
+
+def mix64(z):
+    z = (z + GOLDEN) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def derive(seed, tags):
+    h = mix64(seed & M64)
+    for t in tags:
+        h = mix64(h ^ mix64((t + 0x632BE59BD9B4E019) & M64))
+    return h
+
+
+def rotl(x, k):
+    return ((x << k) | (x >> (64 - k))) & M64
+
+
+class Rng:
+    """xoshiro256**, its four state words from SplitMix64 of seed, seed + G, seed + 2G, ..."""
+
+    def __init__(self, seed):
+        self.s = [mix64((seed + i * GOLDEN) & M64) for i in range(4)]
+
+    def next(self):
+        s = self.s
+        result = (rotl((s[1] * 5) & M64, 7) * 9) & M64
+        t = (s[1] << 17) & M64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return result
+
+    def uniform(self):
+        return (self.next() >> 11) * 2.0 ** -53
+
+    def below(self, n):
+        """Uniform in [0, n) without bias (Lemire): the high word of next() * n, redrawn while
+        the low word is below 2^64 mod n."""
+        m = self.next() * n
+        lo = m & M64
+        if lo < n:
+            threshold = ((1 << 64) - n) % n
+            while lo < threshold:
+                m = self.next() * n
+                lo = m & M64
+        return m >> 64
+
+
+def to_float32(v):
+    return struct.unpack("<f", struct.pack("<f", v))[0]
+
+
+def randk_indices(round_seed, worker, d, k):
+    """Floyd's algorithm: k distinct indices of [0, d), ascending."""
+    rng = Rng(derive(round_seed, [worker, COMPRESS]))
+    chosen = set()
+    for j in range(d - k, d):
+        t = rng.below(j + 1)
+        chosen.add(j if t in chosen else t)
+    return sorted(chosen)
+
+
+def permk_blocks(round_seed, n, d):
+    """The round's shared permutation of [0, n*ceil(d/n)); worker i keeps block i (padding
+    entries >= d dropped), ascending."""
+    block = (d + n - 1) // n
+    padded = block * n
+    perm = list(range(padded))
+    rng = Rng(derive(round_seed, [COMPRESS]))
+    for p in range(padded - 1):
+        q = p + rng.below(padded - p)
+        perm[p], perm[q] = perm[q], perm[p]
+    return [sorted(v for v in perm[i * block:(i + 1) * block] if v < d) for i in range(n)]
+
+
+def compress(spec, delta, round_seed, worker, n):
+    """Q_i(delta) as {index: value}: the values scaled (d/K or n) and rounded to float32, as a
+    worker sends them."""
+    d = len(delta)
+    if spec == "permk":
+        idx, scale = permk_blocks(round_seed, n, d)[worker], float(n)
+    else:
+        k = int(spec.split(":", 1)[1])
+        idx, scale = randk_indices(round_seed, worker, d, k), d / k
+    return {j: to_float32(delta[j] * scale) for j in idx}
+
+
+def shard_grad(rows, labels, dim, x, loss):
+    g = [0.0] * dim
+    total = 0.0
+    for feats, y in zip(rows, labels):
+        m = y * sum(v * x[i] for i, v in feats)
+        total += phi(loss, m)
+        c = dphi(loss, m) * y
+        for i, v in feats:
+            g[i] += c * v
+    return total / len(rows), [gi / len(rows) for gi in g]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--workers", type=int, required=True)
+    ap.add_argument("--gamma", type=float, required=True)
+    ap.add_argument("--p", type=float, required=True)
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--compressor", required=True, help="randk:K or permk")
+    ap.add_argument("--loss", default="nonconvex", choices=["nonconvex", "logistic"])
+    ap.add_argument("--log", required=True, help="CSV log of the MARINA run to check")
+    ap.add_argument("--rtol", type=float, default=1e-9)
+    args = ap.parse_args()
+    spec, n = args.compressor, args.workers
+    if spec != "permk" and not (spec.startswith("randk:") and spec[6:].isdigit()):
+        ap.error(f"--compressor {spec!r}: expected randk:K or permk")
+
+    if n < 1:
+        ap.error("--workers must be at least 1")
+    try:
+        rows, labels, dim = read_libsvm(args.data)
+    except (OSError, ValueError) as e:
+        sys.exit(f"reference_marina: cannot read {args.data}: {e}")
+    m = len(rows) // n
+    if m == 0:
+        sys.exit(f"reference_marina: {args.data}: {len(rows)} rows cannot make {n} shards")
+    shards = [(rows[i * m:(i + 1) * m], labels[i * m:(i + 1) * m]) for i in range(n)]
+    try:
+        with open(args.log, newline="") as fh:
+            log = list(csv.DictReader(fh))
+    except OSError as e:
+        sys.exit(f"reference_marina: cannot read {args.log}: {e}")
+    need = {"loss", "grad_norm_sq", "full_sync"}
+    if not log or not need <= set(log[0]):
+        sys.exit(f"reference_marina: {args.log}: not a run log with rows and the columns "
+                 f"{', '.join(sorted(need))} (run with --data so that loss and ||grad f||^2 "
+                 "are logged)")
+
+    def local(x):
+        return [shard_grad(r, y, dim, x, args.loss) for r, y in shards]
+
+    def report(grads):
+        f = sum(fi for fi, _ in grads) / n
+        full = [sum(gi[j] for _, gi in grads) / n for j in range(dim)]
+        return f, sum(v * v for v in full)
+
+    x = [0.0] * dim
+    grads = local(x)
+    worst = 0.0
+    g = None
+    for k, row in enumerate(log):
+        f, gn = report(grads)
+        for name, ref in (("loss", f), ("grad_norm_sq", gn)):
+            try:
+                got = float(row[name])
+            except (TypeError, ValueError):
+                sys.exit(f"reference_marina: {args.log}: row {k} has no {name} (a coordinator "
+                         "logs it only when run with --data)")
+            rel = abs(got - ref) / max(abs(ref), 1e-300)
+            worst = max(worst, rel)
+            if rel > args.rtol:
+                print(f"reference_marina: row {k}: {name} {got!r} vs reference {ref!r} "
+                      f"(relative difference {rel:.3g} > {args.rtol:g})", file=sys.stderr)
+                return 1
+        if k + 1 == len(log):
+            break
+        # Round k: the workers stand at x^k (their gradients `grads`); the server forms g^k.
+        full_sync = k == 0 or Rng(derive(args.seed, [k, COIN])).uniform() < args.p
+        want = log[k + 1]["full_sync"]
+        if str(int(full_sync)) != want:
+            print(f"reference_marina: round {k}: full_sync {want} in the log, "
+                  f"{int(full_sync)} here", file=sys.stderr)
+            return 1
+        if full_sync:
+            g = [sum(gi[j] for _, gi in grads) / n for j in range(dim)]
+        else:
+            round_seed = derive(args.seed, [k, ROUND_SEED])
+            step = [0.0] * dim
+            for i in range(n):
+                delta = [a - b for a, b in zip(grads[i][1], before[i][1])]
+                for j, v in compress(spec, delta, round_seed, i, n).items():
+                    step[j] += v / n
+            g = [a + b for a, b in zip(g, step)]
+        x = [xi - args.gamma * gi for xi, gi in zip(x, g)]
+        before = grads
+        grads = local(x)
+    print(f"reference_marina: {len(log)} rows agree, worst relative difference {worst:.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
