@@ -11,6 +11,11 @@ draws the same randomness and compares every row of the run's CSV log.
 
 with f_i the mean loss over worker i's rows (the first n*floor(N/n) rows of the file in
 contiguous shards, as marina-sim splits them without --shuffle-seed) and Q_i RandK or PermK.
+--method pp-marina (Algorithm 4): in a compressed round only r clients drawn i.i.d. uniformly
+with replacement answer, and the mean runs over the r draws. --method vr-marina (Algorithms 2
+and 3): a compressed round's difference is that of a minibatch I' of b' rows of the worker's
+shard drawn with replacement, (1/b') sum_{j in I'} (grad f_ij(x^{k+1}) - grad f_ij(x^k)), and
+with --online-batch b a full-sync round sends the mean gradient of a minibatch of b rows.
 
 What it shares with the runtime is only the definition of its random draws, written out here
 from docs/ARCHITECTURE.md: SplitMix64 and xoshiro256**, the stream tags, Lemire's bounded
@@ -21,6 +26,8 @@ relative tolerance, and the full_sync column exactly.
 
   reference_marina.py --data FILE --workers N --gamma G --p P --seed S
                       --compressor randk:K|permk [--loss nonconvex|logistic] --log RUN.csv
+                      [--method marina|pp-marina|vr-marina] [--clients R] [--batch B']
+                      [--online-batch B]
 """
 
 import argparse
@@ -36,7 +43,7 @@ M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 
 # Stream tags (util::Stream): the last tag of every derive().
-COIN, ROUND_SEED, COMPRESS = 1, 2, 4
+COIN, ROUND_SEED, CLIENTS, COMPRESS, MINIBATCH = 1, 2, 3, 4, 5
 
 
 def mix64(z):
@@ -130,6 +137,20 @@ def compress(spec, delta, round_seed, worker, n):
     return {j: to_float32(delta[j] * scale) for j in idx}
 
 
+def row_grad(feats, y, x, loss, out, scale):
+    """out += scale * grad of phi(y a^T x) for one row."""
+    c = dphi(loss, y * sum(v * x[i] for i, v in feats)) * y * scale
+    for i, v in feats:
+        out[i] += c * v
+
+
+def draw(seed, k, worker, rows, size):
+    """A minibatch of `size` rows of [0, rows), with replacement, for worker `worker` in
+    round k."""
+    rng = Rng(derive(seed, [k, worker, MINIBATCH]))
+    return [rng.below(rows) for _ in range(size)]
+
+
 def shard_grad(rows, labels, dim, x, loss):
     g = [0.0] * dim
     total = 0.0
@@ -154,8 +175,15 @@ def main():
     ap.add_argument("--loss", default="nonconvex", choices=["nonconvex", "logistic"])
     ap.add_argument("--log", required=True, help="CSV log of the MARINA run to check")
     ap.add_argument("--rtol", type=float, default=1e-9)
+    ap.add_argument("--method", default="marina", choices=["marina", "pp-marina", "vr-marina"])
+    ap.add_argument("--clients", type=int, help="pp-marina: r (default ceil(n/2))")
+    ap.add_argument("--batch", type=int, default=1, help="vr-marina: b'")
+    ap.add_argument("--online-batch", type=int, default=0, help="vr-marina: b (0: full)")
     args = ap.parse_args()
     spec, n = args.compressor, args.workers
+    r = args.clients if args.clients is not None else (n + 1) // 2
+    if r < 1 or args.batch < 1 or args.online_batch < 0:
+        ap.error("--clients and --batch must be at least 1, --online-batch at least 0")
     if spec != "permk" and not (spec.startswith("randk:") and spec[6:].isdigit()):
         ap.error(f"--compressor {spec!r}: expected randk:K or permk")
 
@@ -215,16 +243,36 @@ def main():
             print(f"reference_marina: round {k}: full_sync {want} in the log, "
                   f"{int(full_sync)} here", file=sys.stderr)
             return 1
-        if full_sync:
+        if full_sync and args.method == "vr-marina" and args.online_batch > 0:
+            g = [0.0] * dim
+            for i, (rows_i, y_i) in enumerate(shards):
+                for j in draw(args.seed, k, i, m, args.online_batch):
+                    row_grad(rows_i[j], y_i[j], x, args.loss, g, 1.0 / (args.online_batch * n))
+        elif full_sync:
             g = [sum(gi[j] for _, gi in grads) / n for j in range(dim)]
         else:
             round_seed = derive(args.seed, [k, ROUND_SEED])
+            if args.method == "pp-marina":
+                rng = Rng(derive(args.seed, [k, CLIENTS]))
+                drawn = [rng.below(n) for _ in range(r)]
+                weight = {i: drawn.count(i) / r for i in set(drawn)}
+            else:
+                weight = {i: 1.0 / n for i in range(n)}
             step = [0.0] * dim
-            for i in range(n):
-                delta = [a - b for a, b in zip(grads[i][1], before[i][1])]
+            for i, w in sorted(weight.items()):
+                if args.method == "vr-marina":
+                    rows_i, y_i = shards[i]
+                    delta = [0.0] * dim
+                    b = args.batch
+                    for j in draw(args.seed, k, i, m, b):
+                        row_grad(rows_i[j], y_i[j], x, args.loss, delta, 1.0 / b)
+                        row_grad(rows_i[j], y_i[j], x_before, args.loss, delta, -1.0 / b)
+                else:
+                    delta = [a - b for a, b in zip(grads[i][1], before[i][1])]
                 for j, v in compress(spec, delta, round_seed, i, n).items():
-                    step[j] += v / n
+                    step[j] += w * v
             g = [a + b for a, b in zip(g, step)]
+        x_before = x
         x = [xi - args.gamma * gi for xi, gi in zip(x, g)]
         before = grads
         grads = local(x)
