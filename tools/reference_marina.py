@@ -16,6 +16,10 @@ with replacement answer, and the mean runs over the r draws. --method vr-marina 
 and 3): a compressed round's difference is that of a minibatch I' of b' rows of the worker's
 shard drawn with replacement, (1/b') sum_{j in I'} (grad f_ij(x^{k+1}) - grad f_ij(x^k)), and
 with --online-batch b a full-sync round sends the mean gradient of a minibatch of b rows.
+The baselines: --method diana (m_i = Q(grad f_i(x^k) - h_i), h_i += alpha m_i,
+x^{k+1} = x^k - gamma (h + mean m_i), h += alpha mean m_i, alpha = 1/(1 + omega)) and
+--method vr-diana (grad f_i(x^k) replaced by the loopless-SVRG estimate of a minibatch of b'
+rows around a reference point w_i, which moves to x^k with probability p after each round).
 
 What it shares with the runtime is only the definition of its random draws, written out here
 from docs/ARCHITECTURE.md: SplitMix64 and xoshiro256**, the stream tags, Lemire's bounded
@@ -26,7 +30,8 @@ relative tolerance, and the full_sync column exactly.
 
   reference_marina.py --data FILE --workers N --gamma G --p P --seed S
                       --compressor randk:K|permk [--loss nonconvex|logistic] --log RUN.csv
-                      [--method marina|pp-marina|vr-marina] [--clients R] [--batch B']
+                      [--method marina|pp-marina|vr-marina|diana|vr-diana]
+                      [--clients R] [--batch B']
                       [--online-batch B]
 """
 
@@ -43,7 +48,7 @@ M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 
 # Stream tags (util::Stream): the last tag of every derive().
-COIN, ROUND_SEED, CLIENTS, COMPRESS, MINIBATCH = 1, 2, 3, 4, 5
+COIN, ROUND_SEED, CLIENTS, COMPRESS, MINIBATCH, REFERENCE = 1, 2, 3, 4, 5, 6
 
 
 def mix64(z):
@@ -169,13 +174,15 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--workers", type=int, required=True)
     ap.add_argument("--gamma", type=float, required=True)
-    ap.add_argument("--p", type=float, required=True)
+    ap.add_argument("--p", type=float, help="full-sync probability (vr-diana: reference "
+                    "point's); not for diana")
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--compressor", required=True, help="randk:K or permk")
     ap.add_argument("--loss", default="nonconvex", choices=["nonconvex", "logistic"])
     ap.add_argument("--log", required=True, help="CSV log of the MARINA run to check")
     ap.add_argument("--rtol", type=float, default=1e-9)
-    ap.add_argument("--method", default="marina", choices=["marina", "pp-marina", "vr-marina"])
+    ap.add_argument("--method", default="marina",
+                    choices=["marina", "pp-marina", "vr-marina", "diana", "vr-diana"])
     ap.add_argument("--clients", type=int, help="pp-marina: r (default ceil(n/2))")
     ap.add_argument("--batch", type=int, default=1, help="vr-marina: b'")
     ap.add_argument("--online-batch", type=int, default=0, help="vr-marina: b (0: full)")
@@ -186,6 +193,9 @@ def main():
         ap.error("--clients and --batch must be at least 1, --online-batch at least 0")
     if spec != "permk" and not (spec.startswith("randk:") and spec[6:].isdigit()):
         ap.error(f"--compressor {spec!r}: expected randk:K or permk")
+    diana = args.method in ("diana", "vr-diana")
+    if (args.p is None) != (args.method == "diana"):
+        ap.error("--p is needed for every method but diana, and does not apply to diana")
 
     if n < 1:
         ap.error("--workers must be at least 1")
@@ -220,6 +230,13 @@ def main():
     grads = local(x)
     worst = 0.0
     g = None
+    if diana:
+        omega = float(n) - 1.0 if spec == "permk" else dim / int(spec[6:]) - 1.0
+        alpha = 1.0 / (1.0 + omega)
+        h = [0.0] * dim
+        shifts = [[0.0] * dim for _ in range(n)]
+        ref_x = [x] * n  # VR-DIANA's reference points w_i and their full gradients
+        ref_grad = [gi for _, gi in grads]
     for k, row in enumerate(log):
         f, gn = report(grads)
         for name, ref in (("loss", f), ("grad_norm_sq", gn)):
@@ -237,13 +254,37 @@ def main():
         if k + 1 == len(log):
             break
         # Round k: the workers stand at x^k (their gradients `grads`); the server forms g^k.
-        full_sync = k == 0 or Rng(derive(args.seed, [k, COIN])).uniform() < args.p
+        if diana:
+            full_sync = False
+        else:
+            full_sync = k == 0 or Rng(derive(args.seed, [k, COIN])).uniform() < args.p
         want = log[k + 1]["full_sync"]
         if str(int(full_sync)) != want:
             print(f"reference_marina: round {k}: full_sync {want} in the log, "
                   f"{int(full_sync)} here", file=sys.stderr)
             return 1
-        if full_sync and args.method == "vr-marina" and args.online_batch > 0:
+        if diana:
+            round_seed = derive(args.seed, [k, ROUND_SEED])
+            mean = [0.0] * dim
+            for i in range(n):
+                if args.method == "vr-diana":
+                    rows_i, y_i = shards[i]
+                    est = list(ref_grad[i])
+                    for j in draw(args.seed, k, i, m, args.batch):
+                        row_grad(rows_i[j], y_i[j], x, args.loss, est, 1.0 / args.batch)
+                        row_grad(rows_i[j], y_i[j], ref_x[i], args.loss, est, -1.0 / args.batch)
+                else:
+                    est = grads[i][1]
+                sent = compress(spec, [a - b for a, b in zip(est, shifts[i])], round_seed, i, n)
+                for j, v in sent.items():
+                    shifts[i][j] += alpha * v
+                    mean[j] += v / n
+                if args.method == "vr-diana" and \
+                        Rng(derive(args.seed, [k, i, REFERENCE])).uniform() < args.p:
+                    ref_x[i], ref_grad[i] = x, grads[i][1]
+            g = [a + b for a, b in zip(h, mean)]
+            h = [a + alpha * b for a, b in zip(h, mean)]
+        elif full_sync and args.method == "vr-marina" and args.online_batch > 0:
             g = [0.0] * dim
             for i, (rows_i, y_i) in enumerate(shards):
                 for j in draw(args.seed, k, i, m, args.online_batch):
