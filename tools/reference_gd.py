@@ -66,6 +66,25 @@ def loss_and_grad(rows, labels, dim, x, loss):
     return total / n, [gi / n for gi in g]
 
 
+def check_row(tool, log_name, k, row, refs, rtol):
+    """The worst relative difference between the log row's columns and `refs` ({column:
+    reference value}); None, after a message naming the first one, if it exceeds rtol."""
+    worst = 0.0
+    for name, ref in refs.items():
+        try:
+            got = float(row[name])
+        except (KeyError, TypeError, ValueError):
+            sys.exit(f"{tool}: {log_name}: row {k} has no {name} (a coordinator logs it only "
+                     "when run with --data)")
+        rel = abs(got - ref) / max(abs(ref), 1e-300)
+        worst = max(worst, rel)
+        if rel > rtol:
+            print(f"{tool}: row {k}: {name} {got!r} vs reference {ref!r} "
+                  f"(relative difference {rel:.3g} > {rtol:g})", file=sys.stderr)
+            return None
+    return worst
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -86,14 +105,11 @@ def main():
     for k, row in enumerate(log):
         f, g = loss_and_grad(rows, labels, dim, x, args.loss)
         gn = sum(v * v for v in g)
-        for name, ref in (("loss", f), ("grad_norm_sq", gn)):
-            got = float(row[name])
-            rel = abs(got - ref) / max(abs(ref), 1e-300)
-            worst = max(worst, rel)
-            if rel > args.rtol:
-                print(f"reference_gd: round {k}: {name} {got!r} vs reference {ref!r} "
-                      f"(relative difference {rel:.3g} > {args.rtol:g})", file=sys.stderr)
-                return 1
+        rel = check_row("reference_gd", args.log, k, row, {"loss": f, "grad_norm_sq": gn},
+                        args.rtol)
+        if rel is None:
+            return 1
+        worst = max(worst, rel)
         x = [xi - args.gamma * gi for xi, gi in zip(x, g)]
     print(f"reference_gd: {len(log)} rows agree, worst relative difference {worst:.3g}")
     return 0

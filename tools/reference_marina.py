@@ -42,7 +42,7 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference_gd import dphi, phi, read_libsvm  # noqa: E402  (the same data and loss)
+from reference_gd import check_row, dphi, loss_and_grad, read_libsvm  # noqa: E402
 
 M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -156,18 +156,6 @@ def draw(seed, k, worker, rows, size):
     return [rng.below(rows) for _ in range(size)]
 
 
-def shard_grad(rows, labels, dim, x, loss):
-    g = [0.0] * dim
-    total = 0.0
-    for feats, y in zip(rows, labels):
-        m = y * sum(v * x[i] for i, v in feats)
-        total += phi(loss, m)
-        c = dphi(loss, m) * y
-        for i, v in feats:
-            g[i] += c * v
-    return total / len(rows), [gi / len(rows) for gi in g]
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -219,7 +207,7 @@ def main():
                  "are logged)")
 
     def local(x):
-        return [shard_grad(r, y, dim, x, args.loss) for r, y in shards]
+        return [loss_and_grad(r, y, dim, x, args.loss) for r, y in shards]
 
     def report(grads):
         f = sum(fi for fi, _ in grads) / n
@@ -239,18 +227,11 @@ def main():
         ref_grad = [gi for _, gi in grads]
     for k, row in enumerate(log):
         f, gn = report(grads)
-        for name, ref in (("loss", f), ("grad_norm_sq", gn)):
-            try:
-                got = float(row[name])
-            except (TypeError, ValueError):
-                sys.exit(f"reference_marina: {args.log}: row {k} has no {name} (a coordinator "
-                         "logs it only when run with --data)")
-            rel = abs(got - ref) / max(abs(ref), 1e-300)
-            worst = max(worst, rel)
-            if rel > args.rtol:
-                print(f"reference_marina: row {k}: {name} {got!r} vs reference {ref!r} "
-                      f"(relative difference {rel:.3g} > {args.rtol:g})", file=sys.stderr)
-                return 1
+        rel = check_row("reference_marina", args.log, k, row, {"loss": f, "grad_norm_sq": gn},
+                        args.rtol)
+        if rel is None:
+            return 1
+        worst = max(worst, rel)
         if k + 1 == len(log):
             break
         # Round k: the workers stand at x^k (their gradients `grads`); the server forms g^k.
