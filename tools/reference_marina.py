@@ -20,6 +20,10 @@ The baselines: --method diana (m_i = Q(grad f_i(x^k) - h_i), h_i += alpha m_i,
 x^{k+1} = x^k - gamma (h + mean m_i), h += alpha mean m_i, alpha = 1/(1 + omega)) and
 --method vr-diana (grad f_i(x^k) replaced by the loopless-SVRG estimate of a minibatch of b'
 rows around a reference point w_i, which moves to x^k with probability p after each round).
+--dropout q (marina-sim's): worker i misses round k when a draw of its own says so; the means
+of the MARINA family then run over the replies that arrived (a full-sync round without any
+keeps g), DIANA's over all n with m_i = 0 for the absent, and a VR-DIANA worker coming back
+takes x^k as its reference point (it was resynchronised).
 
 What it shares with the runtime is only the definition of its random draws, written out here
 from docs/ARCHITECTURE.md: SplitMix64 and xoshiro256**, the stream tags, Lemire's bounded
@@ -32,7 +36,7 @@ relative tolerance, and the full_sync column exactly.
                       --compressor randk:K|permk [--loss nonconvex|logistic] --log RUN.csv
                       [--method marina|pp-marina|vr-marina|diana|vr-diana]
                       [--clients R] [--batch B']
-                      [--online-batch B]
+                      [--online-batch B] [--dropout Q]
 """
 
 import argparse
@@ -48,7 +52,7 @@ M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 
 # Stream tags (util::Stream): the last tag of every derive().
-COIN, ROUND_SEED, CLIENTS, COMPRESS, MINIBATCH, REFERENCE = 1, 2, 3, 4, 5, 6
+COIN, ROUND_SEED, CLIENTS, COMPRESS, MINIBATCH, REFERENCE, DROPOUT = 1, 2, 3, 4, 5, 6, 8
 
 
 def mix64(z):
@@ -174,11 +178,19 @@ def main():
     ap.add_argument("--clients", type=int, help="pp-marina: r (default ceil(n/2))")
     ap.add_argument("--batch", type=int, default=1, help="vr-marina: b'")
     ap.add_argument("--online-batch", type=int, default=0, help="vr-marina: b (0: full)")
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="marina-sim --dropout: each worker misses each round with this chance")
     args = ap.parse_args()
     spec, n = args.compressor, args.workers
     r = args.clients if args.clients is not None else (n + 1) // 2
     if r < 1 or args.batch < 1 or args.online_batch < 0:
         ap.error("--clients and --batch must be at least 1, --online-batch at least 0")
+    if not 0.0 <= args.dropout < 1.0:
+        ap.error("--dropout must be in [0, 1)")
+
+    def present(k, i):
+        return args.dropout == 0.0 or \
+            not Rng(derive(args.seed, [k, i, DROPOUT])).uniform() < args.dropout
     if spec != "permk" and not (spec.startswith("randk:") and spec[6:].isdigit()):
         ap.error(f"--compressor {spec!r}: expected randk:K or permk")
     diana = args.method in ("diana", "vr-diana")
@@ -248,6 +260,10 @@ def main():
             round_seed = derive(args.seed, [k, ROUND_SEED])
             mean = [0.0] * dim
             for i in range(n):
+                if not present(k, i):
+                    continue
+                if args.method == "vr-diana" and (k == 0 or not present(k - 1, i)):
+                    ref_x[i], ref_grad[i] = x, grads[i][1]  # first round, or back from absence
                 if args.method == "vr-diana":
                     rows_i, y_i = shards[i]
                     est = list(ref_grad[i])
@@ -265,21 +281,26 @@ def main():
                     ref_x[i], ref_grad[i] = x, grads[i][1]
             g = [a + b for a, b in zip(h, mean)]
             h = [a + alpha * b for a, b in zip(h, mean)]
-        elif full_sync and args.method == "vr-marina" and args.online_batch > 0:
-            g = [0.0] * dim
-            for i, (rows_i, y_i) in enumerate(shards):
-                for j in draw(args.seed, k, i, m, args.online_batch):
-                    row_grad(rows_i[j], y_i[j], x, args.loss, g, 1.0 / (args.online_batch * n))
         elif full_sync:
-            g = [sum(gi[j] for _, gi in grads) / n for j in range(dim)]
+            here = [i for i in range(n) if present(k, i)]
+            if here and args.method == "vr-marina" and args.online_batch > 0:
+                g = [0.0] * dim
+                for i in here:
+                    rows_i, y_i = shards[i]
+                    for j in draw(args.seed, k, i, m, args.online_batch):
+                        row_grad(rows_i[j], y_i[j], x, args.loss, g,
+                                 1.0 / (args.online_batch * len(here)))
+            elif here:
+                g = [sum(grads[i][1][j] for i in here) / len(here) for j in range(dim)]
         else:
             round_seed = derive(args.seed, [k, ROUND_SEED])
             if args.method == "pp-marina":
                 rng = Rng(derive(args.seed, [k, CLIENTS]))
                 drawn = [rng.below(n) for _ in range(r)]
-                weight = {i: drawn.count(i) / r for i in set(drawn)}
+                times = {i: drawn.count(i) for i in set(drawn) if present(k, i)}
             else:
-                weight = {i: 1.0 / n for i in range(n)}
+                times = {i: 1 for i in range(n) if present(k, i)}
+            weight = {i: t / sum(times.values()) for i, t in times.items()}
             step = [0.0] * dim
             for i, w in sorted(weight.items()):
                 if args.method == "vr-marina":
