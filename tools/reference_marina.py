@@ -10,7 +10,8 @@ draws the same randomness and compares every row of the run's CSV log.
     g^{k+1} = g^k + (1/n) sum_i Q_i(grad f_i(x^{k+1}) - grad f_i(x^k))      if c_k = 0
 
 with f_i the mean loss over worker i's rows (the first n*floor(N/n) rows of the file in
-contiguous shards, as marina-sim splits them without --shuffle-seed) and Q_i RandK or PermK.
+contiguous shards, as marina-sim splits them; with --shuffle-seed, of the rows in the order of
+its Fisher-Yates shuffle) and Q_i RandK or PermK.
 --method pp-marina (Algorithm 4): in a compressed round only r clients drawn i.i.d. uniformly
 with replacement answer, and the mean runs over the r draws. --method vr-marina (Algorithms 2
 and 3): a compressed round's difference is that of a minibatch I' of b' rows of the worker's
@@ -36,7 +37,7 @@ relative tolerance, and the full_sync column exactly.
                       --compressor randk:K|permk [--loss nonconvex|logistic] --log RUN.csv
                       [--method marina|pp-marina|vr-marina|diana|vr-diana]
                       [--clients R] [--batch B']
-                      [--online-batch B] [--dropout Q]
+                      [--online-batch B] [--dropout Q] [--shuffle-seed S]
 """
 
 import argparse
@@ -52,7 +53,7 @@ M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 
 # Stream tags (util::Stream): the last tag of every derive().
-COIN, ROUND_SEED, CLIENTS, COMPRESS, MINIBATCH, REFERENCE, DROPOUT = 1, 2, 3, 4, 5, 6, 8
+COIN, ROUND_SEED, CLIENTS, COMPRESS, MINIBATCH, REFERENCE, SHUFFLE, DROPOUT = 1, 2, 3, 4, 5, 6, 7, 8
 
 
 def mix64(z):
@@ -178,6 +179,8 @@ def main():
     ap.add_argument("--clients", type=int, help="pp-marina: r (default ceil(n/2))")
     ap.add_argument("--batch", type=int, default=1, help="vr-marina: b'")
     ap.add_argument("--online-batch", type=int, default=0, help="vr-marina: b (0: full)")
+    ap.add_argument("--shuffle-seed", type=int, help="marina-sim --shuffle-seed: rows "
+                    "shuffled before sharding")
     ap.add_argument("--dropout", type=float, default=0.0,
                     help="marina-sim --dropout: each worker misses each round with this chance")
     args = ap.parse_args()
@@ -206,7 +209,14 @@ def main():
     m = len(rows) // n
     if m == 0:
         sys.exit(f"reference_marina: {args.data}: {len(rows)} rows cannot make {n} shards")
-    shards = [(rows[i * m:(i + 1) * m], labels[i * m:(i + 1) * m]) for i in range(n)]
+    order = list(range(len(rows)))
+    if args.shuffle_seed is not None:
+        rng = Rng(derive(args.shuffle_seed, [SHUFFLE]))
+        for i in range(len(order) - 1, 0, -1):
+            j = rng.below(i + 1)
+            order[i], order[j] = order[j], order[i]
+    shards = [([rows[t] for t in order[i * m:(i + 1) * m]],
+               [labels[t] for t in order[i * m:(i + 1) * m]]) for i in range(n)]
     try:
         with open(args.log, newline="") as fh:
             log = list(csv.DictReader(fh))

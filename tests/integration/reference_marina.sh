@@ -8,7 +8,7 @@
 #                            ROUNDS LOSS [OPTION...]
 #   sim: marina-sim; net: marina-coordinator --spawn-local (worker processes over loopback TCP)
 #   P: - for diana (no --p); OPTION...: passed to both (--clients R, --batch B',
-#   --online-batch B, and with sim --dropout Q)
+#   --online-batch B, --shuffle-seed S, and with sim --dropout Q)
 set -euo pipefail
 [[ $# -ge 11 ]] || { sed -n '2,10p' "$0" >&2; exit 2; }
 build="$1"; mode="$2"; data="$3"; workers="$4"; gamma="$5"; p="$6"; seed="$7"; method="$8"
