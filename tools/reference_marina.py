@@ -11,7 +11,7 @@ draws the same randomness and compares every row of the run's CSV log.
 
 with f_i the mean loss over worker i's rows (the first n*floor(N/n) rows of the file in
 contiguous shards, as marina-sim splits them; with --shuffle-seed, of the rows in the order of
-its Fisher-Yates shuffle) and Q_i RandK or PermK.
+its Fisher-Yates shuffle) and Q_i RandK, PermK, QSGD or natural compression.
 --method pp-marina (Algorithm 4): in a compressed round only r clients drawn i.i.d. uniformly
 with replacement answer, and the mean runs over the r draws. --method vr-marina (Algorithms 2
 and 3): a compressed round's difference is that of a minibatch I' of b' rows of the worker's
@@ -28,13 +28,14 @@ takes x^k as its reference point (it was resynchronised).
 
 What it shares with the runtime is only the definition of its random draws, written out here
 from docs/ARCHITECTURE.md: SplitMix64 and xoshiro256**, the stream tags, Lemire's bounded
-integers, Floyd's K-subset, the Fisher-Yates shuffle of PermK and the rounding of sent values to
-float32. Everything else (gradients, the server's means, the update) is computed here in plain
+integers, Floyd's K-subset, the Fisher-Yates shuffle of PermK, the stochastic roundings of
+QSGD and natural compression, and the rounding of sent values to float32. Everything else (gradients, the server's means, the update) is computed here in plain
 double arithmetic, in another order than the runtime's, so loss and ||grad f||^2 agree to a
 relative tolerance, and the full_sync column exactly.
 
   reference_marina.py --data FILE --workers N --gamma G --p P --seed S
-                      --compressor randk:K|permk [--loss nonconvex|logistic] --log RUN.csv
+                      --compressor randk:K|permk|qsgd:S|natural [--loss nonconvex|logistic]
+                      --log RUN.csv
                       [--method marina|pp-marina|vr-marina|diana|vr-diana]
                       [--clients R] [--batch B']
                       [--online-batch B] [--dropout Q] [--shuffle-seed S]
@@ -42,6 +43,7 @@ relative tolerance, and the full_sync column exactly.
 
 import argparse
 import csv
+import math
 import os
 import struct
 import sys
@@ -135,10 +137,66 @@ def permk_blocks(round_seed, n, d):
     return [sorted(v for v in perm[i * block:(i + 1) * block] if v < d) for i in range(n)]
 
 
+def qsgd(s, x, rng):
+    """Random dithering with s levels: {j: norm * level / s}, the level l or l + 1 around
+    r = |x_j| / norm * s (at most s), drawn up with probability r - l; the norm is computed
+    scaled by max |x_j|."""
+    amax = max(abs(v) for v in x)
+    if amax == 0.0:
+        return {}
+    total = 0.0
+    for v in x:
+        t = v / amax
+        total += t * t
+    norm = amax * math.sqrt(total)
+    out = {}
+    for j, v in enumerate(x):
+        if v == 0.0:
+            continue
+        r = min(abs(v) / norm * s, float(s))
+        level = math.floor(r)
+        up = r - level
+        if up > 0.0 and rng.uniform() < up:
+            level += 1
+        if level:
+            out[j] = norm * (-level if v < 0.0 else level) / s
+    return out
+
+
+def natural(x, rng):
+    """Each value rounded to one of the two powers of two around it, unbiased, as float32."""
+    out = {}
+    for j, v in enumerate(x):
+        if v == 0.0:
+            out[j] = 0.0
+            continue
+        mant, _ = math.frexp(abs(v))  # |v| = mant * 2^e, mant in [1/2, 1)
+        lower = abs(v) / (2.0 * mant)
+        up = 2.0 * mant - 1.0
+        r = 2.0 * lower if up > 0.0 and rng.uniform() < up else lower
+        out[j] = to_float32(math.copysign(r, v))
+    return out
+
+
+def omega(spec, d, n):
+    if spec == "permk":
+        return float(n) - 1.0
+    if spec == "natural":
+        return 0.125
+    name, k = spec.split(":")
+    if name == "qsgd":
+        return min(d / (int(k) * int(k)), math.sqrt(d) / int(k))
+    return d / int(k) - 1.0
+
+
 def compress(spec, delta, round_seed, worker, n):
-    """Q_i(delta) as {index: value}: the values scaled (d/K or n) and rounded to float32, as a
-    worker sends them."""
+    """Q_i(delta) as {index: value}, the values as the server decodes them: RandK's and PermK's
+    scaled (d/K or n) and rounded to float32, QSGD's norm * level / s, natural's powers of two
+    as float32."""
     d = len(delta)
+    if spec == "natural" or spec.startswith("qsgd:"):
+        rng = Rng(derive(round_seed, [worker, COMPRESS]))
+        return natural(delta, rng) if spec == "natural" else qsgd(int(spec[5:]), delta, rng)
     if spec == "permk":
         idx, scale = permk_blocks(round_seed, n, d)[worker], float(n)
     else:
@@ -170,7 +228,7 @@ def main():
     ap.add_argument("--p", type=float, help="full-sync probability (vr-diana: reference "
                     "point's); not for diana")
     ap.add_argument("--seed", type=int, required=True)
-    ap.add_argument("--compressor", required=True, help="randk:K or permk")
+    ap.add_argument("--compressor", required=True, help="randk:K, permk, qsgd:S or natural")
     ap.add_argument("--loss", default="nonconvex", choices=["nonconvex", "logistic"])
     ap.add_argument("--log", required=True, help="CSV log of the MARINA run to check")
     ap.add_argument("--rtol", type=float, default=1e-9)
@@ -194,8 +252,10 @@ def main():
     def present(k, i):
         return args.dropout == 0.0 or \
             not Rng(derive(args.seed, [k, i, DROPOUT])).uniform() < args.dropout
-    if spec != "permk" and not (spec.startswith("randk:") and spec[6:].isdigit()):
-        ap.error(f"--compressor {spec!r}: expected randk:K or permk")
+    if not (spec in ("permk", "natural") or
+            any(spec.startswith(f) and spec[len(f):].isdigit() and int(spec[len(f):]) > 0
+                for f in ("randk:", "qsgd:"))):
+        ap.error(f"--compressor {spec!r}: expected randk:K, permk, qsgd:S or natural")
     diana = args.method in ("diana", "vr-diana")
     if (args.p is None) != (args.method == "diana"):
         ap.error("--p is needed for every method but diana, and does not apply to diana")
@@ -241,8 +301,7 @@ def main():
     worst = 0.0
     g = None
     if diana:
-        omega = float(n) - 1.0 if spec == "permk" else dim / int(spec[6:]) - 1.0
-        alpha = 1.0 / (1.0 + omega)
+        alpha = 1.0 / (1.0 + omega(spec, dim, n))
         h = [0.0] * dim
         shifts = [[0.0] * dim for _ in range(n)]
         ref_x = [x] * n  # VR-DIANA's reference points w_i and their full gradients
