@@ -26,6 +26,8 @@ of the MARINA family then run over the replies that arrived (a full-sync round w
 keeps g), DIANA's over all n with m_i = 0 for the absent, and a VR-DIANA worker coming back
 takes x^k as its reference point (it was resynchronised).
 
+The problem is marina-sim's without --l2, --bias or --init-scale (x^0 = 0).
+
 What it shares with the runtime is only the definition of its random draws, written out here
 from docs/ARCHITECTURE.md: SplitMix64 and xoshiro256**, the stream tags, Lemire's bounded
 integers, Floyd's K-subset, the Fisher-Yates shuffle of PermK, the stochastic roundings of
