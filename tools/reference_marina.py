@@ -245,6 +245,8 @@ def main():
                     help="marina-sim --dropout: each worker misses each round with this chance")
     args = ap.parse_args()
     spec, n = args.compressor, args.workers
+    if n < 1:
+        ap.error("--workers must be at least 1")
     r = args.clients if args.clients is not None else (n + 1) // 2
     if r < 1 or args.batch < 1 or args.online_batch < 0:
         ap.error("--clients and --batch must be at least 1, --online-batch at least 0")
@@ -262,12 +264,12 @@ def main():
     if (args.p is None) != (args.method == "diana"):
         ap.error("--p is needed for every method but diana, and does not apply to diana")
 
-    if n < 1:
-        ap.error("--workers must be at least 1")
     try:
         rows, labels, dim = read_libsvm(args.data)
     except (OSError, ValueError) as e:
         sys.exit(f"reference_marina: cannot read {args.data}: {e}")
+    if spec.startswith("randk:") and int(spec[6:]) > dim:
+        sys.exit(f"reference_marina: {spec} needs K <= d = {dim} ({args.data})")
     m = len(rows) // n
     if m == 0:
         sys.exit(f"reference_marina: {args.data}: {len(rows)} rows cannot make {n} shards")
