@@ -209,12 +209,11 @@ class RandK final : public Compressor {
 };
 
 // Steps [from, to) of the Fisher–Yates shuffle of perm[0, padded), to < padded: step p swaps
-// perm[p] with perm[p + below(padded − p)]. Returns `to`. The draws do not depend on perm, so
+// perm[p] with perm[p + below(padded − p)]. The draws do not depend on perm, so
 // they are made kBatch at a time ahead of their swaps and the entries to swap are prefetched:
 // π takes 4 bytes per coordinate (4 MB at d = 1e6, beyond the core's own caches), and one step
 // at a time waited for each miss in turn. The swaps still run in step order: the same π.
-uint64_t shuffle_prefix(uint32_t* perm, uint64_t padded, uint64_t from, uint64_t to,
-                        util::Rng& state) {
+void shuffle_prefix(uint32_t* perm, uint64_t padded, uint64_t from, uint64_t to, util::Rng& state) {
   constexpr uint64_t kBatch = 64;
   util::Rng rng = state;  // a local copy stays in registers
   uint64_t p = from;
@@ -228,7 +227,6 @@ uint64_t shuffle_prefix(uint32_t* perm, uint64_t padded, uint64_t from, uint64_t
   }
   for (; p < to; ++p) std::swap(perm[p], perm[p + rng.below(padded - p)]);
   state = rng;
-  return to;
 }
 
 // PermK (Szlendak et al. 2021). The round's permutation π is shared by all workers; worker i
@@ -297,8 +295,10 @@ class PermK final : public Compressor {
     const uint64_t begin = ctx.worker * block;
     const uint64_t end = begin + block;
     // The last step (p = padded − 1) would swap an entry with itself: it is not taken.
-    if (const uint64_t stop = std::min(end, padded > 0 ? padded - 1 : 0); sh.done < stop)
-      sh.done = shuffle_prefix(sh.perm.data(), padded, sh.done, stop, sh.rng);
+    if (const uint64_t stop = std::min(end, padded > 0 ? padded - 1 : 0); sh.done < stop) {
+      shuffle_prefix(sh.perm.data(), padded, sh.done, stop, sh.rng);
+      sh.done = stop;
+    }
     // Ascending order: a sort of the block when it is tiny against d (about a thousand workers
     // or more, util::bitmap_beats_sort), else marking a d-bit bitmap and reading it out,
     // O(block + d/64); both give the same sorted set.
