@@ -9,7 +9,8 @@ counts as a divergence. Reports, per method, the theory gamma with its bits to 1
 and the best gamma with its bits to 1e-2. The theory gamma is read from marina-sim's start-up
 line "... gamma = X".
 
-  scripts/sweep.py [--datasets heart_scale krvskp] [--rounds 20000] [--out DIR] [--max-j 16]
+  scripts/sweep.py [--datasets heart_scale krvskp] [--methods NAME...] [--rounds 20000]
+                   [--out DIR] [--max-j 16]
 
 Settings: n = 5, RandK K = 1 for every compressed method (PermK for "marina-permk"), seed 1,
 p theoretical (for the MARINA family p does not depend on gamma), b' = max(1, round(m/100)) for
@@ -110,17 +111,25 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=["heart_scale", "krvskp"])
+    ap.add_argument("--methods", nargs="+", metavar="NAME",
+                    help="only these (gd marina marina-permk vr-marina pp-marina diana vr-diana)")
     ap.add_argument("--rounds", type=int, default=20000)
     ap.add_argument("--out", default=os.path.join(REPO, "build", "sweep"))
     ap.add_argument("--max-j", type=int, default=16)
     ap.add_argument("--sim", default=os.path.join(REPO, "build", "simulator", "marina-sim"))
     args = ap.parse_args()
+    known = [name for name, _ in methods_for(100)]
+    for name in args.methods or []:
+        if name not in known:
+            ap.error(f"--methods: unknown method '{name}' (one of {' '.join(known)})")
     os.makedirs(args.out, exist_ok=True)
 
     table = []
     for ds in args.datasets:
         m = rows_per_worker(data_file(ds))
         for name, margs in methods_for(m):
+            if args.methods and name not in args.methods:
+                continue
             # j = 0 with --gamma auto: the run prints the theory gamma, which sets the scale.
             log0 = os.path.join(args.out, f"{ds}-{name}-j0.csv")
             theory = run(args.sim, ds, margs, "auto", args.rounds, log0)

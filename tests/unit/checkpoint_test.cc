@@ -19,6 +19,8 @@
 
 #include "checkpoint_generated.h"
 #include "marina/drivers/checkpoint.h"
+#include "marina/drivers/coordinator.h"
+#include "marina/transport/inproc_transport.h"
 #include "test_support.h"
 
 namespace fs = std::filesystem;
@@ -397,4 +399,29 @@ TEST_CASE("checkpoint: an unwritable directory is reported with its path") {
   } catch (const CheckpointError& e) {
     CHECK(std::string(e.what()).find((blocker / "dir").string()) == 0);
   }
+}
+
+TEST_CASE("checkpoint: a resume with other flags names each difference, a missing one too") {
+  marina::drivers::CoordinatorSettings then;
+  then.base.compressor = "randk:1";
+  then.choices.smoothness = marina::methods::SmoothnessBound::kRowMax;
+  Checkpoint c = sample();
+  c.settings = marina::drivers::resume_settings(then);
+  marina::drivers::CoordinatorSettings now = then;
+  now.resume = &c;
+  now.choices.smoothness = marina::methods::SmoothnessBound::kSpectral;
+  now.choices.gamma = 0.5;
+  marina::transport::InProcNetwork net(1);
+  try {
+    (void)marina::drivers::run_coordinator(net.hub(), now);
+    FAIL("expected the resume to be refused");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()) ==
+          "--resume: the flags differ from the checkpointed run's: gamma=0.5 (checkpoint: "
+          "gamma=auto), smoothness=(default) (checkpoint: smoothness=row-max)");
+  }
+  // The default is not written, so checkpoints of runs without the flag resume as before.
+  now.choices = then.choices;
+  now.choices.smoothness = marina::methods::SmoothnessBound::kSpectral;
+  CHECK(marina::drivers::resume_settings(now).find("smoothness") == std::string::npos);
 }

@@ -378,6 +378,43 @@ TEST_CASE("methods: theory defaults") {
       doctest::Contains("topk:11 needs K ≤ d = 10"), std::invalid_argument);
 }
 
+TEST_CASE("methods: theory defaults under the paper code's smoothness and VR-DIANA's minibatches") {
+  // L = 2, 𝓛² = 9, L_max = 4, m = 50 rows per shard; RandK K = 1 of d = 10: ω = 9.
+  const methods::ProblemConstants k{2.0, 9.0, 4.0, 50};
+  const double omega = 9.0;
+  methods::Choices row_max;
+  row_max.smoothness = methods::SmoothnessBound::kRowMax;
+  // Every constant becomes L_max: MARINA's γ as in Cor. 2.1 with L = 4, p unchanged.
+  auto c = methods::resolve(config(Method::kMarina, "randk:1", 5, 10, 0, 0), row_max, k);
+  CHECK(c.p == doctest::Approx(0.1));
+  CHECK(c.gamma == doctest::Approx(1.0 / (4.0 * (1 + std::sqrt(0.9 * omega / (0.1 * 5))))));
+  // VR-MARINA (b′ = 4): 𝓛² becomes L_max² = 16 too.
+  c = methods::resolve(config(Method::kVrMarina, "randk:1", 5, 10, 0, 0), row_max, k);
+  const double p_vr = std::min(0.1, 4.0 / 54.0);
+  CHECK(c.p == doctest::Approx(p_vr));
+  CHECK(c.gamma == doctest::Approx(1.0 / (4.0 + std::sqrt((1 - p_vr) / (p_vr * 5) *
+                                                          (omega * 16 + (1 + omega) * 16 / 4.0)))));
+  // ...and the measured constants otherwise (𝓛² = 9).
+  c = methods::resolve(config(Method::kVrMarina, "randk:1", 5, 10, 0, 0), {}, k);
+  CHECK(c.gamma == doctest::Approx(1.0 / (2.0 + std::sqrt((1 - p_vr) / (p_vr * 5) *
+                                                          (omega * 4 + (1 + omega) * 9 / 4.0)))));
+  // VR-DIANA with b′ = 4 counts m = 50/4 minibatches per shard: p = 1/m, m^{2/3} in γ.
+  c = methods::resolve(config(Method::kVrDiana, "randk:1", 5, 10, 0, 0), {}, k);
+  const double m = 50.0 / 4.0;
+  CHECK(c.p == doctest::Approx(1.0 / m));
+  CHECK(c.gamma == doctest::Approx(1.0 / (10.0 * 4.0 * std::sqrt(1 + omega / 5) *
+                                          (std::cbrt(m * m) + omega + 1))));
+  auto one = config(Method::kVrDiana, "randk:1", 5, 10, 0, 0);
+  one.batch = 1;
+  CHECK(methods::resolve(one, {}, k).p == doctest::Approx(1.0 / 50));
+  one.batch = 80;  // larger than a shard: one reference renewal per round at most
+  CHECK(methods::resolve(one, {}, k).p == 1.0);
+  CHECK(methods::parse_smoothness("spectral") == methods::SmoothnessBound::kSpectral);
+  CHECK_THROWS_WITH_AS((void)methods::parse_smoothness("rowmax"),
+                       doctest::Contains("--smoothness: expected spectral or row-max"),
+                       std::invalid_argument);
+}
+
 TEST_CASE("methods: every method converges on heart_scale in the paper's setting") {
   // n = 5 contiguous shards, RandK with K = 1, theoretical parameters (the paper, §5.1).
   const auto file = test::dataset("heart_scale");

@@ -39,6 +39,10 @@ void add_algorithm_flags(CLI::App& app, AlgorithmFlags& f) {
   app.add_option("--gamma", f.gamma, "stepsize: auto (theory) or a number")->capture_default_str();
   app.add_option("--p", f.p, "probability of a full-sync round: auto (theory) or a number")
       ->capture_default_str();
+  app.add_option("--smoothness", f.smoothness,
+                 "constants behind auto gamma and p: spectral (measured, tightest) or row-max "
+                 "(L = c max_j ||a_j||^2 + lambda for every constant, as the paper's code)")
+      ->capture_default_str();
   app.add_option("--batch", f.batch, "b': minibatch of compressed rounds (vr-marina, vr-diana)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -79,7 +83,8 @@ methods::MethodConfig base_config(const AlgorithmFlags& f, uint64_t dim) {
 }
 
 methods::Choices choices(const AlgorithmFlags& f) {
-  return methods::Choices{auto_or_number("--gamma", f.gamma), auto_or_number("--p", f.p)};
+  return methods::Choices{auto_or_number("--gamma", f.gamma), auto_or_number("--p", f.p),
+                          methods::parse_smoothness(f.smoothness)};
 }
 
 drivers::CoordinatorSettings coordinator_settings(const AlgorithmFlags& f, uint64_t dim) {

@@ -897,6 +897,8 @@ std::string resume_settings(const CoordinatorSettings& s) {
     << "p=" << (s.choices.p ? run::exact(*s.choices.p) : "auto") << '\n'
     << "init_scale=" << run::exact(c.init_scale) << '\n'
     << "model=" << s.model << '\n';
+  // Written only when not the default, so that checkpoints of earlier versions still resume.
+  if (s.choices.smoothness == methods::SmoothnessBound::kRowMax) o << "smoothness=row-max\n";
   return o.str();
 }
 
@@ -907,8 +909,18 @@ CoordinatorOutcome run_coordinator(transport::Hub& hub, const CoordinatorSetting
       // Name every setting that differs.
       std::istringstream a(settings.resume->settings), b(now);
       std::string la, lb, diff;
-      while (std::getline(a, la) && std::getline(b, lb))
-        if (la != lb) diff += (diff.empty() ? "" : ", ") + lb + " (checkpoint: " + la + ")";
+      auto add = [&diff](const std::string& item) { diff += (diff.empty() ? "" : ", ") + item; };
+      for (;;) {
+        const bool ha = static_cast<bool>(std::getline(a, la));
+        const bool hb = static_cast<bool>(std::getline(b, lb));
+        if (!ha && !hb) break;
+        if (ha && hb) {
+          if (la != lb) add(lb + " (checkpoint: " + la + ")");
+        } else {
+          add(ha ? la.substr(0, la.find('=')) + "=(default) (checkpoint: " + la + ")"
+                 : lb + " (checkpoint: none)");
+        }
+      }
       throw std::runtime_error("--resume: the flags differ from the checkpointed run's: " +
                                (diff.empty() ? std::string("format") : diff));
     }

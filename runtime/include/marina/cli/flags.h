@@ -29,6 +29,7 @@ struct AlgorithmFlags {
   uint64_t seed = 0;
   std::string gamma = "auto";
   std::string p = "auto";
+  std::string smoothness = "spectral";
   uint64_t batch = 1;
   uint64_t online_batch = 0;
   uint32_t clients = 0;

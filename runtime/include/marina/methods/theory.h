@@ -27,9 +27,18 @@ struct ProblemConstants {
 // The same, measured directly on shards held in this process (marina-sim).
 [[nodiscard]] ProblemConstants measure(std::span<const problem::Objective> shards);
 
+// Which smoothness constants the theory's formulas use. kSpectral: L, 𝓛 and L_max as
+// measured (L_i from the largest eigenvalue of the shard's curvature bound, the tightest of the
+// bounds). kRowMax: L = 𝓛 = L_max, the largest per-sample constant c·max_j ‖a_j‖² + λ, which is
+// what the paper's experiment code uses; its stepsizes are smaller.
+enum class SmoothnessBound { kSpectral, kRowMax };
+
+[[nodiscard]] SmoothnessBound parse_smoothness(const std::string& name);
+
 struct Choices {
   std::optional<double> gamma;  // nullopt: theory
   std::optional<double> p;      // nullopt: theory
+  SmoothnessBound smoothness = SmoothnessBound::kSpectral;
 };
 
 // Completes `config` (method, compressor, workers, dim, batch sizes, clients must be set).
