@@ -4,8 +4,10 @@
 //
 // Compressors: RandK (seeded replies: K float values, indices re-derived by the server) with
 // K = 1, 1% and 10% of d, the identity (dense f64 replies), and PermK (seeded: each worker a
-// block of d/n coordinates of the round's shared permutation; q = 4). p = 0, so every measured
-// round is a compressed one; round 0 (the full sync) runs in the set-up.
+// block of d/n coordinates of the round's shared permutation; q = 4); and q = 5, 6, 7: RandK
+// K = 1%, 10% and PermK ":indexed", whose replies carry their K indices beside the values (the
+// same indices and values, twice the bytes up) so that the server derives nothing. p = 0, so
+// every measured round is a compressed one; round 0 (the full sync) runs in the set-up.
 //
 // Baseline, measured in the same process right before: the memory-bandwidth bound of a round,
 // i.e. a streaming pass over exactly the bytes that arrived (n·K float values scattered into g
@@ -14,9 +16,10 @@
 // is from that bound.
 //
 // Seeded replies carry no indices: the server re-derives each reply's K indices from the round
-// seed, work that the bound leaves out. derive_ns is that work alone (n derivations of a fresh
-// round, PermK's shuffle of π included), and ratio_with_derive = server / (bound + derive) is
-// what remains beyond the inherent work.
+// seed, work that the bound leaves out (its scatter reads them from memory, as an indexed
+// reply's fold does; for indexed replies the bound is exactly a pass over what arrived). derive_ns
+// is that work alone (n derivations of a fresh round, PermK's shuffle of π included), and
+// ratio_with_derive = server / (bound + derive) is what remains beyond the inherent work.
 //
 // Replies are handed over as a driver does (accept_and_recycle): a dense reply's buffer is
 // swapped with the one the server kept, so each round sees the same values again.
@@ -43,9 +46,14 @@ using namespace marina;
 
 constexpr double kGamma = 1e-3;
 
-// 0: K = 1, 1: K = d/100, 2: K = d/10, 3: identity (dense), 4: PermK (K = d/n per worker).
+// 0: K = 1, 1: K = d/100, 2: K = d/10, 3: identity (dense), 4: PermK (K = d/n per worker);
+// 5, 6, 7: modes 1, 2 and 4 with ":indexed" (the replies carry their indices).
 std::string compressor_of(int mode, std::size_t d) {
   switch (mode) {
+    case 5:
+    case 6:
+    case 7:
+      return compressor_of(mode == 7 ? 4 : mode - 4, d) + ":indexed";
     case 4:
       return "permk";
     case 0:
@@ -80,6 +88,13 @@ void BM_server_round(benchmark::State& state) {
   util::Rng rng(3);
   std::vector<methods::Reply> replies(n);
   const std::size_t k = dense ? d : static_cast<std::size_t>(compress::zeta(*q, d, n));
+  const bool indexed = q->payload_kind() == compress::PayloadKind::kSparse;
+  // The baseline's inputs: the same values, at the indices the server will derive (those of
+  // the next round; where they fall does not change a streaming pass's cost). Indexed replies
+  // carry these.
+  std::vector<std::vector<uint32_t>> idx(dense ? 0 : n);
+  for (uint32_t w = 0; w < idx.size(); ++w)
+    q->seeded_indices(compress::Context{12345, w, n}, d, idx[w]);
   for (uint32_t w = 0; w < n; ++w) {
     auto& p = replies[w].payload;
     replies[w].worker = w;
@@ -89,7 +104,8 @@ void BM_server_round(benchmark::State& state) {
       p.dense.resize(d);
       for (auto& v : p.dense) v = (rng.uniform() - 0.5) * 1e-6;
     } else {
-      p.kind = compress::PayloadKind::kSeeded;
+      p.kind = q->payload_kind();
+      if (indexed) p.indices = idx[w];
       p.values.resize(k);
       for (auto& v : p.values) v = static_cast<float>((rng.uniform() - 0.5) * 1e-6);
     }
@@ -113,11 +129,6 @@ void BM_server_round(benchmark::State& state) {
     server->end_round();
   }
 
-  // The baseline's inputs: the same values, at the indices the server will derive (those of
-  // the next round; where they fall does not change a streaming pass's cost).
-  std::vector<std::vector<uint32_t>> idx(dense ? 0 : n);
-  for (uint32_t w = 0; w < idx.size(); ++w)
-    q->seeded_indices(compress::Context{12345, w, n}, d, idx[w]);
   Eigen::VectorXd g = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(d));
   Eigen::VectorXd x = g, x_prev = g;
   const double baseline_ns = bench::ns_per_call([&] {
@@ -141,7 +152,7 @@ void BM_server_round(benchmark::State& state) {
   // seed (and keeps it for the round's other replies), so a repeated seed would leave the
   // shuffle out.
   double derive_ns = 0.0;
-  if (!dense) {
+  if (!dense && !indexed) {
     std::vector<uint32_t> scratch;
     uint64_t round_seed = 12345;
     derive_ns = bench::ns_per_call([&] {
@@ -174,7 +185,8 @@ void BM_server_round(benchmark::State& state) {
   state.counters["derive_ns"] = derive_ns;
   state.counters["ratio_with_derive"] = server_ns / (baseline_ns + derive_ns);
   state.counters["K"] = static_cast<double>(k);
-  const double reply_bytes = dense ? 8.0 * static_cast<double>(d) : 4.0 * static_cast<double>(k);
+  const double reply_bytes =
+      dense ? 8.0 * static_cast<double>(d) : (indexed ? 8.0 : 4.0) * static_cast<double>(k);
   state.counters["in_bytes"] = n * reply_bytes;
   state.SetLabel(c.compressor);
 }
@@ -182,8 +194,8 @@ void BM_server_round(benchmark::State& state) {
 void grid(benchmark::internal::Benchmark* b) {
   for (int64_t n : {10, 100, 1000})
     for (int64_t d : {10000, 100000, 1000000}) {
-      if (n * d > 100'000'000) continue;                           // see the memory note above
-      for (int64_t mode : {0, 1, 2, 3, 4}) b->Args({n, d, mode});  // n | d: PermK blocks of d/n
+      if (n * d > 100'000'000) continue;  // see the memory note above
+      for (int64_t mode : {0, 1, 2, 3, 4, 5, 6, 7}) b->Args({n, d, mode});  // n | d: PermK blocks
     }
 }
 

@@ -36,7 +36,8 @@ double arithmetic, in another order than the runtime's, so loss and ||grad f||^2
 relative tolerance, and the full_sync column exactly.
 
   reference_marina.py --data FILE --workers N --gamma G --p P --seed S
-                      --compressor randk:K|permk|qsgd:S|natural [--loss nonconvex|logistic]
+                      --compressor randk:K[:indexed]|permk[:indexed]|qsgd:S|natural
+                      [--loss nonconvex|logistic]
                       --log RUN.csv
                       [--method marina|pp-marina|vr-marina|diana|vr-diana]
                       [--clients R] [--batch B']
@@ -244,7 +245,9 @@ def main():
     ap.add_argument("--dropout", type=float, default=0.0,
                     help="marina-sim --dropout: each worker misses each round with this chance")
     args = ap.parse_args()
-    spec, n = args.compressor, args.workers
+    # ":indexed" (randk:K:indexed, permk:indexed) only puts the indices on the wire: the same
+    # compressor, the same run.
+    spec, n = args.compressor.removesuffix(":indexed"), args.workers
     if n < 1:
         ap.error("--workers must be at least 1")
     r = args.clients if args.clients is not None else (n + 1) // 2

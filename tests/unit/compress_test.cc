@@ -210,8 +210,20 @@ TEST_CASE("compress: parse specs, names, omega and zeta") {
   CHECK(tk->zeta(d) == 3.0);
 
   CHECK(message_of([] { (void)mc::make_compressor("rank:3"); }) ==
-        "unknown compressor 'rank:3' (expected identity, randk:K, permk, qsgd:S, natural, "
-        "topk:K)");
+        "unknown compressor 'rank:3' (expected identity, randk:K, randk:K:indexed, permk, "
+        "permk:indexed, qsgd:S, natural, topk:K)");
+  // ":indexed": the same operator (ω, ζ), its indices on the wire.
+  auto rki = mc::make_compressor("randk:5:indexed");
+  CHECK(rki->name() == "randk:5:indexed");
+  CHECK(rki->omega(d) == rk->omega(d));
+  CHECK(rki->zeta(d) == 5.0);
+  CHECK(rki->payload_kind() == mc::PayloadKind::kSparse);
+  CHECK(rk->payload_kind() == mc::PayloadKind::kSeeded);
+  auto pki = mc::make_compressor("permk:indexed");
+  CHECK(pki->name() == "permk:indexed");
+  CHECK(pki->payload_kind() == mc::PayloadKind::kSparse);
+  CHECK(mc::omega(*pki, d, 5) == 4.0);
+  CHECK(mc::zeta(*pki, d, 5) == 20.0);
   const auto starts = [](const std::string& spec, const std::string& prefix) {
     const std::string m = message_of([&] { (void)mc::make_compressor(spec); });
     INFO(spec << " -> " << m);
@@ -231,6 +243,13 @@ TEST_CASE("compress: parse specs, names, omega and zeta") {
   starts("qsgd", "qsgd: S must be an integer in [1, 127]");
   starts("identity:2", "identity:2: identity takes no parameter");
   starts("permk:4", "permk:4: permk takes no parameter");
+  starts("randk:3:Indexed",
+         "randk:3:Indexed: K must be a positive integer (expected randk:K or "
+         "randk:K:indexed");
+  starts("randk:3:indexed:", "randk:3:indexed:: K must be a positive integer");
+  starts("randk::indexed", "randk::indexed: K must be a positive integer");
+  starts("topk:3:indexed", "topk:3:indexed: K must be a positive integer (expected topk:K,");
+  starts("permk:indexed:2", "permk:indexed:2: permk takes no parameter");
   starts("", "unknown compressor ''");
   starts("RandK:3", "unknown compressor 'RandK:3'");
 }
@@ -323,6 +342,47 @@ TEST_CASE("compress: randk seeded indices are re-derived by the server") {
   CHECK(huge.size() == 7);
   CHECK(strictly_increasing(huge));
   CHECK(huge.back() < 4'000'000'000ULL);
+}
+
+TEST_CASE("compress: indexed randk and permk send the seeded indices and the same values") {
+  const auto x = test_vector(103);  // PermK padded: 7 does not divide 103
+  for (const auto& [plain, indexed] :
+       {std::pair{"randk:9", "randk:9:indexed"}, std::pair{"randk:60", "randk:60:indexed"},
+        std::pair{"permk", "permk:indexed"}}) {
+    CAPTURE(indexed);
+    auto q = mc::make_compressor(plain);
+    auto qi = mc::make_compressor(indexed);
+    for (uint32_t w = 0; w < 7; ++w) {
+      CAPTURE(w);
+      const mc::Context ctx{987654321 + w / 3, w, 7};
+      mc::Payload a, b;
+      q->compress(x, ctx, a);
+      qi->compress(x, ctx, b);
+      CHECK(b.kind == mc::PayloadKind::kSparse);
+      CHECK(b.dim == 103);
+      CHECK(b.indices == seeded(*q, ctx, 103));
+      CHECK(b.values == a.values);
+      CHECK(b.finite);
+      CHECK(b.value_count() == a.value_count());  // bits as the paper counts them: the same
+      CHECK(qi->mismatch(b).empty());
+      CHECK(qi->mismatch(a) ==
+            "seeded payload, but " + std::string(indexed) + " makes sparse payloads");
+      CHECK(q->mismatch(b) ==
+            "sparse payload, but " + std::string(plain) + " makes seeded payloads");
+      // Decoded on the server: the same vector, without deriving anything.
+      Eigen::VectorXd da, db;
+      mc::decode(a, *q, ctx, da);
+      mc::decode(b, *qi, ctx, db);
+      CHECK(da == db);
+    }
+  }
+  // RandK's count is checked for both forms.
+  auto qi = mc::make_compressor("randk:9:indexed");
+  mc::Payload p;
+  qi->compress(x, {5, 1, 7}, p);
+  p.values.pop_back();
+  p.indices.pop_back();
+  CHECK(qi->mismatch(p) == "sparse payload has 8 values, randk:9:indexed sends 9");
 }
 
 TEST_CASE("compress: randk indices are Floyd's sample, sorted, with the hash set and the bitmap") {

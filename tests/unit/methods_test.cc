@@ -78,6 +78,24 @@ TEST_CASE("methods: every method decreases the gradient norm on a synthetic prob
   }
 }
 
+TEST_CASE("methods: replies with their indices (:indexed) give the run of seeded replies") {
+  // The server folds the indices it is sent instead of deriving them: the same sums in the same
+  // order, so every logged number is the same, for every method that compresses.
+  auto shards = test::shards_of(test::synthetic(150, 700, 0.05, 9), 5);
+  const auto k = methods::measure(shards);
+  for (const Method m :
+       {Method::kMarina, Method::kVrMarina, Method::kPpMarina, Method::kDiana, Method::kVrDiana}) {
+    for (const std::string q : {"randk:3", "randk:150", "permk"}) {
+      CAPTURE(methods::to_string(m));
+      CAPTURE(q);
+      auto c = methods::resolve(config(m, q, 5, 700, 0, 0), {}, k);
+      auto ci = c;
+      ci.compressor = q + ":indexed";
+      test::check_same_rows(test::simulate(c, shards, 60), test::simulate(ci, shards, 60));
+    }
+  }
+}
+
 TEST_CASE("methods: results do not depend on the order replies arrive in") {
   auto shards = test::shards_of(test::synthetic(80, 6, 0.6, 4), 4);
   const auto c = config(Method::kMarina, "randk:2", 4, 6, 0.5, 0.2);

@@ -162,7 +162,10 @@ class Identity final : public Compressor {
 
 class RandK final : public Compressor {
  public:
-  explicit RandK(uint32_t k) : k_(k), name_("randk:" + std::to_string(k)) {}
+  RandK(uint32_t k, bool indexed)
+      : k_(k),
+        indexed_(indexed),
+        name_("randk:" + std::to_string(k) + (indexed ? ":indexed" : "")) {}
 
   [[nodiscard]] std::string name() const override { return name_; }
   // K > d has no ω (d/K − 1 < 0 would give DIANA α > 1 and MARINA a too large γ): refused
@@ -175,19 +178,22 @@ class RandK final : public Compressor {
     check_k_fits(k_, d, name_);
     return k_;
   }
-  [[nodiscard]] PayloadKind payload_kind() const override { return PayloadKind::kSeeded; }
+  [[nodiscard]] PayloadKind payload_kind() const override {
+    return indexed_ ? PayloadKind::kSparse : PayloadKind::kSeeded;
+  }
   [[nodiscard]] std::string mismatch(const Payload& p) const override {
     if (auto why = Compressor::mismatch(p); !why.empty()) return why;
     if (p.values.size() == k_) return {};
-    return "seeded payload has " + std::to_string(p.values.size()) + " values, " + name_ +
-           " sends " + std::to_string(k_);
+    return std::string(to_string(p.kind)) + " payload has " + std::to_string(p.values.size()) +
+           " values, " + name_ + " sends " + std::to_string(k_);
   }
 
   void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
-    thread_local std::vector<uint32_t> idx;
-    seeded_indices(ctx, x.size(), idx);
+    thread_local std::vector<uint32_t> scratch;
     out.clear();
-    out.kind = PayloadKind::kSeeded;
+    std::vector<uint32_t>& idx = indexed_ ? out.indices : scratch;
+    seeded_indices(ctx, x.size(), idx);
+    out.kind = payload_kind();
     out.dim = static_cast<uint32_t>(x.size());
     out.values.resize(k_);
     const double scale = static_cast<double>(x.size()) / k_;
@@ -205,6 +211,7 @@ class RandK final : public Compressor {
 
  private:
   uint32_t k_;
+  bool indexed_;
   std::string name_;
 };
 
@@ -239,6 +246,8 @@ void shuffle_prefix(uint32_t* perm, uint64_t padded, uint64_t from, uint64_t to,
 // shuffle stops after block i.
 class PermK final : public Compressor {
  public:
+  explicit PermK(bool indexed) : indexed_(indexed), name_(indexed ? "permk:indexed" : "permk") {}
+
   [[nodiscard]] std::string name() const override { return name_; }
   // ω = n − 1 and ζ = d/n depend on the number of workers, which these cannot see. Throwing
   // (rather than returning a number for some n) makes a caller that forgets it fail loudly;
@@ -249,13 +258,16 @@ class PermK final : public Compressor {
   [[nodiscard]] double zeta(std::size_t /*d*/) const override {
     throw std::logic_error("permk: ζ = d/n depends on the number of workers n");
   }
-  [[nodiscard]] PayloadKind payload_kind() const override { return PayloadKind::kSeeded; }
+  [[nodiscard]] PayloadKind payload_kind() const override {
+    return indexed_ ? PayloadKind::kSparse : PayloadKind::kSeeded;
+  }
 
   void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
-    thread_local std::vector<uint32_t> idx;
-    seeded_indices(ctx, x.size(), idx);
+    thread_local std::vector<uint32_t> scratch;
     out.clear();
-    out.kind = PayloadKind::kSeeded;
+    std::vector<uint32_t>& idx = indexed_ ? out.indices : scratch;
+    seeded_indices(ctx, x.size(), idx);
+    out.kind = payload_kind();
     out.dim = static_cast<uint32_t>(x.size());
     out.values.resize(idx.size());
     const auto scale = static_cast<double>(ctx.workers);
@@ -327,7 +339,8 @@ class PermK final : public Compressor {
     util::Rng rng;                // where the shuffle continues
     std::vector<uint32_t> perm;
   };
-  std::string name_ = "permk";
+  bool indexed_;
+  std::string name_;
 };
 
 // QSGD / random dithering with s levels: value_j = ||x||·sign(x_j)·ξ_j/s, ξ_j ∈ {l, l + 1} the
@@ -481,7 +494,9 @@ class TopK final : public Compressor {
   std::string name_;
 };
 
-constexpr const char* kAccepted = "(expected identity, randk:K, permk, qsgd:S, natural, topk:K)";
+constexpr const char* kAccepted =
+    "(expected identity, randk:K, randk:K:indexed, permk, permk:indexed, qsgd:S, natural, "
+    "topk:K)";
 
 // Decimal digits only (no sign, no spaces); nullopt if empty, malformed or out of range.
 std::optional<uint64_t> parse_uint(std::string_view s) {
@@ -513,22 +528,31 @@ std::unique_ptr<Compressor> make_compressor(std::string_view spec) {
   const bool has_arg = colon != std::string_view::npos;
   const std::string_view arg = has_arg ? spec.substr(colon + 1) : std::string_view{};
 
+  // ":indexed" after RandK's or PermK's spec: the replies carry their indices (kSparse)
+  // instead of leaving the server to re-derive them from the seed (kSeeded). The same indices
+  // and values, so the same run; twice the bytes up, no derivation on the server.
+  if (head == "permk" && arg == "indexed") return std::make_unique<PermK>(true);
   if (head == "identity" || head == "permk" || head == "natural") {
     if (has_arg) {
       throw std::invalid_argument(s + ": " + std::string(head) + " takes no parameter " +
                                   kAccepted);
     }
     if (head == "identity") return std::make_unique<Identity>();
-    if (head == "permk") return std::make_unique<PermK>();
+    if (head == "permk") return std::make_unique<PermK>(false);
     return std::make_unique<Natural>();
   }
   if (head == "randk" || head == "topk") {
-    const auto k = parse_uint(arg);
+    const auto second = arg.find(':');
+    const bool indexed =
+        head == "randk" && second != std::string_view::npos && arg.substr(second + 1) == "indexed";
+    const auto k = parse_uint(indexed ? arg.substr(0, second) : arg);
     if (!k || *k == 0 || *k >= kEmptySlot) {
-      throw std::invalid_argument(s + ": K must be a positive integer (expected " +
-                                  std::string(head) + ":K, e.g. " + std::string(head) + ":5)");
+      const std::string h(head);
+      throw std::invalid_argument(s + ": K must be a positive integer (expected " + h + ":K" +
+                                  (head == "randk" ? " or randk:K:indexed" : "") + ", e.g. " + h +
+                                  ":5)");
     }
-    if (head == "randk") return std::make_unique<RandK>(static_cast<uint32_t>(*k));
+    if (head == "randk") return std::make_unique<RandK>(static_cast<uint32_t>(*k), indexed);
     return std::make_unique<TopK>(static_cast<uint32_t>(*k));
   }
   if (head == "qsgd") {

@@ -56,7 +56,8 @@ class Compressor {
 [[nodiscard]] double omega(const Compressor& q, std::size_t d, uint32_t workers);
 [[nodiscard]] double zeta(const Compressor& q, std::size_t d, uint32_t workers);
 
-// Parses "identity", "randk:K", "permk", "qsgd:S", "natural", "topk:K".
+// Parses "identity", "randk:K", "randk:K:indexed", "permk", "permk:indexed", "qsgd:S",
+// "natural", "topk:K" (":indexed": the same compressor, its replies carrying their indices).
 // Throws std::invalid_argument naming the spec and what is wrong.
 [[nodiscard]] std::unique_ptr<Compressor> make_compressor(std::string_view spec);
 
