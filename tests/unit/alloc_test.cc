@@ -129,9 +129,15 @@ methods::MethodConfig config_for(methods::Method m, const std::string& q) {
 
 const std::vector<std::pair<methods::Method, std::string>>& every_method() {
   static const std::vector<std::pair<methods::Method, std::string>> all = {
-      {methods::Method::kGd, "identity"},    {methods::Method::kMarina, "randk:3"},
-      {methods::Method::kVrMarina, "permk"}, {methods::Method::kPpMarina, "qsgd:4"},
-      {methods::Method::kDiana, "randk:3"},  {methods::Method::kVrDiana, "natural"}};
+      {methods::Method::kGd, "identity"},
+      {methods::Method::kMarina, "randk:3"},
+      {methods::Method::kVrMarina, "permk"},
+      {methods::Method::kPpMarina, "qsgd:4"},
+      {methods::Method::kDiana, "randk:3"},
+      {methods::Method::kVrDiana, "natural"},
+      // Replies whose buffers the server takes in exchange for its own (accept_and_recycle).
+      {methods::Method::kMarina, "randk:3:indexed"},
+      {methods::Method::kDiana, "permk:indexed"}};
   return all;
 }
 

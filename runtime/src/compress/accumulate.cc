@@ -175,6 +175,40 @@ bool decode_sparse(const Payload& p, const Compressor& q, const Context& ctx,
   }
 }
 
+bool take_sparse(const Payload& p, const Compressor& q, const Context& ctx,
+                 std::vector<uint32_t>& indices, std::vector<float>& values, Payload* recycle) {
+  const bool seeded = p.kind == PayloadKind::kSeeded;
+  if (!seeded && p.kind != PayloadKind::kSparse) return false;
+  const std::size_t count = p.values.size();
+  if (!seeded && p.indices.size() != count)
+    fail(std::to_string(p.indices.size()) + " indices for " + std::to_string(count) + " values");
+  // Everything that can fail before anything is exchanged or copied.
+  if (seeded) {
+    q.seeded_indices(ctx, p.dim, indices);  // throws for a compressor without seeded payloads
+    if (count != indices.size()) {
+      fail("seeded payload has " + std::to_string(count) + " values, " + q.name() + " draws " +
+           std::to_string(indices.size()) + " this round");
+    }
+  }
+  if (!p.finite) {
+    if (const auto i = util::find_non_finite(p.values.data(), count)) {
+      fail("value " + str(static_cast<double>(p.values[*i])) + " at index " +
+           std::to_string(seeded ? indices[*i] : p.indices[*i]) + " is not finite");
+    }
+  }
+  // Exchanged once there is a buffer of that size to give back (from the second reply on):
+  // the reply's vectors keep being reused by whoever fills them next.
+  if (recycle != nullptr && values.capacity() >= count && (seeded || indices.capacity() >= count)) {
+    values.swap(recycle->values);
+    if (!seeded) indices.swap(recycle->indices);
+    recycle->finite = false;
+    return true;
+  }
+  values.assign(p.values.begin(), p.values.end());
+  if (!seeded) indices.assign(p.indices.begin(), p.indices.end());
+  return true;
+}
+
 void decode_dense(const Payload& p, DenseValues& out, Payload* recycle) {
   const std::size_t d = p.dim;
   const bool f64 = p.kind == PayloadKind::kDense64;

@@ -699,7 +699,7 @@ class Coordinator {
     members_.seen(*w, now);
     switch (kind) {
       case wire::MessageKind::kReply: {
-        methods::Reply& r = inbox_.reply;  // accept_and_recycle swaps its dense buffer
+        methods::Reply& r = inbox_.reply;  // accept_and_recycle takes its buffers
         // The round's gate: stale, future, duplicate or unasked replies never reach the method.
         if (r.round < server_->round()) {
           reject("late reply", *w, "", false);
@@ -714,6 +714,7 @@ class Coordinator {
                  "round " + std::to_string(r.round));
           break;
         }
+        const std::size_t values_sent = r.payload.value_count();  // before the buffers go
         try {
           server_->accept_and_recycle(r);
         } catch (const methods::ProtocolError& e) {
@@ -721,7 +722,7 @@ class Coordinator {
           break;
         }
         members_.answered(*w, now, std::chrono::duration<double>(now - opened_).count());
-        tally_.on_reply(r, in_size_);
+        tally_.on_reply(values_sent, r.oracle_calls, in_size_);
         local_losses_[*w] = r.local_loss;
         break;
       }

@@ -46,6 +46,7 @@ ServerHalf::ServerHalf(const MethodConfig& config)
   dense_.resize(config_.workers);
   reply_indices_.resize(config_.workers);
   reply_values_.resize(config_.workers);
+  reply_sent_.resize(config_.workers);
   sparse_.assign(config_.workers, 0);
   sum_ = Eigen::VectorXd::Zero(d);
   touched_bits_.assign((config_.dim + 63) / 64, 0);
@@ -125,11 +126,17 @@ void ServerHalf::accept(const Reply& reply, Reply* recycle) {
   try {
     const compress::Context ctx{broadcast_.round_seed, reply.worker, config_.workers};
     const uint32_t w = reply.worker;
+    compress::Payload* const give_back = recycle ? &recycle->payload : nullptr;
     sparse_[w] = 0;
-    if (compress::decode_sparse(reply.payload, *q_, ctx, reply_indices_[w], reply_values_[w]))
-      sparse_[w] = 1;
+    // Float values are folded as sent (c·double(v) is what c·(0.0 + 1.0·double(v)) gives, −0.0
+    // included, since sums start at +0.0), and taken rather than copied when recycling.
+    if (compress::take_sparse(reply.payload, *q_, ctx, reply_indices_[w], reply_sent_[w],
+                              give_back))
+      sparse_[w] = kSentValues;
+    else if (compress::decode_sparse(reply.payload, *q_, ctx, reply_indices_[w], reply_values_[w]))
+      sparse_[w] = kDecodedValues;
     else
-      compress::decode_dense(reply.payload, dense_[w], recycle ? &recycle->payload : nullptr);
+      compress::decode_dense(reply.payload, dense_[w], give_back);
   } catch (const std::invalid_argument& e) {
     throw ProtocolError(where() + ": " + e.what());
   }
@@ -253,7 +260,10 @@ void ServerHalf::collect_parts() {
     Part p;
     if (sparse_[w]) {
       p.idx = reply_indices_[w].data();
-      p.val = reply_values_[w].data();
+      if (sparse_[w] == kSentValues)
+        p.sent = reply_sent_[w].data();
+      else
+        p.val = reply_values_[w].data();
       p.size = reply_indices_[w].size();
       p.c = weight(w);
       parts_sparse_values_ += p.size;
@@ -294,19 +304,27 @@ const Eigen::VectorXd& ServerHalf::sum_parts() {
       add_dense_run(run_.data() + p.run_begin, p.run_end - p.run_begin);
       continue;
     }
-    if (sum_dense_) {
-      for (std::size_t k = 0; k < p.size; ++k) sum_[p.idx[k]] += p.c * p.val[k];
-      continue;
-    }
-    for (std::size_t k = 0; k < p.size; ++k) {
-      const uint32_t j = p.idx[k];
-      sum_[j] += p.c * p.val[k];
-      uint64_t& word = bits[j >> 6];
-      const uint64_t bit = uint64_t{1} << (j & 63);
-      touched[count] = j;
-      count += (word & bit) == 0;
-      word |= bit;
-    }
+    // Locals: stores into the sum must not make the compiler reload the part.
+    const auto fold = [&, idx = p.idx, size = p.size, c = p.c,
+                       sum = sum_.data()](const auto* __restrict v) {
+      if (sum_dense_) {
+        for (std::size_t k = 0; k < size; ++k) sum[idx[k]] += c * static_cast<double>(v[k]);
+        return;
+      }
+      for (std::size_t k = 0; k < size; ++k) {
+        const uint32_t j = idx[k];
+        sum[j] += c * static_cast<double>(v[k]);
+        uint64_t& word = bits[j >> 6];
+        const uint64_t bit = uint64_t{1} << (j & 63);
+        touched[count] = j;
+        count += (word & bit) == 0;
+        word |= bit;
+      }
+    };
+    if (p.sent != nullptr)
+      fold(p.sent);
+    else
+      fold(p.val);
   }
   if (!sum_dense_) {
     // In ascending order, for sum_to_delta: a sort while there are few, else the bitmap's
@@ -400,21 +418,26 @@ void ServerHalf::weighted_delta(ModelUpdate& out) {
         continue;
       }
       // Locals: stores into the block must not make the compiler reload the part.
-      const uint32_t* __restrict pi = p.idx;
-      const double* __restrict pv = p.val;
-      const std::size_t size = p.size;
-      const double c = p.c;
-      std::size_t k = p.pos;
-      if (scan) {
-        for (; k < size && pi[k] < j1; ++k) sum[pi[k] - j0] += c * pv[k];
-      } else {
-        for (; k < size && pi[k] < j1; ++k) {
-          const std::size_t i = pi[k] - j0;
-          sum[i] += c * pv[k];
-          bits[i >> 6] |= uint64_t{1} << (i & 63);
+      const auto add = [&](const auto* __restrict pv) {
+        const uint32_t* __restrict pi = p.idx;
+        const std::size_t size = p.size;
+        const double c = p.c;
+        std::size_t k = p.pos;
+        if (scan) {
+          for (; k < size && pi[k] < j1; ++k) sum[pi[k] - j0] += c * static_cast<double>(pv[k]);
+        } else {
+          for (; k < size && pi[k] < j1; ++k) {
+            const std::size_t i = pi[k] - j0;
+            sum[i] += c * static_cast<double>(pv[k]);
+            bits[i >> 6] |= uint64_t{1} << (i & 63);
+          }
         }
-      }
-      p.pos = k;
+        p.pos = k;
+      };
+      if (p.sent != nullptr)
+        add(p.sent);
+      else
+        add(p.val);
     }
     if (scan) {
       for (std::size_t i = 0; i < j1 - j0; ++i) emit(j0, i);
@@ -471,9 +494,14 @@ void ServerHalf::shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& 
     return;
   }
   const std::vector<uint32_t>& idx = reply_indices_[worker];
-  const std::vector<double>& val = reply_values_[worker];
-  for (std::size_t k = 0; k < idx.size(); ++k)
-    if (val[k] != 0.0) h_i[idx[k]] += alpha * val[k];
+  const auto shift = [&](const auto& val) {
+    for (std::size_t k = 0; k < idx.size(); ++k)
+      if (val[k] != 0) h_i[idx[k]] += alpha * static_cast<double>(val[k]);
+  };
+  if (sparse_[worker] == kSentValues)
+    shift(reply_sent_[worker]);
+  else
+    shift(reply_values_[worker]);
 }
 
 // ---- worker ---------------------------------------------------------------------------------

@@ -13,8 +13,12 @@ void Tally::on_broadcast(uint64_t encoded_bytes, uint32_t receivers) {
 }
 
 void Tally::on_reply(const methods::Reply& reply, uint64_t encoded_bytes) {
-  values_ += static_cast<double>(reply.payload.value_count());
-  oracle_ += static_cast<double>(reply.oracle_calls);
+  on_reply(reply.payload.value_count(), reply.oracle_calls, encoded_bytes);
+}
+
+void Tally::on_reply(std::size_t values_sent, uint64_t oracle_calls, uint64_t encoded_bytes) {
+  values_ += static_cast<double>(values_sent);
+  oracle_ += static_cast<double>(oracle_calls);
   row_.wire_bytes_up += encoded_bytes;
 }
 

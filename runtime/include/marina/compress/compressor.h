@@ -80,6 +80,19 @@ void decode(const Payload& payload, const Compressor& q, const Context& ctx, Eig
 bool decode_sparse(const Payload& payload, const Compressor& q, const Context& ctx,
                    std::vector<uint32_t>& indices, std::vector<double>& values);
 
+// The indices and values of a kSparse or kSeeded payload as sent (float values, unconverted),
+// for a receiver that folds them itself: checked as decode_sparse checks them (finite values
+// unless payload.finite, a seeded payload's count against its derived indices); on an error
+// the payload and `values` are untouched (a kSeeded payload's indices, derived into `indices`
+// as decode_sparse derives them, may be there already). With `recycle`
+// (the payload itself) the vectors are exchanged instead of copied once `values` has a buffer
+// to give back: the payload's indices (kSparse) and values then hold the previous contents of
+// `indices` and `values` (sizes included), and it is no longer marked finite. Returns false,
+// touching nothing, for the other kinds.
+bool take_sparse(const Payload& payload, const Compressor& q, const Context& ctx,
+                 std::vector<uint32_t>& indices, std::vector<float>& values,
+                 Payload* recycle = nullptr);
+
 // A dense payload's d values as a receiver keeps them (the server half, until its round
 // closes): a copy in `copy`, or, taken from the payload, its `dense` buffer (in `copy`) or the
 // message its values are in (`message`). `data` points at the values in whichever holds them.

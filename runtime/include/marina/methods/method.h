@@ -75,9 +75,11 @@ class ServerHalf {
   void accept(const Reply& reply);
   // The same, but instead of copying a dense f64 payload it takes the reply's buffer (its
   // payload.dense, or the message its values are in, payload.received) and hands back the one
-  // it kept from this worker's previous dense reply (contents unspecified): a driver that
-  // refills `reply` each time then copies no dense vector and, after the first rounds,
-  // allocates nothing. Everything but those buffers is left as it was.
+  // it kept from this worker's previous dense reply (contents unspecified); likewise a sparse or
+  // seeded payload's values and indices, which come back holding this worker's previous ones
+  // (sizes included: read payload.value_count() before). A driver that refills `reply` each
+  // time then copies no vector of values and, after the first rounds, allocates nothing.
+  // Everything but those buffers is left as it was.
   void accept_and_recycle(Reply& reply);
   // True when every participant of the open round has replied.
   [[nodiscard]] bool complete() const;
@@ -174,11 +176,14 @@ class ServerHalf {
   bool open_ = false;
   ModelUpdate pending_;  // update for the next broadcast
   // Per worker, the decoded payload of this round: a dense d-vector (a copy, or with
-  // accept_and_recycle the reply's own buffer) or, when sparse_[w], the indices and values of
-  // its nonzeros.
+  // accept_and_recycle the reply's own buffer) or, when sparse_[w], the indices of its nonzeros
+  // and their values: as sent (float, kSparse and kSeeded: kSentValues; with
+  // accept_and_recycle the reply's own buffers) or decoded (double, QSGD: kDecodedValues).
+  static constexpr uint8_t kSentValues = 2, kDecodedValues = 1;
   std::vector<compress::DenseValues> dense_;
   std::vector<std::vector<uint32_t>> reply_indices_;
   std::vector<std::vector<double>> reply_values_;
+  std::vector<std::vector<float>> reply_sent_;
   std::vector<uint8_t> sparse_;
   // The weighted sum, and the entries of it that may be nonzero: touched_ (each once, ascending)
   // or, when sum_dense_, any. sum_dense_ is chosen once sparse values exceed d / kSparseShare.
@@ -195,7 +200,8 @@ class ServerHalf {
   // in it) or a run of dense ones (run_[run_begin, run_end)).
   struct Part {
     const uint32_t* idx = nullptr;
-    const double* val = nullptr;
+    const double* val = nullptr;  // decoded values, or
+    const float* sent = nullptr;  // values as sent
     std::size_t size = 0;
     std::size_t pos = 0;
     double c = 0.0;

@@ -43,6 +43,8 @@ class Tally {
   explicit Tally(uint32_t workers) : workers_(workers) {}
   void on_broadcast(uint64_t encoded_bytes, uint32_t receivers);
   void on_reply(const methods::Reply& reply, uint64_t encoded_bytes);
+  // The same from the reply's counts, read before a server half took its buffers.
+  void on_reply(std::size_t values_sent, uint64_t oracle_calls, uint64_t encoded_bytes);
   // Closes a round: the next row reports it.
   void end_round(uint64_t round_closed, bool full_sync, uint32_t participants);
   [[nodiscard]] const LogRow& row() const { return row_; }
