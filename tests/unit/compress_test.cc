@@ -1039,6 +1039,57 @@ TEST_CASE("compress: accumulate refuses what only the arithmetic sees and leaves
   CHECK_THROWS_AS(mc::accumulate(dense64(13), *identity, ctx, nan, acc), std::invalid_argument);
 }
 
+TEST_CASE("compress: take_sparse copies, then exchanges buffers, and refuses before touching") {
+  const auto x = test_vector(64);
+  auto qi = mc::make_compressor("randk:5:indexed");
+  const mc::Context ctx{77, 1, 4};
+  mc::Payload a, b;
+  qi->compress(x, ctx, a);
+  qi->compress(x, {78, 1, 4}, b);
+  std::vector<uint32_t> idx;
+  std::vector<float> val;
+  // No buffer to give back yet: copied, the payload untouched.
+  mc::Payload r = a;
+  REQUIRE(mc::take_sparse(r, *qi, ctx, idx, val, &r));
+  CHECK(idx == a.indices);
+  CHECK(val == a.values);
+  CHECK(r.values == a.values);
+  CHECK(r.finite);
+  // Then exchanged: the payload holds what the receiver had (the previous reply).
+  r = b;
+  REQUIRE(mc::take_sparse(r, *qi, ctx, idx, val, &r));
+  CHECK(idx == b.indices);
+  CHECK(val == b.values);
+  CHECK(r.indices == a.indices);
+  CHECK(r.values == a.values);
+  CHECK_FALSE(r.finite);
+  // A NaN in a payload not known finite: refused, nothing exchanged.
+  r = a;
+  r.values[2] = std::numeric_limits<float>::quiet_NaN();
+  r.finite = false;
+  CHECK(message_of([&] { (void)mc::take_sparse(r, *qi, ctx, idx, val, &r); }) ==
+        "payload: value nan at index " + std::to_string(a.indices[2]) + " is not finite");
+  CHECK(idx == b.indices);
+  CHECK(val == b.values);
+  CHECK(std::isnan(r.values[2]));
+  // Seeded: indices derived, the count checked against them.
+  auto q = mc::make_compressor("randk:5");
+  mc::Payload s;
+  q->compress(x, ctx, s);
+  REQUIRE(mc::take_sparse(s, *q, ctx, idx, val));
+  CHECK(idx == a.indices);
+  CHECK(val == a.values);
+  s.values.push_back(1.0f);
+  CHECK(message_of([&] { (void)mc::take_sparse(s, *q, ctx, idx, val); }) ==
+        "payload: seeded payload has 6 values, randk:5 draws 5 this round");
+  CHECK(val == a.values);
+  // Other kinds are not its business.
+  mc::Payload dense;
+  mc::make_compressor("identity")->compress(x, ctx, dense);
+  CHECK_FALSE(mc::take_sparse(dense, *q, ctx, idx, val));
+  CHECK(val == a.values);
+}
+
 TEST_CASE("compress: a payload is marked finite only by code that has checked it") {
   // The mark lets the server half skip a second scan of a long vector (the wire Decoder or the
   // compressor has checked it); a payload without the mark is still checked, at every position.
