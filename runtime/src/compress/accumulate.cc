@@ -49,6 +49,17 @@ void add(std::size_t count, Index index, Value value, double weight,
   }
 }
 
+// A kSeeded payload's indices, derived into `out` (throws for a compressor without seeded
+// payloads), and its count checked against them.
+void derive_seeded(const Payload& p, const Compressor& q, const Context& ctx,
+                   std::vector<uint32_t>& out) {
+  q.seeded_indices(ctx, p.dim, out);
+  if (p.values.size() != out.size()) {
+    fail("seeded payload has " + std::to_string(p.values.size()) + " values, " + q.name() +
+         " draws " + std::to_string(out.size()) + " this round");
+  }
+}
+
 // Adds a validated `p` (see accumulate in compressor.h). For kSeeded the indices are re-derived
 // into `seeded`, and their count must match the values'.
 void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, double weight,
@@ -69,11 +80,7 @@ void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, do
           p.indices.size(), [&p](std::size_t i) { return p.indices[i]; }, f32, weight, acc);
       return;
     case PayloadKind::kSeeded:
-      q.seeded_indices(ctx, d, seeded);  // throws for a compressor without seeded payloads
-      if (p.values.size() != seeded.size()) {
-        fail("seeded payload has " + std::to_string(p.values.size()) + " values, " + q.name() +
-             " draws " + std::to_string(seeded.size()) + " this round");
-      }
+      derive_seeded(p, q, ctx, seeded);
       add(
           seeded.size(), [&seeded](std::size_t i) { return seeded[i]; }, f32, weight, acc);
       return;
@@ -153,11 +160,7 @@ bool decode_sparse(const Payload& p, const Compressor& q, const Context& ctx,
     case PayloadKind::kSeeded:
       // Derived in place: a seeded compressor draws the same count for a worker every round,
       // so `indices` stops growing after the first.
-      q.seeded_indices(ctx, d, indices);  // throws for a compressor without seeded payloads
-      if (p.values.size() != indices.size()) {
-        fail("seeded payload has " + std::to_string(p.values.size()) + " values, " + q.name() +
-             " draws " + std::to_string(indices.size()) + " this round");
-      }
+      derive_seeded(p, q, ctx, indices);
       reserve_for(values, indices.size(), d);
       collect(indices, f32, p.finite, values);
       return true;
@@ -183,13 +186,7 @@ bool take_sparse(const Payload& p, const Compressor& q, const Context& ctx,
   if (!seeded && p.indices.size() != count)
     fail(std::to_string(p.indices.size()) + " indices for " + std::to_string(count) + " values");
   // Everything that can fail before anything is exchanged or copied.
-  if (seeded) {
-    q.seeded_indices(ctx, p.dim, indices);  // throws for a compressor without seeded payloads
-    if (count != indices.size()) {
-      fail("seeded payload has " + std::to_string(count) + " values, " + q.name() + " draws " +
-           std::to_string(indices.size()) + " this round");
-    }
-  }
+  if (seeded) derive_seeded(p, q, ctx, indices);
   if (!p.finite) {
     if (const auto i = util::find_non_finite(p.values.data(), count)) {
       fail("value " + str(static_cast<double>(p.values[*i])) + " at index " +
