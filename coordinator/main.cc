@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
   uint64_t checkpoint_every = 0;
   std::string checkpoint_dir, resume_dir, events_file, curve_secret, allow_keys;
   uint64_t max_dim = uint64_t{1} << 22;
-  bool spawn_local = false, quiet = false;
+  bool spawn_local = false, quiet = false, log_local_norms = false;
   std::string http_text;
   bool http_allow_remote = false;
   double http_linger_s = 0.0;
@@ -196,7 +196,12 @@ int main(int argc, char** argv) {
   app.add_option("--data", data_file,
                  "LibSVM file: exact loss and ||grad f||^2 in the log (and the workers' data "
                  "with --spawn-local)");
-  app.add_option("--log", log_file, "CSV log, one row per round (round 0 included)");
+  auto* log_opt =
+      app.add_option("--log", log_file, "CSV log, one row per round (round 0 included)");
+  app.add_flag("--log-local-norms", log_local_norms,
+               "add the column local_grad_norm_sq = (1/n) sum_i ||grad f_i(x^k)||^2 (what the "
+               "paper's code plots; needs --data)")
+      ->needs(log_opt);
   app.add_option("--round-timeout-ms", round_timeout_ms,
                  "deadline of a compressed round: it closes over the replies in by then (the "
                  "broadcast is repaired to silent workers half-way)")
@@ -269,6 +274,8 @@ int main(int argc, char** argv) {
     }
     if (spawn_local && data_file.empty())
       throw std::invalid_argument("--spawn-local needs --data (the workers' shards come from it)");
+    if (log_local_norms && data_file.empty())
+      throw std::invalid_argument("--log-local-norms needs --data (the shards to evaluate)");
 
     std::vector<problem::Objective> shards;
     if (!data_file.empty()) {
@@ -424,7 +431,8 @@ int main(int argc, char** argv) {
     const auto& cp = s.resume;
     if (!log_file.empty())
       log = std::make_unique<run::CsvLog>(
-          log_file, cp ? std::optional<uint64_t>(cp->log_bytes) : std::nullopt);
+          log_file, cp ? std::optional<uint64_t>(cp->log_bytes) : std::nullopt,
+          run::CsvColumns{.local_grad_norm_sq = log_local_norms});
     if (!events_file.empty())
       events = std::make_unique<run::EventLog>(
           events_file,

@@ -21,12 +21,17 @@
 
 namespace {
 
+struct LogFlags {
+  std::string file;
+  bool local_norms = false;
+};
+
 struct FaultFlags {
   double dropout = 0.0;
   std::string faults_file;
 };
 
-int run(const std::string& data_file, const std::string& log_file,
+int run(const std::string& data_file, const LogFlags& log_flags,
         const marina::cli::AlgorithmFlags& flags, const FaultFlags& fault_flags, bool verbose) {
   using namespace marina;
   std::vector<run::Fault> schedule;
@@ -51,7 +56,9 @@ int run(const std::string& data_file, const std::string& log_file,
   };
 
   std::unique_ptr<run::CsvLog> log;
-  if (!log_file.empty()) log = std::make_unique<run::CsvLog>(log_file);
+  if (!log_flags.file.empty())
+    log = std::make_unique<run::CsvLog>(
+        log_flags.file, std::nullopt, run::CsvColumns{.local_grad_norm_sq = log_flags.local_norms});
   cli::Progress progress(flags.rounds);
   s.on_row = [&](const run::LogRow& row) {
     if (log) log->write(row);
@@ -103,12 +110,18 @@ int run(const std::string& data_file, const std::string& log_file,
 
 int main(int argc, char** argv) {
   CLI::App app{"marina-sim: run MARINA-family methods in one process on LibSVM data"};
-  std::string data_file, log_file;
+  std::string data_file;
+  LogFlags log_flags;
   bool verbose = false;
   marina::cli::AlgorithmFlags flags;
   app.add_option("--data", data_file, "LibSVM file (labels ±1, 0/1 or 1/2)")->required();
   marina::cli::add_algorithm_flags(app, flags);
-  app.add_option("--log", log_file, "CSV log, one row per round (round 0 included)");
+  auto* log_opt =
+      app.add_option("--log", log_flags.file, "CSV log, one row per round (round 0 included)");
+  app.add_flag("--log-local-norms", log_flags.local_norms,
+               "add the column local_grad_norm_sq = (1/n) sum_i ||grad f_i(x^k)||^2 (what the "
+               "paper's code plots)")
+      ->needs(log_opt);
   app.add_flag("--verbose", verbose, "print the start-up protocol messages");
   FaultFlags faults;
   app.add_option("--dropout", faults.dropout,
@@ -118,7 +131,7 @@ int main(int argc, char** argv) {
                  "fault schedule: lines 'ROUND WORKER down|up' (absent from ROUND until up)");
   CLI11_PARSE(app, argc, argv);
   try {
-    return run(data_file, log_file, flags, faults, verbose);
+    return run(data_file, log_flags, flags, faults, verbose);
   } catch (const std::exception& e) {
     std::cerr << "marina-sim: error: " << e.what() << '\n';
     return 1;

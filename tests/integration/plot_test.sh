@@ -11,7 +11,7 @@ data="$repo/tests/data/small.libsvm"
 "$build/simulator/marina-sim" --data "$data" --workers 2 --method marina --compressor randk:1 \
   --rounds 40 --seed 1 --log "$tmp/marina.csv" >/dev/null
 "$build/simulator/marina-sim" --data "$data" --workers 2 --method diana --compressor randk:1 \
-  --rounds 40 --seed 1 --log "$tmp/diana.csv" >/dev/null
+  --rounds 40 --seed 1 --log "$tmp/diana.csv" --log-local-norms >/dev/null
 "$repo/tools/marina-plot" "$tmp/marina.csv" "$tmp/diana.csv" --out "$tmp/fig.png" --title small
 [[ "$(head -c 8 "$tmp/fig.png" | od -An -tx1 | tr -d ' \n')" == 89504e470d0a1a0a ]] || {
   echo "plot_test: $tmp/fig.png is not a PNG" >&2; exit 1; }
@@ -28,4 +28,17 @@ for bad in bad foreign; do
     echo "plot_test: no useful message for $bad.csv:" >&2; cat "$tmp/err.txt" >&2; exit 1; }
   [[ ! -e "$tmp/$bad.png" ]] || { echo "plot_test: wrote $bad.png anyway" >&2; exit 1; }
 done
-echo "plot_test: PNG written; malformed logs refused with a message"
+
+# The paper code's metric: drawn from a log that has it, refused (naming the flag) for one that
+# does not.
+"$repo/tools/marina-plot" "$tmp/diana.csv" --y local_grad_norm_sq --relative --out "$tmp/local.png"
+[[ "$(head -c 8 "$tmp/local.png" | od -An -tx1 | tr -d ' \n')" == 89504e470d0a1a0a ]] || {
+  echo "plot_test: $tmp/local.png is not a PNG" >&2; exit 1; }
+if "$repo/tools/marina-plot" "$tmp/marina.csv" --y local_grad_norm_sq --out "$tmp/nolocal.png" \
+     2> "$tmp/err.txt"; then
+  echo "plot_test: marina-plot drew local_grad_norm_sq from a log without it" >&2; exit 1
+fi
+grep -q "marina.csv: line 1: no column local_grad_norm_sq (write the log with --log-local-norms)" \
+  "$tmp/err.txt" || { echo "plot_test: no useful message:" >&2; cat "$tmp/err.txt" >&2; exit 1; }
+[[ ! -e "$tmp/nolocal.png" ]] || { echo "plot_test: wrote nolocal.png anyway" >&2; exit 1; }
+echo "plot_test: PNGs written; malformed logs and a missing column refused with a message"

@@ -121,6 +121,7 @@ Checkpoint sample(uint64_t round = 12) {
   c.tally.row.round = round;
   c.tally.row.loss = 0.6931471805599453;
   c.tally.row.grad_norm_sq = -0.0;
+  c.tally.row.local_grad_norm_sq = 0.30000000000000004;
   c.tally.row.full_sync = true;
   c.tally.row.participants = 2;
   c.tally.row.bits_per_worker = 1024.0;
@@ -200,6 +201,8 @@ TEST_CASE("checkpoint: round trip is exact, bits of every double included") {
   CHECK(same_bits(read.server.pending.values, written.server.pending.values));
   REQUIRE(read.tally.row.grad_norm_sq.has_value());
   CHECK(same_bits(*read.tally.row.grad_norm_sq, -0.0));
+  REQUIRE(read.tally.row.local_grad_norm_sq.has_value());
+  CHECK(same_bits(*read.tally.row.local_grad_norm_sq, 0.30000000000000004));
   REQUIRE(read.held.has_value());
   CHECK(read.held->loss == 0.7);
   CHECK_FALSE(read.held->grad_norm_sq.has_value());
@@ -210,6 +213,7 @@ TEST_CASE("checkpoint: round trip is exact, bits of every double included") {
     c.held.reset();
     c.initial_grad_norm_sq.reset();
     c.tally.row.loss.reset();
+    c.tally.row.local_grad_norm_sq.reset();
     c.server.x_prev.clear();
     c.server.round = 0;
     c.server.worker_aux.clear();
@@ -222,6 +226,7 @@ TEST_CASE("checkpoint: round trip is exact, bits of every double included") {
     CHECK_FALSE(back.held.has_value());
     CHECK_FALSE(back.initial_grad_norm_sq.has_value());
     CHECK_FALSE(back.tally.row.loss.has_value());
+    CHECK_FALSE(back.tally.row.local_grad_norm_sq.has_value());
   }
   SUBCASE("a dense pending update") {
     Checkpoint c = sample();

@@ -220,3 +220,50 @@ TEST_CASE("log: CsvLog counts rows and bytes and resumes at a byte count") {
   CsvLog header_only(file, CsvLog::header().size() + 1);
   CHECK(header_only.rows() == 0);
 }
+
+TEST_CASE(
+    "log: the local_grad_norm_sq column is written when chosen, and a resume keeps the choice") {
+  using marina::run::CsvColumns;
+  TempDir tmp("csv_local");
+  const fs::path file = tmp.path() / "log.csv";
+  const CsvColumns with{.local_grad_norm_sq = true};
+  CHECK(CsvLog::header(with) == CsvLog::header() + ",local_grad_norm_sq");
+  LogRow r = row(2);
+  r.local_grad_norm_sq = 0.1 + 0.2;
+  // The standard columns are unchanged, and the chosen one comes last, exact.
+  CHECK(CsvLog::format(r, with) == CsvLog::format(r) + ",0.30000000000000004");
+  CHECK(CsvLog::format(r) == CsvLog::format(row(2)));
+  LogRow unknown = row(3);  // a row without the evaluation (a coordinator without --data)
+  CHECK(CsvLog::format(unknown, with) == CsvLog::format(unknown) + ",");
+
+  uint64_t after_one = 0;
+  {
+    CsvLog log(file, std::nullopt, with);
+    log.write(r);
+    after_one = log.bytes();
+    log.write(unknown);
+  }
+  CHECK(slurp(file) == CsvLog::header(with) + "\n" + CsvLog::format(r, with) + "\n" +
+                           CsvLog::format(unknown, with) + "\n");
+  const std::string before = slurp(file);
+  std::string why = error_of([&] { CsvLog log(file, after_one); });
+  CHECK(why.find(file.string() + ": cannot resume log: it has the local_grad_norm_sq column") == 0);
+  CHECK(why.find("--log-local-norms") != std::string::npos);
+  CHECK(slurp(file) == before);  // refused: nothing cut
+  {
+    CsvLog log(file, after_one, with);
+    CHECK(log.rows() == 1);
+    log.write(row(4));
+  }
+  CHECK(slurp(file) == CsvLog::header(with) + "\n" + CsvLog::format(r, with) + "\n" +
+                           CsvLog::format(row(4), with) + "\n");
+
+  const fs::path plain = tmp.path() / "plain.csv";
+  {
+    CsvLog log(plain);
+    log.write(row(0));
+  }
+  why = error_of([&] { CsvLog log(plain, CsvLog::header().size() + 1, with); });
+  CHECK(why.find("lacks the local_grad_norm_sq column") != std::string::npos);
+  CHECK(why.find("without --log-local-norms") != std::string::npos);
+}

@@ -52,6 +52,27 @@ TEST_CASE("problem: minibatch gradient over all rows equals the full gradient") 
   CHECK((diff - (full - at0)).norm() <= 1e-13 * full.norm());
 }
 
+TEST_CASE("problem: evaluate gives f, ||grad f||^2 and the mean of the shards' ||grad f_i||^2") {
+  std::vector<problem::Objective> shards;
+  for (uint64_t seed : {1, 2, 3})
+    shards.emplace_back(test::synthetic(12, 4, 0.5, seed), problem::Loss::kNonConvex, 0.0);
+  const Eigen::VectorXd x = Eigen::VectorXd::LinSpaced(4, -0.5, 1.5);
+  Eigen::VectorXd scratch, grad, g;
+  const auto e = problem::evaluate(shards, x, scratch, grad);
+  double loss = 0.0, local = 0.0;
+  Eigen::VectorXd sum = Eigen::VectorXd::Zero(4);
+  for (const auto& f : shards) {
+    loss += f.gradient(x, g);
+    local += g.squaredNorm();
+    sum += g;
+  }
+  CHECK(e.loss == doctest::Approx(loss / 3).epsilon(1e-15));
+  CHECK(e.grad_norm_sq == doctest::Approx((sum / 3).squaredNorm()).epsilon(1e-14));
+  CHECK(e.local_grad_norm_sq == doctest::Approx(local / 3).epsilon(1e-14));
+  // Different shards: the mean of the local norms exceeds the norm of the mean (Jensen).
+  CHECK(e.local_grad_norm_sq > e.grad_norm_sq * 1.01);
+}
+
 TEST_CASE("problem: smoothness bounds the loss curvature") {
   const auto data = test::synthetic(50, 6, 0.5, 5);
   problem::Objective f(data, problem::Loss::kNonConvex, 0.0);

@@ -80,7 +80,9 @@ flatbuffers::Offset<fb::LogRow> encode_row(flatbuffers::FlatBufferBuilder& fbb,
       fbb, r.round, r.loss ? flatbuffers::Optional<double>(*r.loss) : flatbuffers::nullopt,
       r.grad_norm_sq ? flatbuffers::Optional<double>(*r.grad_norm_sq) : flatbuffers::nullopt,
       r.full_sync, r.participants, r.bits_per_worker, r.wire_bytes_up, r.wire_bytes_down,
-      r.oracle_calls, r.wall_s);
+      r.oracle_calls, r.wall_s,
+      r.local_grad_norm_sq ? flatbuffers::Optional<double>(*r.local_grad_norm_sq)
+                           : flatbuffers::nullopt);
 }
 
 std::vector<uint8_t> encode_state(const Checkpoint& c) {
@@ -153,6 +155,7 @@ run::LogRow decode_row(const fb::LogRow& r) {
   out.wire_bytes_down = r.wire_bytes_down();
   out.oracle_calls = r.oracle_calls();
   out.wall_s = r.wall_s();
+  if (const auto g = r.local_grad_norm_sq(); g.has_value()) out.local_grad_norm_sq = *g;
   return out;
 }
 

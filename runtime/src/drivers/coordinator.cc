@@ -443,6 +443,7 @@ class Coordinator {
     const auto e = problem::evaluate(*s_.evaluation, server_->x(), scratch_, grad_);
     row.loss = e.loss;
     row.grad_norm_sq = e.grad_norm_sq;
+    row.local_grad_norm_sq = e.local_grad_norm_sq;
   }
 
   // Without --data the coordinator learns f(x^k) only from the local losses of round k's

@@ -346,10 +346,12 @@ Evaluation evaluate(std::span<const Objective> shards, const Eigen::VectorXd& x,
   grad.setZero(x.size());
   for (const auto& f : shards) {
     e.loss += f.gradient(x, scratch);
+    e.local_grad_norm_sq += sum_sq(scratch);
     grad += scratch;
   }
   const double inv = 1.0 / static_cast<double>(shards.size());
   e.loss *= inv;
+  e.local_grad_norm_sq *= inv;
   grad *= inv;
   e.grad_norm_sq = sum_sq(grad);
   return e;

@@ -30,6 +30,7 @@ void Tally::end_round(uint64_t round_closed, bool full_sync, uint32_t participan
   row_.oracle_calls = oracle_ / static_cast<double>(workers_);
   row_.loss.reset();
   row_.grad_norm_sq.reset();
+  row_.local_grad_norm_sq.reset();
 }
 
 namespace {
@@ -62,16 +63,29 @@ namespace {
 
 // The rows in the first `size` bytes of a log being resumed; checks that they start with the
 // header and end at a line break, so appended rows continue a well-formed CSV.
-uint64_t count_rows(const std::filesystem::path& file, uint64_t size) {
+uint64_t count_rows(const std::filesystem::path& file, uint64_t size, CsvColumns columns) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw std::runtime_error(file.string() + ": cannot read log: " + std::strerror(errno));
-  const std::string expected = CsvLog::header() + '\n';
-  std::string first(expected.size(), '\0');
-  if (size < expected.size() ||
-      !in.read(first.data(), static_cast<std::streamsize>(first.size())) || first != expected) {
+  const std::string expected = CsvLog::header(columns) + '\n';
+  // The first line, read no further than a header could reach.
+  std::string first(static_cast<std::size_t>(std::min<uint64_t>(size, 256)), '\0');
+  if (!in.read(first.data(), static_cast<std::streamsize>(first.size())))
+    throw std::runtime_error(file.string() + ": cannot read log");
+  first.resize(std::min(first.size(), first.find('\n') + 1));
+  if (first != expected) {
+    // The other column set's header: the log was started with the other choice of columns.
+    CsvColumns other = columns;
+    other.local_grad_norm_sq = !columns.local_grad_norm_sq;
+    if (first == CsvLog::header(other) + '\n')
+      throw std::runtime_error(file.string() + ": cannot resume log: it " +
+                               (other.local_grad_norm_sq ? "has" : "lacks") +
+                               " the local_grad_norm_sq column (the run was started " +
+                               (other.local_grad_norm_sq ? "with" : "without") +
+                               " --log-local-norms)");
     throw std::runtime_error(file.string() + ": cannot resume log: its first " +
                              std::to_string(size) + " bytes do not start with the header");
   }
+  in.seekg(static_cast<std::streamoff>(expected.size()));
   uint64_t newlines = 0;
   char last = '\n';
   char buf[1 << 16];
@@ -91,8 +105,9 @@ uint64_t count_rows(const std::filesystem::path& file, uint64_t size) {
 
 }  // namespace
 
-CsvLog::CsvLog(const std::filesystem::path& file, std::optional<uint64_t> truncate_to)
-    : path_(file) {
+CsvLog::CsvLog(const std::filesystem::path& file, std::optional<uint64_t> truncate_to,
+               CsvColumns columns)
+    : path_(file), columns_(columns) {
   namespace fs = std::filesystem;
   if (truncate_to) {
     std::error_code ec;
@@ -103,7 +118,7 @@ CsvLog::CsvLog(const std::filesystem::path& file, std::optional<uint64_t> trunca
                                std::to_string(size) + " bytes, fewer than the " +
                                std::to_string(*truncate_to) + " to keep");
     }
-    rows_ = count_rows(file, *truncate_to);
+    rows_ = count_rows(file, *truncate_to, columns);
     fs::resize_file(file, *truncate_to, ec);
     if (ec) throw std::runtime_error(file.string() + ": cannot truncate log: " + ec.message());
     out_.open(file, std::ios::binary | std::ios::app);
@@ -115,19 +130,22 @@ CsvLog::CsvLog(const std::filesystem::path& file, std::optional<uint64_t> trunca
   out_.open(file, std::ios::binary | std::ios::trunc);
   if (!out_)
     throw std::runtime_error(file.string() + ": cannot create log: " + std::strerror(errno));
-  const std::string line = header() + '\n';
+  const std::string line = header(columns) + '\n';
   out_ << line;
   out_.flush();
   if (!out_) throw std::runtime_error(path_.string() + ": write failed");
   bytes_ = line.size();
 }
 
-std::string CsvLog::header() {
-  return "round,loss,grad_norm_sq,full_sync,participants,bits_per_worker,wire_bytes_up,"
-         "wire_bytes_down,oracle_calls,wall_s";
+std::string CsvLog::header(CsvColumns columns) {
+  std::string h =
+      "round,loss,grad_norm_sq,full_sync,participants,bits_per_worker,wire_bytes_up,"
+      "wire_bytes_down,oracle_calls,wall_s";
+  if (columns.local_grad_norm_sq) h += ",local_grad_norm_sq";
+  return h;
 }
 
-void CsvLog::format_into(const LogRow& r, std::string& s) {
+void CsvLog::format_into(const LogRow& r, std::string& s, CsvColumns columns) {
   append(s, r.round);
   s += ',';
   if (r.loss) append_exact(s, *r.loss);
@@ -147,17 +165,21 @@ void CsvLog::format_into(const LogRow& r, std::string& s) {
   append_exact(s, r.oracle_calls);
   s += ',';
   append_exact(s, r.wall_s);
+  if (columns.local_grad_norm_sq) {
+    s += ',';
+    if (r.local_grad_norm_sq) append_exact(s, *r.local_grad_norm_sq);
+  }
 }
 
-std::string CsvLog::format(const LogRow& r) {
+std::string CsvLog::format(const LogRow& r, CsvColumns columns) {
   std::string s;
-  format_into(r, s);
+  format_into(r, s, columns);
   return s;
 }
 
 void CsvLog::write(const LogRow& row) {
   line_.clear();
-  format_into(row, line_);
+  format_into(row, line_, columns_);
   line_ += '\n';
   out_.write(line_.data(), static_cast<std::streamsize>(line_.size()));
   out_.flush();

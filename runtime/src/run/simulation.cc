@@ -17,6 +17,7 @@ void Simulation::evaluate(LogRow& row) {
   const auto e = problem::evaluate(shards_, server_->x(), scratch_, grad_);
   row.loss = e.loss;
   row.grad_norm_sq = e.grad_norm_sq;
+  row.local_grad_norm_sq = e.local_grad_norm_sq;
 }
 
 LogRow Simulation::initial_row() {

@@ -118,7 +118,8 @@ class Objective final : public Model {
 // The full objective f = (1/n) Σ f_i over equal shards, evaluated exactly; for logs.
 struct Evaluation {
   double loss = 0.0;
-  double grad_norm_sq = 0.0;
+  double grad_norm_sq = 0.0;        // ‖∇f(x)‖²
+  double local_grad_norm_sq = 0.0;  // (1/n) Σ ‖∇f_i(x)‖², what the paper's own code plots
 };
 [[nodiscard]] Evaluation evaluate(std::span<const Objective> shards, const Eigen::VectorXd& x,
                                   Eigen::VectorXd& scratch, Eigen::VectorXd& grad);

@@ -17,6 +17,9 @@ struct LogRow {
   uint64_t round = 0;
   std::optional<double> loss;  // unknown to a coordinator without --data
   std::optional<double> grad_norm_sq;
+  // (1/n) Σ ‖∇f_i(x^k)‖² over the n shards: the quantity the paper's own experiment code plots
+  // as "‖∇f‖²". Logged only when asked for (CsvColumns), known when grad_norm_sq is.
+  std::optional<double> local_grad_norm_sq;
   bool full_sync = false;        // the round that produced x^k was a full sync
   uint32_t participants = 0;     // distinct workers that replied in that round
   double bits_per_worker = 0.0;  // cumulative uplink bits per worker, 32 per value
@@ -62,6 +65,12 @@ class Tally {
   LogRow row_;
 };
 
+// Columns beyond the standard ten, each appended after them when chosen; a log resumes only
+// with the columns it was started with (its header says which).
+struct CsvColumns {
+  bool local_grad_norm_sq = false;
+};
+
 // CSV with a header, numbers printed shortest-round-trip exact (std::to_chars).
 class CsvLog {
  public:
@@ -70,18 +79,19 @@ class CsvLog {
   // rows, and rows are appended after them. Throws std::runtime_error naming the file when it
   // cannot be created, or is missing, shorter than `truncate_to` or not cut at a row's end.
   explicit CsvLog(const std::filesystem::path& file,
-                  std::optional<uint64_t> truncate_to = std::nullopt);
+                  std::optional<uint64_t> truncate_to = std::nullopt, CsvColumns columns = {});
   // Writes and flushes one row, so a killed process loses at most the row being written.
   void write(const LogRow& row);
   [[nodiscard]] uint64_t bytes() const { return bytes_; }  // the file's size so far
   [[nodiscard]] uint64_t rows() const { return rows_; }    // header excluded
-  static std::string header();
-  static std::string format(const LogRow& row);
+  static std::string header(CsvColumns columns = {});
+  static std::string format(const LogRow& row, CsvColumns columns = {});
   // The same text appended to `out` (no allocation once `out` has grown to a row's size).
-  static void format_into(const LogRow& row, std::string& out);
+  static void format_into(const LogRow& row, std::string& out, CsvColumns columns = {});
 
  private:
   std::filesystem::path path_;
+  CsvColumns columns_;
   std::ofstream out_;
   std::string line_;  // reused: a round's row must not allocate
   uint64_t bytes_ = 0;
