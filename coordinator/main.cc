@@ -115,34 +115,66 @@ extern "C" void on_signal(int) {
 // child still running gets SIGTERM (it leaves cleanly), and SIGKILL one more grace later.
 struct Children {
   std::vector<pid_t> pids;
+  std::vector<std::optional<int>> status;  // per child once it has exited (waitpid's status)
+
+  // Collects the children that have exited; true when none is left running.
+  bool poll() {
+    status.resize(pids.size());
+    bool all = true;
+    for (std::size_t i = 0; i < pids.size(); ++i) {
+      if (status[i]) continue;
+      int st = 0;
+      const pid_t r = waitpid(pids[i], &st, WNOHANG);
+      if (r == 0) {
+        all = false;
+        continue;
+      }
+      status[i] = r < 0 ? -1 : st;
+    }
+    return all;
+  }
+  // "all N local workers exited (0: exit status 1; 1: killed by signal 9)", once every child
+  // has exited; checked at most every 100 ms.
+  std::optional<std::string> all_exited() {
+    if (pids.empty()) return std::nullopt;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_poll_) return std::nullopt;
+    next_poll_ = now + std::chrono::milliseconds(100);
+    if (!poll()) return std::nullopt;
+    std::string detail;
+    for (std::size_t i = 0; i < pids.size(); ++i)
+      detail += (i ? "; " : "") + std::to_string(i) + ": " + describe(*status[i]);
+    return "all " + std::to_string(pids.size()) + " local workers exited (" + detail + ")";
+  }
   int reap(std::chrono::milliseconds grace) {
-    int failures = 0;
     auto deadline = std::chrono::steady_clock::now() + grace;
     bool termed = false;
-    std::vector<bool> done(pids.size(), false);
-    for (std::size_t left = pids.size(); left > 0;) {
-      for (std::size_t i = 0; i < pids.size(); ++i) {
-        if (done[i]) continue;
-        int status = 0;
-        const pid_t r = waitpid(pids[i], &status, WNOHANG);
-        if (r == 0) continue;
-        done[i] = true;
-        --left;
-        if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failures;
-      }
-      if (left == 0) break;
+    while (!poll()) {
       if (std::chrono::steady_clock::now() > deadline) {
         for (std::size_t i = 0; i < pids.size(); ++i)
-          if (!done[i]) kill(pids[i], termed ? SIGKILL : SIGTERM);
+          if (!status[i]) kill(pids[i], termed ? SIGKILL : SIGTERM);
         deadline = std::chrono::steady_clock::now() + grace;
         termed = true;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    int failures = 0;
+    for (const auto& st : status)
+      if (*st < 0 || !WIFEXITED(*st) || WEXITSTATUS(*st) != 0) ++failures;
     pids.clear();
+    status.clear();
     return failures;
   }
   ~Children() { reap(std::chrono::milliseconds(2000)); }
+
+ private:
+  static std::string describe(int st) {
+    if (st < 0) return "not a child";
+    if (WIFEXITED(st)) return "exit status " + std::to_string(WEXITSTATUS(st));
+    if (WIFSIGNALED(st)) return "killed by signal " + std::to_string(WTERMSIG(st));
+    return "stopped";
+  }
+  std::chrono::steady_clock::time_point next_poll_{};
 };
 
 // 64 bits from the OS: a session id nobody can guess from the time or a PID.
@@ -425,6 +457,9 @@ int main(int argc, char** argv) {
         children.pids.push_back(spawn(args));
       }
     }
+
+    // Spawned workers that have all exited cannot join or return: no reason to wait them out.
+    if (spawn_local) s.workers_exited = [&children] { return children.all_exited(); };
 
     std::unique_ptr<run::CsvLog> log;
     std::unique_ptr<run::EventLog> events;

@@ -954,6 +954,72 @@ def quorum(h):
         h.fail(f"worker 1 exited with {describe_rc(wrc)} after the coordinator's bye")
 
 
+def _children(pid):
+    """PIDs whose parent is `pid` (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # The command name, in parentheses, may hold spaces: the fields after it are fixed.
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+def local_exit(h):
+    """--spawn-local: when every local worker has exited, the coordinator stops at once with
+    their exit statuses, instead of waiting out --join-timeout-ms or --quorum-timeout-ms."""
+    data = h.datafile("heart_scale")
+    common = ["--spawn-local", "--data", data, "--method", "marina", "--compressor", "randk:1",
+              "--seed", "2"]
+    # Workers that fail at start (/bin/false exits 1 at once): the join wait is 60 s.
+    h.start_coordinator(0, ["--workers", "2", "--rounds", "50", "--worker-binary", "/bin/false",
+                            "--join-timeout-ms", "60000", *common], log="a.csv",
+                        events="a.jsonl")
+    t0 = h.coord.started
+    (rc,) = h.wait_exit([h.coord], 20.0, "the coordinator to stop (its local workers failed)")
+    measured(f"local_exit: 2 local workers exiting 1 at start -> coordinator exit "
+             f"({describe_rc(rc)}): {h.coord.exited_at - t0:.3f} s (join timeout 60 s)")
+    err = h.coord.stderr()
+    if rc == 0 or "all 2 local workers exited (0: exit status 1; 1: exit status 1)" not in err:
+        h.fail(f"expected a non-zero exit naming both workers' exit status 1; got "
+               f"{describe_rc(rc)}: {err.strip()[-400:]}")
+
+    # Mid-run: every local worker killed; the quorum wait is 60 s.
+    h.start_coordinator(0, ["--workers", "3", "--rounds", "1000000", "--round-timeout-ms", "300",
+                            "--quorum-timeout-ms", "60000", "--checkpoint", h.file("cp"),
+                            *common], log="b.csv", events="b.jsonl")
+    h.wait_rows(50)
+    kids = _children(h.coord.pid)
+    if len(kids) != 3:
+        h.fail(f"expected 3 local worker processes, found {kids}")
+    t_kill = now()
+    for pid in kids:
+        os.kill(pid, signal.SIGKILL)
+    (rc,) = h.wait_exit([h.coord], 20.0, "the coordinator to stop (all local workers killed)")
+    took = h.coord.exited_at - t_kill
+    measured(f"local_exit: kill -9 of all 3 local workers at row {h.csv.max_round()} -> "
+             f"coordinator exit ({describe_rc(rc)}): {took:.3f} s (quorum timeout 60 s)")
+    err = h.coord.stderr()
+    lines = [ln for ln in err.splitlines() if "error" in ln]
+    want = "all 3 local workers exited (0: killed by signal 9; 1: killed by signal 9; " \
+           "2: killed by signal 9)"
+    if rc == 0 or not lines or want not in lines[-1]:
+        h.fail(f"expected a non-zero exit naming the three kills; got {describe_rc(rc)}: "
+               f"{lines[-1:] or err.strip()[-400:]}")
+    if not any(f.endswith(".mrck") for f in os.listdir(h.file("cp"))):
+        h.fail("no checkpoint was written on the way out")
+    h.poll()
+    if not h.events.all("quorum_lost"):
+        h.fail("no 'quorum_lost' event")
+    check_complete_csv(h.file("b.csv"))
+
+
 def _expect_refused(h, worker, must_contain, what):
     (rc,) = h.wait_exit([worker], EXIT_S, f"{worker.name} ({what}) to be refused and exit")
     took = worker.exited_at - worker.started
@@ -1070,6 +1136,7 @@ SCENARIOS = {
     "netns": netns,
     "resume": resume,
     "quorum": quorum,
+    "local_exit": local_exit,
     "bad_config": bad_config,
 }
 

@@ -122,6 +122,10 @@ class Coordinator {
 
   bool stopping() const { return s_.stop && s_.stop->load(); }
 
+  std::optional<std::string> workers_exited() const {
+    return s_.workers_exited ? s_.workers_exited() : std::nullopt;
+  }
+
   // ---- messages ---------------------------------------------------------------------------
 
   // Decodes one incoming message; false (and counted) when it is malformed or foreign. A dense
@@ -325,18 +329,18 @@ class Coordinator {
     const auto deadline = Clock::now() + s_.join_timeout;
     while (members_.live_count() < n_) {
       if (stopping()) return;
-      if (Clock::now() > deadline) {
+      const auto exited = workers_exited();
+      if (exited || Clock::now() > deadline) {
+        const std::string when = exited ? "before " + *exited : "within " + ms(s_.join_timeout);
         if (members_.live_count() >= min_workers_) {
           event("start_partial", std::nullopt,
-                std::to_string(members_.live_count()) + " of " + std::to_string(n_) +
-                    " joined within " + ms(s_.join_timeout) +
-                    "; missing: " + members_.missing_text());
+                std::to_string(members_.live_count()) + " of " + std::to_string(n_) + " joined " +
+                    when + "; missing: " + members_.missing_text());
           break;
         }
         throw std::runtime_error("only " + std::to_string(members_.live_count()) + " of " +
-                                 std::to_string(n_) + " workers joined within " +
-                                 ms(s_.join_timeout) + " (need --min-workers " +
-                                 std::to_string(min_workers_) +
+                                 std::to_string(n_) + " workers joined " + when +
+                                 " (need --min-workers " + std::to_string(min_workers_) +
                                  "); missing: " + members_.missing_text() + refusal_text());
       }
       heartbeat_tick();
@@ -614,6 +618,8 @@ class Coordinator {
                     " for: " + members_.missing_text());
         } else if (now - *below_quorum_since > s_.quorum_timeout) {
           throw QuorumLost(quorum_message());
+        } else if (const auto exited = workers_exited()) {
+          throw QuorumLost(quorum_message(*exited));
         }
       } else if (below_quorum_since) {
         below_quorum_since.reset();
@@ -662,7 +668,8 @@ class Coordinator {
     return out;
   }
 
-  std::string quorum_message() const {
+  // `exited`: why the wait ended before the quorum timeout.
+  std::string quorum_message(const std::optional<std::string>& exited = std::nullopt) const {
     std::string detail;
     for (uint32_t w = 0; w < n_; ++w) {
       if (members_.live(w)) continue;
@@ -671,9 +678,10 @@ class Coordinator {
                 (m.state == MemberState::kAbsent ? std::string("never joined") : m.gone_reason);
     }
     return "only " + std::to_string(members_.live_count()) + " of " + std::to_string(n_) +
-           " workers live for " + ms(s_.quorum_timeout) + " (--min-workers " +
-           std::to_string(min_workers_) + ") at round " + std::to_string(round_now()) +
-           "; missing workers " + members_.missing_text() + " (" + detail + ")" + refusal_text();
+           " workers live " + (exited ? "and " + *exited : "for " + ms(s_.quorum_timeout)) +
+           " (--min-workers " + std::to_string(min_workers_) + ") at round " +
+           std::to_string(round_now()) + "; missing workers " + members_.missing_text() + " (" +
+           detail + ")" + refusal_text();
   }
 
   // One message during a round.

@@ -102,6 +102,11 @@ struct CoordinatorSettings {
   // Set (from a signal handler) to stop: the open round is abandoned, a checkpoint written
   // (if configured), workers told bye; run_coordinator then returns with interrupted = true.
   const std::atomic<bool>* stop = nullptr;
+  // Polled while the run waits for workers to join or to return (cheap to call often): a
+  // reason when none of the missing workers can come any more (every worker process the caller
+  // started has exited); the wait then ends at once instead of at its timeout. Empty: the
+  // timeouts decide.
+  std::function<std::optional<std::string>()> workers_exited;
 
   std::filesystem::path checkpoint_dir;  // empty: no checkpoints
   uint64_t checkpoint_every = 0;         // rounds between checkpoints (0: only at the end)
