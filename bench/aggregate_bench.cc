@@ -20,6 +20,10 @@
 // reply's fold does; for indexed replies the bound is exactly a pass over what arrived). derive_ns
 // is that work alone (n derivations of a fresh round, PermK's shuffle of π included), and
 // ratio_with_derive = server / (bound + derive) is what remains beyond the inherent work.
+// The coordinator derives a round's seeded indices right after its broadcast, while the workers
+// compute (ServerHalf::prepare); a second loop of the same rounds does so (prepared_ns =
+// ahead_ns + after_ns), and after_ns, what is left once the replies are in, gives
+// ratio_after_replies = after_ns / bound.
 //
 // Replies are handed over as a driver does (accept_and_recycle): a dense reply's buffer is
 // swapped with the one the server kept, so each round sees the same values again.
@@ -29,6 +33,7 @@
 // much again); n = 1000 with d = 1e6 would need 8 GB.
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -184,6 +189,40 @@ void BM_server_round(benchmark::State& state) {
   bench::report_ratio(state, server_ns, baseline_ns);
   state.counters["derive_ns"] = derive_ns;
   state.counters["ratio_with_derive"] = server_ns / (baseline_ns + derive_ns);
+
+  // Seeded replies, as the coordinator takes them: the round's indices are derived by
+  // ServerHalf::prepare right after the broadcast, while the workers compute (ahead), so what
+  // is left once the replies arrive (after: accept + end_round) is the fold of what arrived.
+  // The same number of rounds as the loop above, timed whole in CPU time (prepared_ns) and
+  // split between the two parts in the proportion of their wall times (steady_clock, which
+  // costs little enough to read twice a round).
+  if (!dense && !indexed) {
+    using Wall = std::chrono::steady_clock;
+    Wall::duration ahead{}, after{};
+    const double t0 = bench::thread_cpu_seconds();
+    for (int64_t i = 0; i < state.iterations(); ++i) {
+      const auto& b = server->begin_round();
+      const auto w0 = Wall::now();
+      (void)server->prepare(std::chrono::hours(1));
+      const auto w1 = Wall::now();
+      for (auto& r : replies) {
+        r.round = b.round;
+        r.payload.finite = true;
+        server->accept_and_recycle(r);
+      }
+      server->end_round();
+      ahead += w1 - w0;
+      after += Wall::now() - w1;
+    }
+    const double prepared_ns =
+        (bench::thread_cpu_seconds() - t0) * 1e9 / static_cast<double>(state.iterations());
+    const double after_ns = prepared_ns * std::chrono::duration<double>(after).count() /
+                            std::chrono::duration<double>(ahead + after).count();
+    state.counters["prepared_ns"] = prepared_ns;
+    state.counters["ahead_ns"] = prepared_ns - after_ns;
+    state.counters["after_ns"] = after_ns;
+    state.counters["ratio_after_replies"] = after_ns / baseline_ns;
+  }
   state.counters["K"] = static_cast<double>(k);
   const double reply_bytes =
       dense ? 8.0 * static_cast<double>(d) : (indexed ? 8.0 : 4.0) * static_cast<double>(k);

@@ -96,6 +96,94 @@ TEST_CASE("methods: replies with their indices (:indexed) give the run of seeded
   }
 }
 
+TEST_CASE("methods: indices derived ahead of the replies (prepare) give the same run") {
+  // The coordinator derives the round's seeded indices while its workers compute. Its server
+  // must end every round with the x of a server that derives them on arrival, whatever the
+  // order of the replies and with some lost.
+  auto shards = test::shards_of(test::synthetic(150, 700, 0.05, 9), 5);
+  const auto k = methods::measure(shards);
+  for (const Method m :
+       {Method::kMarina, Method::kVrMarina, Method::kPpMarina, Method::kDiana, Method::kVrDiana}) {
+    for (const std::string q : {"randk:3", "randk:150", "permk", "randk:3:indexed"}) {
+      CAPTURE(methods::to_string(m));
+      CAPTURE(q);
+      const auto c = methods::resolve(config(m, q, 5, 700, 0, 0), {}, k);
+      auto plain = methods::make_server(c), ahead = methods::make_server(c);
+      std::vector<std::unique_ptr<methods::WorkerHalf>> wp, wa;
+      for (uint32_t i = 0; i < 5; ++i) {
+        wp.push_back(methods::make_worker(c, i, shards[i]));
+        wa.push_back(methods::make_worker(c, i, shards[i]));
+      }
+      methods::Reply r;
+      int prepared_rounds = 0;
+      for (int round = 0; round < 40; ++round) {
+        const uint32_t lost = round % 7 == 3 ? 2 : 99;  // a reply that never arrives
+        const auto& b1 = plain->begin_round();
+        for (uint32_t i = 0; i < 5; ++i)
+          if (wp[i]->on_broadcast(b1, r) && i != lost) plain->accept_and_recycle(r);
+        plain->end_round();
+        const auto& b2 = ahead->begin_round();
+        // Half the rounds prepare before any reply, the others after the first one.
+        const bool early = round % 2 == 0;
+        if (early) prepared_rounds += ahead->prepare(std::chrono::hours(1)) ? 1 : 0;
+        for (uint32_t i = 5; i-- > 0;) {
+          if (wa[i]->on_broadcast(b2, r) && i != lost) ahead->accept_and_recycle(r);
+          if (!early && i == 4) CHECK(ahead->prepare(std::chrono::hours(1)));
+        }
+        ahead->end_round();
+        REQUIRE(plain->x() == ahead->x());
+      }
+      CHECK(prepared_rounds == 20);
+    }
+  }
+}
+
+TEST_CASE("methods: a seeded reply of the wrong size is refused when its indices were prepared") {
+  // PermK: its blocks' sizes vary by round (d = 31, n = 2: 15 or 16 values), so only the
+  // derivation knows the count, and with prepared indices the count is checked against them.
+  auto shards = test::shards_of(test::synthetic(40, 31, 0.6, 5), 2);
+  const auto c = config(Method::kMarina, "permk", 2, 31, 0.1, 0.0);
+  auto server = methods::make_server(c), twin = methods::make_server(c);
+  auto w0 = methods::make_worker(c, 0, shards[0]), w1 = methods::make_worker(c, 1, shards[1]);
+  methods::Reply r0, r1;
+  for (auto* s : {server.get(), twin.get()}) {  // round 0: full sync
+    const auto& b = s->begin_round();
+    if (s == server.get()) {
+      CHECK(s->prepare(std::chrono::hours(1)));  // nothing to derive in a full-sync round
+      REQUIRE(w0->on_broadcast(b, r0));
+      REQUIRE(w1->on_broadcast(b, r1));
+    }
+    s->accept(r0);
+    s->accept(r1);
+    s->end_round();
+  }
+  const auto& b = server->begin_round();
+  REQUIRE_FALSE(b.full_sync);
+  CHECK_FALSE(server->prepare(std::chrono::nanoseconds(0)));  // no time: nothing derived
+  CHECK(server->prepare(std::chrono::hours(1)));
+  REQUIRE(w0->on_broadcast(b, r0));
+  REQUIRE(w1->on_broadcast(b, r1));
+  REQUIRE(r0.payload.kind == compress::PayloadKind::kSeeded);
+  auto bad = r0;
+  bad.payload.values.pop_back();
+  const std::size_t count = r0.payload.values.size();
+  CHECK_THROWS_WITH_AS(
+      server->accept(bad),
+      ("reply of worker 0 for round 1: payload: seeded payload has " + std::to_string(count - 1) +
+       " values, permk draws " + std::to_string(count) + " this round")
+          .c_str(),
+      methods::ProtocolError);
+  server->accept(r0);  // derived again on arrival: the refusal used up the prepared indices
+  server->accept(r1);
+  server->end_round();
+  const auto& tb = twin->begin_round();
+  (void)tb;
+  twin->accept(r0);
+  twin->accept(r1);
+  twin->end_round();
+  CHECK(twin->x() == server->x());
+}
+
 TEST_CASE("methods: results do not depend on the order replies arrive in") {
   auto shards = test::shards_of(test::synthetic(80, 6, 0.6, 4), 4);
   const auto c = config(Method::kMarina, "randk:2", 4, 6, 0.5, 0.2);

@@ -51,13 +51,17 @@ void add(std::size_t count, Index index, Value value, double weight,
 
 // A kSeeded payload's indices, derived into `out` (throws for a compressor without seeded
 // payloads), and its count checked against them.
+void check_seeded_count(const Payload& p, const Compressor& q, std::size_t drawn) {
+  if (p.values.size() != drawn) {
+    fail("seeded payload has " + std::to_string(p.values.size()) + " values, " + q.name() +
+         " draws " + std::to_string(drawn) + " this round");
+  }
+}
+
 void derive_seeded(const Payload& p, const Compressor& q, const Context& ctx,
                    std::vector<uint32_t>& out) {
   q.seeded_indices(ctx, p.dim, out);
-  if (p.values.size() != out.size()) {
-    fail("seeded payload has " + std::to_string(p.values.size()) + " values, " + q.name() +
-         " draws " + std::to_string(out.size()) + " this round");
-  }
+  check_seeded_count(p, q, out.size());
 }
 
 // Adds a validated `p` (see accumulate in compressor.h). For kSeeded the indices are re-derived
@@ -179,14 +183,18 @@ bool decode_sparse(const Payload& p, const Compressor& q, const Context& ctx,
 }
 
 bool take_sparse(const Payload& p, const Compressor& q, const Context& ctx,
-                 std::vector<uint32_t>& indices, std::vector<float>& values, Payload* recycle) {
+                 std::vector<uint32_t>& indices, std::vector<float>& values, Payload* recycle,
+                 bool indices_derived) {
   const bool seeded = p.kind == PayloadKind::kSeeded;
   if (!seeded && p.kind != PayloadKind::kSparse) return false;
   const std::size_t count = p.values.size();
   if (!seeded && p.indices.size() != count)
     fail(std::to_string(p.indices.size()) + " indices for " + std::to_string(count) + " values");
   // Everything that can fail before anything is exchanged or copied.
-  if (seeded) derive_seeded(p, q, ctx, indices);
+  if (seeded && indices_derived)
+    check_seeded_count(p, q, indices.size());
+  else if (seeded)
+    derive_seeded(p, q, ctx, indices);
   if (!p.finite) {
     if (const auto i = util::find_non_finite(p.values.data(), count)) {
       fail("value " + str(static_cast<double>(p.values[*i])) + " at index " +

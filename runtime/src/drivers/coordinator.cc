@@ -23,6 +23,9 @@ std::string ms(std::chrono::milliseconds t) {
 }
 
 constexpr uint64_t kLoggedPerReason = 100;
+// The most a round spends deriving seeded replies' indices before it reads its first reply
+// (ServerHalf::prepare); what is left is derived as the replies are accepted.
+constexpr auto kPrepareBudget = 50ms;
 
 class Coordinator {
  public:
@@ -515,6 +518,9 @@ class Coordinator {
       publish(broadcast_);
       opened_ = Clock::now();
       write_rows();
+      // While the workers compute: the indices of their seeded replies, which accepting a
+      // reply would otherwise derive (bounded, so a huge round still reads its queue soon).
+      (void)server_->prepare(kPrepareBudget);
       tally_.on_broadcast(broadcast_.size(), members_.live_count());
       std::fill(local_losses_.begin(), local_losses_.end(), std::nullopt);
       if (!collect(b.full_sync)) return;  // stopped

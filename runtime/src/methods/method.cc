@@ -45,6 +45,7 @@ ServerHalf::ServerHalf(const MethodConfig& config)
   x_prev_ = x_;
   dense_.resize(config_.workers);
   reply_indices_.resize(config_.workers);
+  prepared_.assign(config_.workers, 0);
   reply_values_.resize(config_.workers);
   reply_sent_.resize(config_.workers);
   sparse_.assign(config_.workers, 0);
@@ -81,8 +82,24 @@ const Broadcast& ServerHalf::begin_round() {
       std::count_if(multiplicity_.begin(), multiplicity_.end(), [](uint32_t m) { return m > 0; }));
   received_count_ = 0;
   received_multiplicity_ = 0;
+  prepare_next_ = 0;
   open_ = true;
   return broadcast_;
+}
+
+bool ServerHalf::prepare(std::chrono::nanoseconds budget) {
+  if (!open_ || broadcast_.full_sync || q_->payload_kind() != compress::PayloadKind::kSeeded)
+    return true;
+  const auto until = std::chrono::steady_clock::now() + budget;
+  for (; prepare_next_ < config_.workers; ++prepare_next_) {
+    const uint32_t w = prepare_next_;
+    if (!expects(w) || received_[w] || prepared_[w] == round_ + 1) continue;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    q_->seeded_indices(compress::Context{broadcast_.round_seed, w, config_.workers}, config_.dim,
+                       reply_indices_[w]);
+    prepared_[w] = round_ + 1;
+  }
+  return true;
 }
 
 bool ServerHalf::expects(uint32_t worker) const {
@@ -128,10 +145,12 @@ void ServerHalf::accept(const Reply& reply, Reply* recycle) {
     const uint32_t w = reply.worker;
     compress::Payload* const give_back = recycle ? &recycle->payload : nullptr;
     sparse_[w] = 0;
+    // Whatever happens next may change reply_indices_[w]: prepared once, used once.
+    const bool derived = std::exchange(prepared_[w], 0) == round_ + 1;
     // Float values are folded as sent (c·double(v) is what c·(0.0 + 1.0·double(v)) gives, −0.0
     // included, since sums start at +0.0), and taken rather than copied when recycling.
-    if (compress::take_sparse(reply.payload, *q_, ctx, reply_indices_[w], reply_sent_[w],
-                              give_back))
+    if (compress::take_sparse(reply.payload, *q_, ctx, reply_indices_[w], reply_sent_[w], give_back,
+                              derived))
       sparse_[w] = kSentValues;
     else if (compress::decode_sparse(reply.payload, *q_, ctx, reply_indices_[w], reply_values_[w]))
       sparse_[w] = kDecodedValues;
@@ -231,6 +250,7 @@ void ServerHalf::load(const ServerState& s) {
   x_prev_ = Eigen::Map<const Eigen::VectorXd>(s.x_prev.data(), static_cast<Eigen::Index>(d));
   pending_ = s.pending;
   dropped_ = s.dropped;
+  std::fill(prepared_.begin(), prepared_.end(), 0);
   open_ = false;
 }
 

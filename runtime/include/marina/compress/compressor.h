@@ -88,10 +88,11 @@ bool decode_sparse(const Payload& payload, const Compressor& q, const Context& c
 // (the payload itself) the vectors are exchanged instead of copied once `values` has a buffer
 // to give back: the payload's indices (kSparse) and values then hold the previous contents of
 // `indices` and `values` (sizes included), and it is no longer marked finite. Returns false,
-// touching nothing, for the other kinds.
+// touching nothing, for the other kinds. `indices_derived`: `indices` already hold a kSeeded
+// payload's derivation for `ctx` (derived ahead of the reply), so only its count is checked.
 bool take_sparse(const Payload& payload, const Compressor& q, const Context& ctx,
                  std::vector<uint32_t>& indices, std::vector<float>& values,
-                 Payload* recycle = nullptr);
+                 Payload* recycle = nullptr, bool indices_derived = false);
 
 // A dense payload's d values as a receiver keeps them (the server half, until its round
 // closes): a copy in `copy`, or, taken from the payload, its `dense` buffer (in `copy`) or the

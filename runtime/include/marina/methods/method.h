@@ -9,6 +9,7 @@
 // After end_round() the server holds x^{k+1}; the next broadcast carries the update that lets
 // each worker compute the same x^{k+1} on its own.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -81,6 +82,13 @@ class ServerHalf {
   // time then copies no vector of values and, after the first rounds, allocates nothing.
   // Everything but those buffers is left as it was.
   void accept_and_recycle(Reply& reply);
+  // Derives the indices of this round's seeded replies ahead of them (their seeds are known
+  // once the round is open), worker by worker among those still awaited, until `budget` has
+  // passed; true when all are ready. A driver calls it while the workers compute: accepting a
+  // reply whose indices are ready then costs its values only, and the others are derived in
+  // accept as before. The indices, and so every result, are the same either way. Does nothing
+  // in rounds without seeded replies.
+  bool prepare(std::chrono::nanoseconds budget);
   // True when every participant of the open round has replied.
   [[nodiscard]] bool complete() const;
   // Whether `worker` is asked to reply in the open round.
@@ -182,6 +190,10 @@ class ServerHalf {
   static constexpr uint8_t kSentValues = 2, kDecodedValues = 1;
   std::vector<compress::DenseValues> dense_;
   std::vector<std::vector<uint32_t>> reply_indices_;
+  // Per worker, 1 + the round whose seeded indices prepare() left in reply_indices_ (0: none);
+  // the next worker prepare() looks at.
+  std::vector<uint64_t> prepared_;
+  uint32_t prepare_next_ = 0;
   std::vector<std::vector<double>> reply_values_;
   std::vector<std::vector<float>> reply_sent_;
   std::vector<uint8_t> sparse_;
