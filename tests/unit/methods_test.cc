@@ -504,8 +504,14 @@ TEST_CASE("methods: theory defaults under the paper code's smoothness and VR-DIA
   c = methods::resolve(config(Method::kVrMarina, "randk:1", 5, 10, 0, 0), {}, k);
   CHECK(c.gamma == doctest::Approx(1.0 / (2.0 + std::sqrt((1 - p_vr) / (p_vr * 5) *
                                                           (omega * 4 + (1 + omega) * 9 / 4.0)))));
-  // VR-DIANA with b′ = 4 counts m = 50/4 minibatches per shard: p = 1/m, m^{2/3} in γ.
-  c = methods::resolve(config(Method::kVrDiana, "randk:1", 5, 10, 0, 0), {}, k);
+  // VR-DIANA with b′ = 4 counts m = 50/4 minibatches per shard: p = 1/m, m^{2/3} in γ. Its
+  // start-up line names the constant its γ comes from (L_max), not L.
+  std::string why;
+  c = methods::resolve(config(Method::kVrDiana, "randk:1", 5, 10, 0, 0), {}, k, &why);
+  CHECK(why.find("omega = 9, zeta = 1, Lmax = 4, p = ") != std::string::npos);
+  CHECK(why.find(", L = ") == std::string::npos);
+  (void)methods::resolve(config(Method::kDiana, "randk:1", 5, 10, 0, 0), {}, k, &why);
+  CHECK(why.find("omega = 9, zeta = 1, L = 2, p = ") != std::string::npos);
   const double m = 50.0 / 4.0;
   CHECK(c.p == doctest::Approx(1.0 / m));
   CHECK(c.gamma == doctest::Approx(1.0 / (10.0 * 4.0 * std::sqrt(1 + omega / 5) *

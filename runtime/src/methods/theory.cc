@@ -160,7 +160,10 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
   c.gamma = gamma;
   if (choices.smoothness == SmoothnessBound::kRowMax)
     why << "smoothness row-max: L = Lcal = Lmax = " << k.L_max << " (the paper's code)\n";
-  why << "omega = " << omega << ", zeta = " << zeta << ", L = " << k.L << ", p = " << p
+  // The constant the stepsize was computed from: VR-DIANA's is the per-sample L_max.
+  why << "omega = " << omega << ", zeta = " << zeta << ", "
+      << (c.method == Method::kVrDiana ? "Lmax = " : "L = ")
+      << (c.method == Method::kVrDiana ? k.L_max : k.L) << ", p = " << p
       << (choices.p ? " (given)" : "") << ", gamma = " << gamma
       << (choices.gamma ? " (given)" : "");
   if (c.method == Method::kDiana || c.method == Method::kVrDiana) why << ", alpha = " << c.alpha;
