@@ -26,7 +26,9 @@ of the MARINA family then run over the replies that arrived (a full-sync round w
 keeps g), DIANA's over all n with m_i = 0 for the absent, and a VR-DIANA worker coming back
 takes x^k as its reference point (it was resynchronised).
 
-The problem is marina-sim's without --l2, --bias or --init-scale (x^0 = 0).
+The problem is marina-sim's, with its --bias (a constant feature 1 appended as the last
+column) and --l2 lambda (f_i gains (lambda/2)||x||^2, and each row's gradient lambda x), but
+without --init-scale (x^0 = 0).
 
 What it shares with the runtime is only the definition of its random draws, written out here
 from docs/ARCHITECTURE.md: SplitMix64 and xoshiro256**, the stream tags, Lemire's bounded
@@ -42,6 +44,7 @@ relative tolerance, and the full_sync column exactly.
                       [--method marina|pp-marina|vr-marina|diana|vr-diana]
                       [--clients R] [--batch B']
                       [--online-batch B] [--dropout Q] [--shuffle-seed S]
+                      [--bias] [--l2 LAMBDA]
 """
 
 import argparse
@@ -208,11 +211,14 @@ def compress(spec, delta, round_seed, worker, n):
     return {j: to_float32(delta[j] * scale) for j in idx}
 
 
-def row_grad(feats, y, x, loss, out, scale):
-    """out += scale * grad of phi(y a^T x) for one row."""
+def row_grad(feats, y, x, loss, out, scale, l2=0.0):
+    """out += scale * grad of phi(y a^T x) + (l2/2)||x||^2 for one row."""
     c = dphi(loss, y * sum(v * x[i] for i, v in feats)) * y * scale
     for i, v in feats:
         out[i] += c * v
+    if l2 > 0.0:
+        for i, xi in enumerate(x):
+            out[i] += scale * l2 * xi
 
 
 def draw(seed, k, worker, rows, size):
@@ -244,7 +250,13 @@ def main():
                     "shuffled before sharding")
     ap.add_argument("--dropout", type=float, default=0.0,
                     help="marina-sim --dropout: each worker misses each round with this chance")
+    ap.add_argument("--bias", action="store_true",
+                    help="marina-sim --bias: a constant feature appended as the last column")
+    ap.add_argument("--l2", type=float, default=0.0,
+                    help="marina-sim --l2: lambda of the (lambda/2)||x||^2 term of every f_i")
     args = ap.parse_args()
+    if not (args.l2 >= 0.0 and math.isfinite(args.l2)):
+        ap.error("--l2 must be a finite number >= 0")
     # ":indexed" (randk:K:indexed, permk:indexed) only puts the indices on the wire: the same
     # compressor, the same run.
     spec, n = args.compressor.removesuffix(":indexed"), args.workers
@@ -271,6 +283,9 @@ def main():
         rows, labels, dim = read_libsvm(args.data)
     except (OSError, ValueError) as e:
         sys.exit(f"reference_marina: cannot read {args.data}: {e}")
+    if args.bias:
+        rows = [feats + [(dim, 1.0)] for feats in rows]
+        dim += 1
     if spec.startswith("randk:") and int(spec[6:]) > dim:
         sys.exit(f"reference_marina: {spec} needs K <= d = {dim} ({args.data})")
     m = len(rows) // n
@@ -296,7 +311,11 @@ def main():
                  "are logged)")
 
     def local(x):
-        return [loss_and_grad(r, y, dim, x, args.loss) for r, y in shards]
+        out = [loss_and_grad(r, y, dim, x, args.loss) for r, y in shards]
+        if args.l2 > 0.0:
+            reg = 0.5 * args.l2 * sum(v * v for v in x)
+            out = [(f + reg, [gj + args.l2 * xj for gj, xj in zip(g, x)]) for f, g in out]
+        return out
 
     def report(grads):
         f = sum(fi for fi, _ in grads) / n
@@ -344,8 +363,9 @@ def main():
                     rows_i, y_i = shards[i]
                     est = list(ref_grad[i])
                     for j in draw(args.seed, k, i, m, args.batch):
-                        row_grad(rows_i[j], y_i[j], x, args.loss, est, 1.0 / args.batch)
-                        row_grad(rows_i[j], y_i[j], ref_x[i], args.loss, est, -1.0 / args.batch)
+                        row_grad(rows_i[j], y_i[j], x, args.loss, est, 1.0 / args.batch, args.l2)
+                        row_grad(rows_i[j], y_i[j], ref_x[i], args.loss, est, -1.0 / args.batch,
+                                 args.l2)
                 else:
                     est = grads[i][1]
                 sent = compress(spec, [a - b for a, b in zip(est, shifts[i])], round_seed, i, n)
@@ -365,7 +385,7 @@ def main():
                     rows_i, y_i = shards[i]
                     for j in draw(args.seed, k, i, m, args.online_batch):
                         row_grad(rows_i[j], y_i[j], x, args.loss, g,
-                                 1.0 / (args.online_batch * len(here)))
+                                 1.0 / (args.online_batch * len(here)), args.l2)
             elif here:
                 g = [sum(grads[i][1][j] for i in here) / len(here) for j in range(dim)]
         else:
@@ -384,8 +404,8 @@ def main():
                     delta = [0.0] * dim
                     b = args.batch
                     for j in draw(args.seed, k, i, m, b):
-                        row_grad(rows_i[j], y_i[j], x, args.loss, delta, 1.0 / b)
-                        row_grad(rows_i[j], y_i[j], x_before, args.loss, delta, -1.0 / b)
+                        row_grad(rows_i[j], y_i[j], x, args.loss, delta, 1.0 / b, args.l2)
+                        row_grad(rows_i[j], y_i[j], x_before, args.loss, delta, -1.0 / b, args.l2)
                 else:
                     delta = [a - b for a, b in zip(grads[i][1], before[i][1])]
                 for j, v in compress(spec, delta, round_seed, i, n).items():
