@@ -49,8 +49,7 @@ void add(std::size_t count, Index index, Value value, double weight,
   }
 }
 
-// A kSeeded payload's indices, derived into `out` (throws for a compressor without seeded
-// payloads), and its count checked against them.
+// A kSeeded payload's count against the `drawn` indices derived for it.
 void check_seeded_count(const Payload& p, const Compressor& q, std::size_t drawn) {
   if (p.values.size() != drawn) {
     fail("seeded payload has " + std::to_string(p.values.size()) + " values, " + q.name() +
@@ -58,6 +57,8 @@ void check_seeded_count(const Payload& p, const Compressor& q, std::size_t drawn
   }
 }
 
+// A kSeeded payload's indices, derived into `out` (throws for a compressor without seeded
+// payloads), and its count checked against them.
 void derive_seeded(const Payload& p, const Compressor& q, const Context& ctx,
                    std::vector<uint32_t>& out) {
   q.seeded_indices(ctx, p.dim, out);
