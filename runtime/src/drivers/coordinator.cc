@@ -520,7 +520,9 @@ class Coordinator {
       write_rows();
       // While the workers compute: the indices of their seeded replies, which accepting a
       // reply would otherwise derive (bounded, so a huge round still reads its queue soon).
-      (void)server_->prepare(kPrepareBudget);
+      (void)server_->prepare(kPrepareBudget, [this](uint32_t w) {
+        return !members_.live(w) || (s_.absent && s_.absent(server_->round(), w));
+      });
       tally_.on_broadcast(broadcast_.size(), members_.live_count());
       std::fill(local_losses_.begin(), local_losses_.end(), std::nullopt);
       if (!collect(b.full_sync)) return;  // stopped

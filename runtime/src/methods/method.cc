@@ -87,13 +87,14 @@ const Broadcast& ServerHalf::begin_round() {
   return broadcast_;
 }
 
-bool ServerHalf::prepare(std::chrono::nanoseconds budget) {
+bool ServerHalf::prepare(std::chrono::nanoseconds budget,
+                         const std::function<bool(uint32_t)>& skip) {
   if (!open_ || broadcast_.full_sync || q_->payload_kind() != compress::PayloadKind::kSeeded)
     return true;
   const auto until = std::chrono::steady_clock::now() + budget;
   for (; prepare_next_ < config_.workers; ++prepare_next_) {
     const uint32_t w = prepare_next_;
-    if (!expects(w) || received_[w] || prepared_[w] == round_ + 1) continue;
+    if (!expects(w) || received_[w] || prepared_[w] == round_ + 1 || (skip && skip(w))) continue;
     if (std::chrono::steady_clock::now() >= until) return false;
     q_->seeded_indices(compress::Context{broadcast_.round_seed, w, config_.workers}, config_.dim,
                        reply_indices_[w]);

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -87,8 +88,9 @@ class ServerHalf {
   // passed; true when all are ready. A driver calls it while the workers compute: accepting a
   // reply whose indices are ready then costs its values only, and the others are derived in
   // accept as before. The indices, and so every result, are the same either way. Does nothing
-  // in rounds without seeded replies.
-  bool prepare(std::chrono::nanoseconds budget);
+  // in rounds without seeded replies. `skip`: workers not worth it (known gone, say).
+  bool prepare(std::chrono::nanoseconds budget,
+               const std::function<bool(uint32_t worker)>& skip = {});
   // True when every participant of the open round has replied.
   [[nodiscard]] bool complete() const;
   // Whether `worker` is asked to reply in the open round.
