@@ -35,6 +35,21 @@ MethodConfig config(Method m, const std::string& q, uint32_t n, uint64_t d, doub
   return c;
 }
 
+// Two servers, each with its own workers on the same shards: runs to compare round by round.
+struct TwinRuns {
+  std::unique_ptr<methods::ServerHalf> a, b;
+  std::vector<std::unique_ptr<methods::WorkerHalf>> wa, wb;
+};
+
+TwinRuns twin_runs(const MethodConfig& c, std::vector<problem::Objective>& shards) {
+  TwinRuns t{methods::make_server(c), methods::make_server(c), {}, {}};
+  for (uint32_t i = 0; i < c.workers; ++i) {
+    t.wa.push_back(methods::make_worker(c, i, shards[i]));
+    t.wb.push_back(methods::make_worker(c, i, shards[i]));
+  }
+  return t;
+}
+
 }  // namespace
 
 TEST_CASE("methods: MARINA with identity and p = 1 logs exactly what GD logs") {
@@ -108,12 +123,7 @@ TEST_CASE("methods: indices derived ahead of the replies (prepare) give the same
       CAPTURE(methods::to_string(m));
       CAPTURE(q);
       const auto c = methods::resolve(config(m, q, 5, 700, 0, 0), {}, k);
-      auto plain = methods::make_server(c), ahead = methods::make_server(c);
-      std::vector<std::unique_ptr<methods::WorkerHalf>> wp, wa;
-      for (uint32_t i = 0; i < 5; ++i) {
-        wp.push_back(methods::make_worker(c, i, shards[i]));
-        wa.push_back(methods::make_worker(c, i, shards[i]));
-      }
+      auto [plain, ahead, wp, wa] = twin_runs(c, shards);
       methods::Reply r;
       int prepared_rounds = 0;
       for (int round = 0; round < 40; ++round) {
@@ -189,12 +199,7 @@ TEST_CASE("methods: a seeded reply of the wrong size is refused when its indices
 TEST_CASE("methods: results do not depend on the order replies arrive in") {
   auto shards = test::shards_of(test::synthetic(80, 6, 0.6, 4), 4);
   const auto c = config(Method::kMarina, "randk:2", 4, 6, 0.5, 0.2);
-  auto forward = methods::make_server(c), backward = methods::make_server(c);
-  std::vector<std::unique_ptr<methods::WorkerHalf>> wf, wb;
-  for (uint32_t i = 0; i < 4; ++i) {
-    wf.push_back(methods::make_worker(c, i, shards[i]));
-    wb.push_back(methods::make_worker(c, i, shards[i]));
-  }
+  auto [forward, backward, wf, wb] = twin_runs(c, shards);
   methods::Reply r;
   for (int round = 0; round < 25; ++round) {
     const auto& b1 = forward->begin_round();
