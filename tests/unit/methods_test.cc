@@ -196,6 +196,48 @@ TEST_CASE("methods: a seeded reply of the wrong size is refused when its indices
   CHECK(twin->x() == server->x());
 }
 
+TEST_CASE("methods: an indexed PermK reply longer than a block is refused") {
+  // d = 31, n = 2: blocks of ⌈31/2⌉ = 16 positions. Nothing derives an indexed reply's count,
+  // so the block size bounds it; the right reply is still accepted afterwards.
+  auto shards = test::shards_of(test::synthetic(40, 31, 0.6, 5), 2);
+  const auto c = config(Method::kMarina, "permk:indexed", 2, 31, 0.1, 0.0);
+  REQUIRE(compress::max_values(*compress::make_compressor("permk:indexed"), 31, 2) == 16u);
+  CHECK_FALSE(compress::max_values(*compress::make_compressor("qsgd:4"), 31, 2).has_value());
+  auto [server, twin, w, tw] = twin_runs(c, shards);
+  methods::Reply r0, r1;
+  for (auto* s : {server.get(), twin.get()}) {  // round 0: full sync
+    const auto& b = s->begin_round();
+    if (s == server.get()) {
+      REQUIRE(w[0]->on_broadcast(b, r0));
+      REQUIRE(w[1]->on_broadcast(b, r1));
+    }
+    s->accept(r0);
+    s->accept(r1);
+    s->end_round();
+  }
+  const auto& b = server->begin_round();
+  REQUIRE(w[0]->on_broadcast(b, r0));
+  REQUIRE(w[1]->on_broadcast(b, r1));
+  REQUIRE(r0.payload.kind == compress::PayloadKind::kSparse);
+  auto bad = r0;
+  bad.payload.indices.resize(17);
+  bad.payload.values.assign(17, 0.5f);
+  for (uint32_t j = 0; j < 17; ++j) bad.payload.indices[j] = 2 * j;  // 0, 2, ..., 32 > 30
+  bad.payload.indices[16] = 30;
+  bad.payload.indices[15] = 29;
+  CHECK_THROWS_WITH_AS(server->accept(bad),
+                       "reply of worker 0 for round 1: 17 values, permk:indexed sends at most 16",
+                       methods::ProtocolError);
+  server->accept(r0);
+  server->accept(r1);
+  server->end_round();
+  (void)twin->begin_round();
+  twin->accept(r0);
+  twin->accept(r1);
+  twin->end_round();
+  CHECK(twin->x() == server->x());
+}
+
 TEST_CASE("methods: results do not depend on the order replies arrive in") {
   auto shards = test::shards_of(test::synthetic(80, 6, 0.6, 4), 4);
   const auto c = config(Method::kMarina, "randk:2", 4, 6, 0.5, 0.2);

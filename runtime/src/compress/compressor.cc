@@ -583,4 +583,10 @@ double zeta(const Compressor& q, std::size_t d, uint32_t workers) {
   return q.zeta(d);
 }
 
+std::optional<std::size_t> max_values(const Compressor& q, std::size_t d, uint32_t workers) {
+  if (dynamic_cast<const PermK*>(&q) == nullptr) return std::nullopt;
+  if (workers == 0) throw std::invalid_argument("permk: needs n ≥ 1 workers");
+  return (d + workers - 1) / workers;
+}
+
 }  // namespace marina::compress

@@ -46,6 +46,7 @@ ServerHalf::ServerHalf(const MethodConfig& config)
   dense_.resize(config_.workers);
   reply_indices_.resize(config_.workers);
   prepared_.assign(config_.workers, 0);
+  max_values_ = compress::max_values(*q_, config_.dim, config_.workers);
   reply_values_.resize(config_.workers);
   reply_sent_.resize(config_.workers);
   sparse_.assign(config_.workers, 0);
@@ -140,6 +141,10 @@ void ServerHalf::accept(const Reply& reply, Reply* recycle) {
       throw ProtocolError(where() + ": full-sync round needs a dense gradient");
   } else if (const std::string why = q_->mismatch(reply.payload); !why.empty()) {
     throw ProtocolError(where() + ": " + why);
+  } else if (max_values_ && reply.payload.value_count() > *max_values_) {
+    // An indexed PermK reply's count is derived by nobody; its block's size bounds it.
+    throw ProtocolError(where() + ": " + std::to_string(reply.payload.value_count()) + " values, " +
+                        q_->name() + " sends at most " + std::to_string(*max_values_));
   }
   try {
     const compress::Context ctx{broadcast_.round_seed, reply.worker, config_.workers};

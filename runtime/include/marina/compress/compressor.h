@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -55,6 +56,11 @@ class Compressor {
 // the members).
 [[nodiscard]] double omega(const Compressor& q, std::size_t d, uint32_t workers);
 [[nodiscard]] double zeta(const Compressor& q, std::size_t d, uint32_t workers);
+// The most values one reply of `q` can carry where nothing else bounds it: PermK's block of
+// ⌈d/n⌉ positions (what bounds an indexed PermK reply, whose count nobody derives). nullopt
+// for the others: mismatch() checks RandK's and TopK's K, the decoder bounds the rest by d.
+[[nodiscard]] std::optional<std::size_t> max_values(const Compressor& q, std::size_t d,
+                                                    uint32_t workers);
 
 // Parses "identity", "randk:K", "randk:K:indexed", "permk", "permk:indexed", "qsgd:S",
 // "natural", "topk:K" (":indexed": the same compressor, its replies carrying their indices).

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <utility>
@@ -196,6 +197,7 @@ class ServerHalf {
   // the next worker prepare() looks at.
   std::vector<uint64_t> prepared_;
   uint32_t prepare_next_ = 0;
+  std::optional<std::size_t> max_values_;  // compress::max_values: a compressed reply's bound
   std::vector<std::vector<double>> reply_values_;
   std::vector<std::vector<float>> reply_sent_;
   std::vector<uint8_t> sparse_;
