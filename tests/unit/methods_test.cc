@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <random>
 
@@ -150,64 +151,20 @@ TEST_CASE("methods: indices derived ahead of the replies (prepare) give the same
   }
 }
 
-TEST_CASE("methods: a seeded reply of the wrong size is refused when its indices were prepared") {
-  // PermK: its blocks' sizes vary by round (d = 31, n = 2: 15 or 16 values), so only the
-  // derivation knows the count, and with prepared indices the count is checked against them.
-  auto shards = test::shards_of(test::synthetic(40, 31, 0.6, 5), 2);
-  const auto c = config(Method::kMarina, "permk", 2, 31, 0.1, 0.0);
-  auto server = methods::make_server(c), twin = methods::make_server(c);
-  auto w0 = methods::make_worker(c, 0, shards[0]), w1 = methods::make_worker(c, 1, shards[1]);
+// Round 0 (a full sync) on two servers, then round 1 on the first with worker 0's reply spoilt
+// by `spoil`: refused with `message(true reply)`, the true replies accepted after it. The twin
+// never sees the spoilt reply and must end round 1 with the same x. With `prepare`, the first
+// server derives round 1's seeded indices ahead of the replies.
+void check_refused_then_same(const MethodConfig& c, std::vector<problem::Objective>& shards,
+                             const std::function<void(methods::Reply&)>& spoil,
+                             const std::function<std::string(const methods::Reply&)>& message,
+                             bool prepare) {
+  auto [server, twin, w, unused] = twin_runs(c, shards);
   methods::Reply r0, r1;
-  for (auto* s : {server.get(), twin.get()}) {  // round 0: full sync
+  for (auto* s : {server.get(), twin.get()}) {
     const auto& b = s->begin_round();
     if (s == server.get()) {
       CHECK(s->prepare(std::chrono::hours(1)));  // nothing to derive in a full-sync round
-      REQUIRE(w0->on_broadcast(b, r0));
-      REQUIRE(w1->on_broadcast(b, r1));
-    }
-    s->accept(r0);
-    s->accept(r1);
-    s->end_round();
-  }
-  const auto& b = server->begin_round();
-  REQUIRE_FALSE(b.full_sync);
-  CHECK_FALSE(server->prepare(std::chrono::nanoseconds(0)));  // no time: nothing derived
-  CHECK(server->prepare(std::chrono::hours(1)));
-  REQUIRE(w0->on_broadcast(b, r0));
-  REQUIRE(w1->on_broadcast(b, r1));
-  REQUIRE(r0.payload.kind == compress::PayloadKind::kSeeded);
-  auto bad = r0;
-  bad.payload.values.pop_back();
-  const std::size_t count = r0.payload.values.size();
-  CHECK_THROWS_WITH_AS(
-      server->accept(bad),
-      ("reply of worker 0 for round 1: payload: seeded payload has " + std::to_string(count - 1) +
-       " values, permk draws " + std::to_string(count) + " this round")
-          .c_str(),
-      methods::ProtocolError);
-  server->accept(r0);  // derived again on arrival: the refusal used up the prepared indices
-  server->accept(r1);
-  server->end_round();
-  const auto& tb = twin->begin_round();
-  (void)tb;
-  twin->accept(r0);
-  twin->accept(r1);
-  twin->end_round();
-  CHECK(twin->x() == server->x());
-}
-
-TEST_CASE("methods: an indexed PermK reply longer than a block is refused") {
-  // d = 31, n = 2: blocks of ⌈31/2⌉ = 16 positions. Nothing derives an indexed reply's count,
-  // so the block size bounds it; the right reply is still accepted afterwards.
-  auto shards = test::shards_of(test::synthetic(40, 31, 0.6, 5), 2);
-  const auto c = config(Method::kMarina, "permk:indexed", 2, 31, 0.1, 0.0);
-  REQUIRE(compress::max_values(*compress::make_compressor("permk:indexed"), 31, 2) == 16u);
-  CHECK_FALSE(compress::max_values(*compress::make_compressor("qsgd:4"), 31, 2).has_value());
-  auto [server, twin, w, tw] = twin_runs(c, shards);
-  methods::Reply r0, r1;
-  for (auto* s : {server.get(), twin.get()}) {  // round 0: full sync
-    const auto& b = s->begin_round();
-    if (s == server.get()) {
       REQUIRE(w[0]->on_broadcast(b, r0));
       REQUIRE(w[1]->on_broadcast(b, r1));
     }
@@ -216,19 +173,17 @@ TEST_CASE("methods: an indexed PermK reply longer than a block is refused") {
     s->end_round();
   }
   const auto& b = server->begin_round();
+  REQUIRE_FALSE(b.full_sync);
+  if (prepare) {
+    CHECK_FALSE(server->prepare(std::chrono::nanoseconds(0)));  // no time: nothing derived
+    CHECK(server->prepare(std::chrono::hours(1)));
+  }
   REQUIRE(w[0]->on_broadcast(b, r0));
   REQUIRE(w[1]->on_broadcast(b, r1));
-  REQUIRE(r0.payload.kind == compress::PayloadKind::kSparse);
   auto bad = r0;
-  bad.payload.indices.resize(17);
-  bad.payload.values.assign(17, 0.5f);
-  for (uint32_t j = 0; j < 17; ++j) bad.payload.indices[j] = 2 * j;  // 0, 2, ..., 32 > 30
-  bad.payload.indices[16] = 30;
-  bad.payload.indices[15] = 29;
-  CHECK_THROWS_WITH_AS(server->accept(bad),
-                       "reply of worker 0 for round 1: 17 values, permk:indexed sends at most 16",
-                       methods::ProtocolError);
-  server->accept(r0);
+  spoil(bad);
+  CHECK_THROWS_WITH_AS(server->accept(bad), message(r0).c_str(), methods::ProtocolError);
+  server->accept(r0);  // with prepare, derived again: the refusal used up the prepared indices
   server->accept(r1);
   server->end_round();
   (void)twin->begin_round();
@@ -236,6 +191,48 @@ TEST_CASE("methods: an indexed PermK reply longer than a block is refused") {
   twin->accept(r1);
   twin->end_round();
   CHECK(twin->x() == server->x());
+}
+
+TEST_CASE("methods: a seeded reply of the wrong size is refused when its indices were prepared") {
+  // PermK: its blocks' sizes vary by round (d = 31, n = 2: 15 or 16 values), so only the
+  // derivation knows the count, and with prepared indices the count is checked against them.
+  auto shards = test::shards_of(test::synthetic(40, 31, 0.6, 5), 2);
+  check_refused_then_same(
+      config(Method::kMarina, "permk", 2, 31, 0.1, 0.0), shards,
+      [](methods::Reply& r) {
+        REQUIRE(r.payload.kind == compress::PayloadKind::kSeeded);
+        r.payload.values.pop_back();
+      },
+      [](const methods::Reply& r) {
+        const std::size_t count = r.payload.values.size();
+        return "reply of worker 0 for round 1: payload: seeded payload has " +
+               std::to_string(count - 1) + " values, permk draws " + std::to_string(count) +
+               " this round";
+      },
+      true);
+}
+
+TEST_CASE("methods: an indexed PermK reply longer than a block is refused") {
+  // d = 31, n = 2: blocks of ⌈31/2⌉ = 16 positions. Nothing derives an indexed reply's count,
+  // so the block size bounds it.
+  REQUIRE(compress::max_values(*compress::make_compressor("permk:indexed"), 31, 2) == 16u);
+  CHECK_FALSE(compress::max_values(*compress::make_compressor("qsgd:4"), 31, 2).has_value());
+  auto shards = test::shards_of(test::synthetic(40, 31, 0.6, 5), 2);
+  check_refused_then_same(
+      config(Method::kMarina, "permk:indexed", 2, 31, 0.1, 0.0), shards,
+      [](methods::Reply& r) {
+        REQUIRE(r.payload.kind == compress::PayloadKind::kSparse);
+        r.payload.indices.resize(17);
+        r.payload.values.assign(17, 0.5f);
+        for (uint32_t j = 0; j < 15; ++j) r.payload.indices[j] = 2 * j;  // 0, 2, ..., 28
+        r.payload.indices[15] = 29;
+        r.payload.indices[16] = 30;
+      },
+      [](const methods::Reply&) {
+        return std::string(
+            "reply of worker 0 for round 1: 17 values, permk:indexed sends at most 16");
+      },
+      false);
 }
 
 TEST_CASE("methods: results do not depend on the order replies arrive in") {
