@@ -433,6 +433,20 @@ int main(int argc, char** argv) {
       http->stop();
     };
 
+    // The logs first: a resume whose files do not fit the checkpoint (or a CSV started with
+    // other columns) is refused before any worker is started.
+    std::unique_ptr<run::CsvLog> log;
+    std::unique_ptr<run::EventLog> events;
+    const auto& cp = s.resume;
+    if (!log_file.empty())
+      log = std::make_unique<run::CsvLog>(
+          log_file, cp ? std::optional<uint64_t>(cp->log_bytes) : std::nullopt,
+          run::CsvColumns{.local_grad_norm_sq = log_local_norms});
+    if (!events_file.empty())
+      events = std::make_unique<run::EventLog>(
+          events_file,
+          cp && cp->events_bytes > 0 ? std::optional<uint64_t>(cp->events_bytes) : std::nullopt);
+
     Children children;
     if (spawn_local) {
       const std::string bin =
@@ -461,17 +475,6 @@ int main(int argc, char** argv) {
     // Spawned workers that have all exited cannot join or return: no reason to wait them out.
     if (spawn_local) s.workers_exited = [&children] { return children.all_exited(); };
 
-    std::unique_ptr<run::CsvLog> log;
-    std::unique_ptr<run::EventLog> events;
-    const auto& cp = s.resume;
-    if (!log_file.empty())
-      log = std::make_unique<run::CsvLog>(
-          log_file, cp ? std::optional<uint64_t>(cp->log_bytes) : std::nullopt,
-          run::CsvColumns{.local_grad_norm_sq = log_local_norms});
-    if (!events_file.empty())
-      events = std::make_unique<run::EventLog>(
-          events_file,
-          cp && cp->events_bytes > 0 ? std::optional<uint64_t>(cp->events_bytes) : std::nullopt);
     s.log_position = [&] {
       drivers::LogPosition p;
       if (log) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every binary and tool answers --help (exit 0), and command lines that cannot work are refused
-# before anything runs, with a non-zero exit and a message naming the flag or file at fault.
+# before anything runs, with a non-zero exit and a message naming the flag or file at fault
+# (a resume included: before any local worker is started).
 # Usage: cli_test.sh BUILD_DIR
 set -euo pipefail
 build="$1"
@@ -58,6 +59,21 @@ refused "randk:0: K must be a positive integer" "$sim" --data "$heart" --compres
 refused "--smoothness: expected spectral or row-max" "$sim" --data "$heart" \
   --smoothness maximal --log "$tmp/log.csv"
 refused "--connect is required" "$worker" --data "$heart"
+
+# A resume whose CSV was started with other columns: refused before any worker is started, the
+# log as it was.
+"$coord" --spawn-local --quiet --workers 2 --data "$heart" --rounds 20 --log "$tmp/run.csv" \
+  --log-local-norms --checkpoint "$tmp/cp" > /dev/null 2>&1
+cp "$tmp/run.csv" "$tmp/before.csv"
+refused "cannot resume log: it has the local_grad_norm_sq column" "$coord" --spawn-local \
+  --workers 2 --data "$heart" --rounds 40 --log "$tmp/run.csv" --resume "$tmp/cp"
+if grep -q "marina-worker" "$tmp/err"; then
+  echo "cli_test: workers were started before the resume was refused:" >&2
+  cat "$tmp/err" >&2
+  fails=$((fails + 1))
+fi
+cmp -s "$tmp/run.csv" "$tmp/before.csv" || {
+  echo "cli_test: the refused resume changed the log" >&2; fails=$((fails + 1)); }
 
 [[ $fails -eq 0 ]] || { echo "cli_test: $fails failure(s)" >&2; exit 1; }
 echo "cli_test: --help everywhere; bad command lines refused with their reason"
