@@ -160,6 +160,13 @@ class Identity final : public Compressor {
   std::string name_ = "identity";
 };
 
+// Where RandK and PermK derive a reply's indices: into the payload when they are sent
+// (":indexed"), else into a scratch buffer that the server re-derives.
+std::vector<uint32_t>& index_buffer(bool indexed, Payload& out) {
+  thread_local std::vector<uint32_t> scratch;
+  return indexed ? out.indices : scratch;
+}
+
 class RandK final : public Compressor {
  public:
   RandK(uint32_t k, bool indexed)
@@ -189,9 +196,8 @@ class RandK final : public Compressor {
   }
 
   void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
-    thread_local std::vector<uint32_t> scratch;
     out.clear();
-    std::vector<uint32_t>& idx = indexed_ ? out.indices : scratch;
+    std::vector<uint32_t>& idx = index_buffer(indexed_, out);
     seeded_indices(ctx, x.size(), idx);
     out.kind = payload_kind();
     out.dim = static_cast<uint32_t>(x.size());
@@ -263,9 +269,8 @@ class PermK final : public Compressor {
   }
 
   void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
-    thread_local std::vector<uint32_t> scratch;
     out.clear();
-    std::vector<uint32_t>& idx = indexed_ ? out.indices : scratch;
+    std::vector<uint32_t>& idx = index_buffer(indexed_, out);
     seeded_indices(ctx, x.size(), idx);
     out.kind = payload_kind();
     out.dim = static_cast<uint32_t>(x.size());
