@@ -15,7 +15,8 @@ its Fisher-Yates shuffle) and Q_i RandK, PermK, QSGD or natural compression.
 --method pp-marina (Algorithm 4): in a compressed round only r clients drawn i.i.d. uniformly
 with replacement answer, and the mean runs over the r draws. --method vr-marina (Algorithms 2
 and 3): a compressed round's difference is that of a minibatch I' of b' rows of the worker's
-shard drawn with replacement, (1/b') sum_{j in I'} (grad f_ij(x^{k+1}) - grad f_ij(x^k)), and
+shard drawn with replacement (--batch-sampling without-replacement: b' distinct rows, by Floyd's
+algorithm as RandK's coordinates), (1/b') sum_{j in I'} (grad f_ij(x^{k+1}) - grad f_ij(x^k)), and
 with --online-batch b a full-sync round sends the mean gradient of a minibatch of b rows.
 The baselines: --method diana (m_i = Q(grad f_i(x^k) - h_i), h_i += alpha m_i,
 x^{k+1} = x^k - gamma (h + mean m_i), h += alpha mean m_i, alpha = 1/(1 + omega)) and
@@ -120,14 +121,17 @@ def to_float32(v):
     return struct.unpack("<f", struct.pack("<f", v))[0]
 
 
-def randk_indices(round_seed, worker, d, k):
+def floyd(rng, d, k):
     """Floyd's algorithm: k distinct indices of [0, d), ascending."""
-    rng = Rng(derive(round_seed, [worker, COMPRESS]))
     chosen = set()
     for j in range(d - k, d):
         t = rng.below(j + 1)
         chosen.add(j if t in chosen else t)
     return sorted(chosen)
+
+
+def randk_indices(round_seed, worker, d, k):
+    return floyd(Rng(derive(round_seed, [worker, COMPRESS])), d, k)
 
 
 def permk_blocks(round_seed, n, d):
@@ -221,10 +225,12 @@ def row_grad(feats, y, x, loss, out, scale, l2=0.0):
             out[i] += scale * l2 * xi
 
 
-def draw(seed, k, worker, rows, size):
-    """A minibatch of `size` rows of [0, rows), with replacement, for worker `worker` in
-    round k."""
+def draw(seed, k, worker, rows, size, distinct=False):
+    """A minibatch of `size` rows of [0, rows) for worker `worker` in round k: with
+    replacement, or (distinct) `size` distinct rows, ascending."""
     rng = Rng(derive(seed, [k, worker, MINIBATCH]))
+    if distinct:
+        return floyd(rng, rows, size)
     return [rng.below(rows) for _ in range(size)]
 
 
@@ -246,6 +252,9 @@ def main():
     ap.add_argument("--clients", type=int, help="pp-marina: r (default ceil(n/2))")
     ap.add_argument("--batch", type=int, default=1, help="vr-marina: b'")
     ap.add_argument("--online-batch", type=int, default=0, help="vr-marina: b (0: full)")
+    ap.add_argument("--batch-sampling", default="with-replacement",
+                    choices=["with-replacement", "without-replacement"],
+                    help="marina-sim --batch-sampling: how minibatch rows are drawn")
     ap.add_argument("--shuffle-seed", type=int, help="marina-sim --shuffle-seed: rows "
                     "shuffled before sharding")
     ap.add_argument("--dropout", type=float, default=0.0,
@@ -265,6 +274,7 @@ def main():
     r = args.clients if args.clients is not None else (n + 1) // 2
     if r < 1 or args.batch < 1 or args.online_batch < 0:
         ap.error("--clients and --batch must be at least 1, --online-batch at least 0")
+    distinct = args.batch_sampling == "without-replacement"
     if not 0.0 <= args.dropout < 1.0:
         ap.error("--dropout must be in [0, 1)")
 
@@ -289,6 +299,9 @@ def main():
     if spec.startswith("randk:") and int(spec[6:]) > dim:
         sys.exit(f"reference_marina: {spec} needs K <= d = {dim} ({args.data})")
     m = len(rows) // n
+    if distinct and max(args.batch, args.online_batch) > m:
+        ap.error(f"--batch-sampling without-replacement needs --batch and --online-batch <= "
+                 f"m = {m} rows per worker")
     if m == 0:
         sys.exit(f"reference_marina: {args.data}: {len(rows)} rows cannot make {n} shards")
     order = list(range(len(rows)))
@@ -362,7 +375,7 @@ def main():
                 if args.method == "vr-diana":
                     rows_i, y_i = shards[i]
                     est = list(ref_grad[i])
-                    for j in draw(args.seed, k, i, m, args.batch):
+                    for j in draw(args.seed, k, i, m, args.batch, distinct):
                         row_grad(rows_i[j], y_i[j], x, args.loss, est, 1.0 / args.batch, args.l2)
                         row_grad(rows_i[j], y_i[j], ref_x[i], args.loss, est, -1.0 / args.batch,
                                  args.l2)
@@ -383,7 +396,7 @@ def main():
                 g = [0.0] * dim
                 for i in here:
                     rows_i, y_i = shards[i]
-                    for j in draw(args.seed, k, i, m, args.online_batch):
+                    for j in draw(args.seed, k, i, m, args.online_batch, distinct):
                         row_grad(rows_i[j], y_i[j], x, args.loss, g,
                                  1.0 / (args.online_batch * len(here)), args.l2)
             elif here:
@@ -403,7 +416,7 @@ def main():
                     rows_i, y_i = shards[i]
                     delta = [0.0] * dim
                     b = args.batch
-                    for j in draw(args.seed, k, i, m, b):
+                    for j in draw(args.seed, k, i, m, b, distinct):
                         row_grad(rows_i[j], y_i[j], x, args.loss, delta, 1.0 / b, args.l2)
                         row_grad(rows_i[j], y_i[j], x_before, args.loss, delta, -1.0 / b, args.l2)
                 else:

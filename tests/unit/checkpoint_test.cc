@@ -101,6 +101,8 @@ Checkpoint sample(uint64_t round = 12) {
   c.config.batch = 1;
   c.config.online_batch = 0;
   c.config.clients = 0;
+  c.config.init_scale = 0.25;
+  c.config.batch_sampling = marina::methods::BatchSampling::kWithoutReplacement;
   c.settings = "loss=nonconvex\nl2=0.001\nbias=1\nrounds=500\n";
 
   c.server.round = round;
@@ -162,11 +164,14 @@ struct RawState {
   std::vector<uint32_t> dropped;
   std::vector<uint32_t> members = {0, 1, 2};
   double gamma = 0.1;
+  double init_scale = 0.0;
+  fb::BatchSampling sampling = fb::BatchSampling::WithReplacement;
 
   [[nodiscard]] Bytes encode() const {
     flatbuffers::FlatBufferBuilder fbb;
     const auto config =
-        fb::CreateMethodConfigDirect(fbb, fb::Method::Marina, "identity", workers, dim, 1, gamma);
+        fb::CreateMethodConfigDirect(fbb, fb::Method::Marina, "identity", workers, dim, 1, gamma,
+                                     1.0, 0.0, 1, 0, 0, init_scale, sampling);
     const auto server = fb::CreateServerStateDirect(fbb, round, &x, &x_prev, &aux, &worker_aux,
                                                     kind, &dense, &indices, &values, &dropped);
     const auto tally = fb::CreateTallyState(fbb, 0.0, 0.0, fb::CreateLogRow(fbb, round));
@@ -207,6 +212,8 @@ TEST_CASE("checkpoint: round trip is exact, bits of every double included") {
   CHECK(read.held->loss == 0.7);
   CHECK_FALSE(read.held->grad_norm_sq.has_value());
   CHECK(read.config.p == 0.0);
+  CHECK(read.config.init_scale == 0.25);
+  CHECK(read.config.batch_sampling == marina::methods::BatchSampling::kWithoutReplacement);
 
   SUBCASE("absent optionals stay absent") {
     Checkpoint c = sample();
@@ -337,6 +344,10 @@ TEST_CASE("checkpoint: inconsistent contents with a valid CRC are refused with t
   CHECK(reason([](RawState& s) { s.members = {1, 0, 1}; }) == "member 1 listed twice");
   CHECK(reason([](RawState& s) { s.workers = 0; }) == "n = 0 workers");
   CHECK(reason([](RawState& s) { s.gamma = -1.0; }) == "gamma = -1");
+  CHECK(reason([](RawState& s) { s.sampling = static_cast<fb::BatchSampling>(7); }) ==
+        "unknown batch sampling 7");
+  CHECK(reason([](RawState& s) { s.init_scale = -1.0; }) ==
+        "init_scale -1 is not a finite number >= 0");
 
   // A state that is not a FlatBuffer at all still has a valid CRC and framing.
   write_bytes(file, frame_checkpoint(Bytes(64, 0xAB)));

@@ -852,3 +852,123 @@ TEST_CASE("methods: a model's unusable gradient support is refused when the work
   BadSupport fine({0, 6});
   CHECK_NOTHROW((void)methods::make_worker(c, 0, fine));
 }
+
+namespace {
+
+// f_i as given, recording every minibatch the worker asks for.
+class RecordsBatches final : public Model {
+ public:
+  explicit RecordsBatches(problem::Objective& f) : f_(f) {}
+  [[nodiscard]] std::size_t dim() const override { return f_.dim(); }
+  [[nodiscard]] std::size_t samples() const override { return f_.samples(); }
+  double gradient(std::span<const double> x, std::span<double> grad) override {
+    return f_.gradient(x, grad);
+  }
+  void minibatch_gradient(std::span<const double> x, std::span<const uint32_t> batch,
+                          std::span<double> grad) override {
+    batches.emplace_back(batch.begin(), batch.end());
+    f_.minibatch_gradient(x, batch, grad);
+  }
+  void minibatch_difference(std::span<const double> x, std::span<const double> y,
+                            std::span<const uint32_t> batch, std::span<double> grad) override {
+    batches.emplace_back(batch.begin(), batch.end());
+    f_.minibatch_difference(x, y, batch, grad);
+  }
+  [[nodiscard]] Smoothness smoothness() override { return f_.smoothness(); }
+
+  std::vector<std::vector<uint32_t>> batches;
+
+ private:
+  problem::Objective& f_;
+};
+
+}  // namespace
+
+TEST_CASE("methods: minibatches drawn without replacement hold distinct rows") {
+  // 3 workers of m = 20 rows; b′ = 15 (and b = 18 for VR-MARINA online): drawn with
+  // replacement, such batches almost surely repeat a row.
+  auto shards = test::shards_of(test::synthetic(60, 6, 0.6, 4), 3);
+  REQUIRE(shards[0].samples() == 20);
+  for (const Method m : {Method::kVrMarina, Method::kVrDiana}) {
+    for (const uint64_t online : {uint64_t{0}, uint64_t{18}}) {
+      if (m == Method::kVrDiana && online != 0) continue;
+      for (const auto sampling : {methods::BatchSampling::kWithReplacement,
+                                  methods::BatchSampling::kWithoutReplacement}) {
+        CAPTURE(methods::to_string(m));
+        CAPTURE(online);
+        CAPTURE(methods::to_string(sampling));
+        auto c = config(m, "randk:2", 3, 6, 0.05, 0.3);
+        c.batch = 15;
+        c.online_batch = online;
+        c.batch_sampling = sampling;
+        std::vector<RecordsBatches> models;
+        for (auto& f : shards) models.emplace_back(f);
+        auto server = methods::make_server(c);
+        std::vector<std::unique_ptr<methods::WorkerHalf>> w;
+        for (uint32_t i = 0; i < 3; ++i) w.push_back(methods::make_worker(c, i, models[i]));
+        methods::Reply r;
+        for (int k = 0; k < 30; ++k) {
+          const auto& b = server->begin_round();
+          for (auto& wi : w)
+            if (wi->on_broadcast(b, r)) server->accept(r);
+          server->end_round();
+        }
+        std::size_t seen = 0, repeating = 0, sizes_ok = 0;
+        for (const auto& model : models) {
+          for (const auto& batch : model.batches) {
+            ++seen;
+            sizes_ok += batch.size() == 15 || batch.size() == online;
+            std::vector<uint32_t> rows = batch;
+            std::sort(rows.begin(), rows.end());
+            repeating += std::adjacent_find(rows.begin(), rows.end()) != rows.end();
+            CHECK(rows.back() < 20);
+            if (sampling == methods::BatchSampling::kWithoutReplacement)
+              CHECK(std::is_sorted(batch.begin(), batch.end()));
+          }
+        }
+        REQUIRE(seen > 30);
+        CHECK(sizes_ok == seen);
+        if (sampling == methods::BatchSampling::kWithoutReplacement)
+          CHECK(repeating == 0);
+        else
+          CHECK(repeating > seen / 2);
+      }
+    }
+  }
+}
+
+TEST_CASE("methods: minibatches without replacement larger than a shard are refused early") {
+  auto shards = test::shards_of(test::synthetic(60, 6, 0.6, 4), 3);
+  const methods::ProblemConstants k{2.0, 9.0, 4.0, 20};
+  auto c = config(Method::kVrMarina, "randk:2", 3, 6, 0.05, 0.3);
+  c.batch = 21;
+  // With replacement a minibatch may be larger than the shard.
+  CHECK_NOTHROW((void)methods::resolve(c, {}, k));
+  CHECK_NOTHROW((void)methods::make_worker(c, 1, shards[1]));
+  c.batch_sampling = methods::BatchSampling::kWithoutReplacement;
+  CHECK_THROWS_WITH_AS((void)methods::resolve(c, {}, k),
+                       "--batch-sampling without-replacement needs --batch b' = 21 <= m = 20 "
+                       "rows per worker",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS((void)methods::make_worker(c, 1, shards[1]),
+                       "worker 1: --batch-sampling without-replacement needs --batch b' = 21 <= "
+                       "m = 20 rows per worker",
+                       std::invalid_argument);
+  c.batch = 20;
+  c.online_batch = 25;
+  CHECK_THROWS_WITH_AS((void)methods::resolve(c, {}, k),
+                       "--batch-sampling without-replacement needs --online-batch b = 25 <= m = "
+                       "20 rows per worker",
+                       std::invalid_argument);
+  c.online_batch = 20;
+  CHECK_NOTHROW((void)methods::resolve(c, {}, k));
+  // Methods that draw no minibatches ignore the setting.
+  c.method = Method::kMarina;
+  c.batch = 100;
+  CHECK_NOTHROW((void)methods::make_worker(c, 1, shards[1]));
+  CHECK(methods::parse_batch_sampling("without-replacement") ==
+        methods::BatchSampling::kWithoutReplacement);
+  CHECK_THROWS_WITH_AS((void)methods::parse_batch_sampling("distinct"),
+                       doctest::Contains("unknown batch sampling 'distinct'"),
+                       std::invalid_argument);
+}

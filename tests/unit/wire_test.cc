@@ -18,6 +18,7 @@
 
 using marina::compress::Payload;
 using marina::compress::PayloadKind;
+using marina::methods::BatchSampling;
 using marina::methods::Broadcast;
 using marina::methods::Method;
 using marina::methods::MethodConfig;
@@ -88,7 +89,7 @@ bool same(const Welcome& a, const Welcome& b) {
          x.workers == y.workers && x.dim == y.dim && x.seed == y.seed &&
          bit_equal(x.gamma, y.gamma) && bit_equal(x.p, y.p) && bit_equal(x.alpha, y.alpha) &&
          x.batch == y.batch && x.online_batch == y.online_batch && x.clients == y.clients &&
-         bit_equal(x.init_scale, y.init_scale);
+         bit_equal(x.init_scale, y.init_scale) && x.batch_sampling == y.batch_sampling;
 }
 
 // Doubles that a lossy encoding would get wrong: signed zero, denormals, extremes.
@@ -220,6 +221,7 @@ Welcome welcome() {
   w.config.online_batch = 64;
   w.config.clients = 2;
   w.config.init_scale = 1e-3;
+  w.config.batch_sampling = BatchSampling::kWithoutReplacement;
   return w;
 }
 
@@ -654,11 +656,11 @@ TEST_CASE("wire: size, identifier and version are checked") {
   const std::string advice =
       ": the peer runs another marina release; install the same on both sides";
   CHECK(reject_reason(raw_envelope(1, fb::Body::Heartbeat, true)) ==
-        "protocol version 1, expected 3" + advice);
+        "protocol version 1, expected 4" + advice);
   CHECK(reject_reason(raw_envelope(2, fb::Body::Heartbeat, true)) ==
-        "protocol version 2, expected 3" + advice);
+        "protocol version 2, expected 4" + advice);
   CHECK(reject_reason(raw_envelope(0, fb::Body::Heartbeat, true)) ==
-        "protocol version 0, expected 3" + advice);
+        "protocol version 0, expected 4" + advice);
   // A peer of another release is told apart from garbage, with its version.
   Decoder versions(run_limits());
   Inbox scratch;
@@ -767,6 +769,9 @@ TEST_CASE("wire: semantic bounds") {
   w = welcome();
   w.config.method = static_cast<Method>(6);
   CHECK(reason(w) == "welcome: unknown method 6");
+  w = welcome();
+  w.config.batch_sampling = static_cast<BatchSampling>(2);
+  CHECK(reason(w) == "welcome: unknown batch sampling 2");
 
   // With d unknown only the message's own consistency is checked.
   Limits open{max_message_bytes(100, 0), 0, 0};
@@ -879,7 +884,8 @@ TEST_CASE("wire: flipped bytes of valid messages never crash the decoder") {
   MESSAGE("flipped messages that still decoded: " << decoded << " of " << total);
 }
 
-// The exact bytes of a few messages, as protocol version 3 has written them since its release.
+// The exact bytes of a few messages, as protocol version 4 writes them (version 3 wrote the same
+// bytes but for the version field; a Welcome that names no batch sampling is unchanged).
 // Deployed workers and coordinators decode these bytes, so a change to the encoder that moves a
 // field (the order TableWriter pushes fields in, a padding rule) must fail here; a deliberate
 // change of layout goes with a new kProtocolVersion and new bytes below.
@@ -895,8 +901,8 @@ std::string hex(std::span<const uint8_t> bytes) {
 }
 }  // namespace
 
-TEST_CASE("wire: the bytes of reference messages stay those of protocol version 3") {
-  REQUIRE(kProtocolVersion == 3);
+TEST_CASE("wire: the bytes of reference messages stay those of protocol version 4") {
+  REQUIRE(kProtocolVersion == 4);
   Encoder enc(kSession);
 
   Reply seeded;  // three floats leave the buffer at 4 mod 8: fields are ordered to fill it
@@ -908,7 +914,7 @@ TEST_CASE("wire: the bytes of reference messages stay those of protocol version 
   seeded.payload.dim = 1000;
   seeded.payload.values = {1.5f, -2.0f, 0.25f};
   CHECK(hex(enc.encode(seeded)) ==
-        "180000004d524e41000000000c00140006000800050010000c00000000040300420000000000ed5e"
+        "180000004d524e41000000000c00140006000800050010000c00000000040400420000000000ed5e"
         "18000000140028000c0020001800080004000000000010001400000024000000e803000004000000"
         "000000000000e03fe02e00000000000040e2010000000000030000000000c03f000000c00000803e");
 
@@ -923,7 +929,7 @@ TEST_CASE("wire: the bytes of reference messages stay those of protocol version 
   qsgd.payload.norm = 2.5;
   qsgd.payload.levels_s = 4;
   CHECK(hex(enc.encode(qsgd)) ==
-        "140000004d524e410c00140006000c00050008000c0000000004030028000000420000000000ed5e"
+        "140000004d524e410c00140006000c00050008000c0000000004040028000000420000000000ed5e"
         "1c00340018002c0024001400000007001000000000000c001c0008001c0000000000000404000000"
         "280000002c0000000900000002000000000000000000044003000000000000000700000000000000"
         "03000000ff02030003000000010000000400000008000000");
@@ -938,7 +944,7 @@ TEST_CASE("wire: the bytes of reference messages stay those of protocol version 
   b.update.values = {-0.5, 8.0};
   CHECK(hex(enc.encode(b)) ==
         "180000004d524e41000000000c00160014000800070010000c00000000000003420000000000ed5e"
-        "1c0000000300160028001c00000014002400070010000c0000000800160000000000000244000000"
+        "1c0000000400160028001c00000014002400070010000c0000000800160000000000000244000000"
         "1c00000030000000efcdab896745230109000000000000003000000002000000000000000000e0bf"
         "00000000000020400000000002000000030000000700000001000000010000000300000000000000"
         "0200000005000000");
@@ -954,7 +960,7 @@ TEST_CASE("wire: the bytes of reference messages stay those of protocol version 
   w.config.p = 0.25;
   w.config.batch = 32;
   CHECK(hex(enc.encode(w)) ==
-        "140000004d524e410c00140006000c00050008000c0000000002030024000000420000000000ed5e"
+        "140000004d524e410c00140006000c00050008000c0000000002040024000000420000000000ed5e"
         "18003c00380007000c00080030002800200018000000100018000000000000020500000030000000"
         "2000000000000000000000000000d03f000000000000c03f0b000000000000004900000000000000"
         "030000000700000072616e646b3a3500");

@@ -62,7 +62,9 @@ class Model {
   }
 
   // grad ← (1/|batch|) Σ_{j ∈ batch} ∇f_ij(x); entries of batch are sample indices < samples()
-  // and may repeat. Used by the variance-reduced methods only; the default throws.
+  // and may repeat (distinct and ascending when the run draws minibatches without replacement,
+  // MethodConfig::batch_sampling). Used by the variance-reduced methods only; the default
+  // throws.
   virtual void minibatch_gradient(std::span<const double> x, std::span<const uint32_t> batch,
                                   std::span<double> grad);
 

@@ -51,6 +51,11 @@ void add_algorithm_flags(CLI::App& app, AlgorithmFlags& f) {
   app.add_option("--online-batch", f.online_batch,
                  "b: vr-marina online case, minibatch of full-sync rounds (0 = full gradient)")
       ->capture_default_str();
+  app.add_option("--batch-sampling", f.batch_sampling,
+                 "how minibatch rows are drawn from a worker's m rows: with-replacement, or "
+                 "without-replacement (distinct rows, as the paper's code; needs b', b <= m)")
+      ->check(CLI::IsMember({"with-replacement", "without-replacement"}))
+      ->capture_default_str();
   app.add_option("--clients", f.clients,
                  "r: pp-marina clients per compressed round (default ⌈n/2⌉)");
   app.add_option("--loss", f.loss, "nonconvex|logistic")->capture_default_str();
@@ -76,6 +81,7 @@ methods::MethodConfig base_config(const AlgorithmFlags& f, uint64_t dim) {
   c.seed = f.seed;
   c.batch = f.batch;
   c.online_batch = f.online_batch;
+  c.batch_sampling = methods::parse_batch_sampling(f.batch_sampling);
   c.clients = f.clients;
   if (!(f.init_scale >= 0.0) || !std::isfinite(f.init_scale))
     throw std::invalid_argument("--init-scale must be a finite number >= 0");

@@ -27,6 +27,7 @@
 #include "marina/util/bitmap.h"
 #include "marina/util/finite.h"
 #include "marina/util/random.h"
+#include "marina/util/sample.h"
 
 namespace marina::compress {
 namespace {
@@ -71,72 +72,6 @@ void check_finite(std::span<const double> x, const std::string& name) {
 float to_wire(double v, const std::string& name, std::size_t j) {
   if (!(std::fabs(v) <= static_cast<double>(FLT_MAX))) throw_not_finite(name, j, v, "float");
   return static_cast<float>(v);
-}
-
-// k distinct uniform indices of [0, d), ascending. Floyd's algorithm: exactly k draws, a
-// linear-probing hash set (load ≤ 1/2, thread_local, O(k) to reset) for membership, then a sort:
-// O(k log k) time and no O(d) work or memory.
-//
-// From k = d/512 on (util::bitmap_beats_sort) the membership set is a d-bit bitmap instead,
-// read out in order at the end: O(k + d/64) and no sort. Floyd's draws and rules are the same,
-// so the set, and the sorted output, are the same as the hash set's.
-void sample_sorted_bitmap(util::Rng& state, uint32_t d, uint32_t k, std::vector<uint32_t>& out) {
-  thread_local std::vector<uint64_t> bitmap;
-  const std::size_t words = (std::size_t{d} + 63) / 64;
-  if (bitmap.size() < words) bitmap.resize(words);
-  uint64_t* const bits = bitmap.data();
-  std::fill_n(bits, words, uint64_t{0});
-  // A local copy of the generator: the bitmap's words are uint64_t like its state, so through
-  // the reference every store to the bitmap would make the compiler reload the state.
-  util::Rng rng = state;
-  const auto insert_new = [bits](uint64_t v) {  // false if v was present
-    uint64_t& w = bits[v >> 6];
-    const uint64_t m = uint64_t{1} << (v & 63);
-    if (w & m) return false;
-    w |= m;
-    return true;
-  };
-  for (uint64_t j = d - k; j < d; ++j) {
-    const uint64_t t = rng.below(j + 1);
-    if (!insert_new(t)) insert_new(j);  // every earlier sample is < j, so j itself is new
-  }
-  state = rng;
-  util::read_set_bits(bits, words, k, out);
-}
-
-void sample_sorted(util::Rng& rng, uint32_t d, uint32_t k, std::vector<uint32_t>& out) {
-  if (util::bitmap_beats_sort(k, d)) {
-    sample_sorted_bitmap(rng, d, k, out);
-    return;
-  }
-  thread_local std::vector<uint32_t> table;
-  int bits = 1;
-  while ((uint64_t{1} << bits) < 2 * uint64_t{k}) ++bits;
-  if (bits >= std::numeric_limits<std::size_t>::digits)
-    throw std::length_error("randk: K too large");
-  const std::size_t cap = std::size_t{1} << bits;
-  if (table.size() < cap) table.resize(cap);
-  std::fill_n(table.begin(), cap, kEmptySlot);
-  const auto insert_new = [&](uint32_t v) {  // false if v was present
-    std::size_t h = static_cast<std::size_t>((uint64_t{v} * 0x9e3779b97f4a7c15ULL) >> (64 - bits));
-    while (table[h] != kEmptySlot) {
-      if (table[h] == v) return false;
-      h = (h + 1) & (cap - 1);
-    }
-    table[h] = v;
-    return true;
-  };
-  out.resize(k);
-  std::size_t n = 0;
-  for (uint64_t j = d - k; j < d; ++j) {
-    auto t = static_cast<uint32_t>(rng.below(j + 1));
-    if (!insert_new(t)) {  // every earlier sample is < j, so j itself is new
-      t = static_cast<uint32_t>(j);
-      insert_new(t);
-    }
-    out[n++] = t;
-  }
-  std::sort(out.begin(), out.end());
 }
 
 class Identity final : public Compressor {
@@ -212,7 +147,7 @@ class RandK final : public Compressor {
     const uint32_t d32 = checked_dim(d, name_);
     check_k_fits(k_, d32, name_);
     util::Rng rng(worker_seed(ctx));
-    sample_sorted(rng, d32, k_, out);
+    util::sample_sorted(rng, d32, k_, out);
   }
 
  private:

@@ -38,6 +38,8 @@ static_assert(static_cast<uint8_t>(fb::Method::VrDiana) ==
               static_cast<uint8_t>(methods::Method::kVrDiana));
 static_assert(static_cast<uint8_t>(fb::Method::MAX) ==
               static_cast<uint8_t>(methods::Method::kVrDiana));
+static_assert(static_cast<uint8_t>(fb::BatchSampling::MAX) ==
+              static_cast<uint8_t>(methods::BatchSampling::kWithoutReplacement));
 static_assert(static_cast<uint8_t>(fb::UpdateKind::Delta) ==
               static_cast<uint8_t>(methods::UpdateKind::kDelta));
 static_assert(static_cast<uint8_t>(fb::UpdateKind::MAX) ==
@@ -94,7 +96,8 @@ std::vector<uint8_t> encode_state(const Checkpoint& c) {
   const methods::MethodConfig& k = c.config;
   const auto config = fb::CreateMethodConfig(
       fbb, static_cast<fb::Method>(k.method), fbb.CreateString(k.compressor), k.workers, k.dim,
-      k.seed, k.gamma, k.p, k.alpha, k.batch, k.online_batch, k.clients);
+      k.seed, k.gamma, k.p, k.alpha, k.batch, k.online_batch, k.clients, k.init_scale,
+      static_cast<fb::BatchSampling>(k.batch_sampling));
 
   const methods::ServerState& s = c.server;
   const auto server = fb::CreateServerState(
@@ -182,6 +185,14 @@ Checkpoint decode_state(const fs::path& file, const fb::State& st) {
   c.config.batch = k.batch();
   c.config.online_batch = k.online_batch();
   c.config.clients = k.clients();
+  if (k.batch_sampling() > fb::BatchSampling::MAX) {
+    refuse(file, str("unknown batch sampling ", static_cast<unsigned>(k.batch_sampling())));
+  }
+  c.config.batch_sampling = static_cast<methods::BatchSampling>(k.batch_sampling());
+  if (!std::isfinite(k.init_scale()) || k.init_scale() < 0.0) {
+    refuse(file, str("init_scale ", k.init_scale(), " is not a finite number >= 0"));
+  }
+  c.config.init_scale = k.init_scale();
 
   c.settings = copy(st.settings());
 

@@ -917,6 +917,8 @@ std::string resume_settings(const CoordinatorSettings& s) {
     << "model=" << s.model << '\n';
   // Written only when not the default, so that checkpoints of earlier versions still resume.
   if (s.choices.smoothness == methods::SmoothnessBound::kRowMax) o << "smoothness=row-max\n";
+  if (c.batch_sampling != methods::BatchSampling::kWithReplacement)
+    o << "batch_sampling=" << methods::to_string(c.batch_sampling) << '\n';
   return o.str();
 }
 

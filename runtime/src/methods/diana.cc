@@ -125,10 +125,7 @@ void VrDianaWorker::respond(const Broadcast& b, Reply& reply) {
     reply.oracle_calls += m;
     have_reference_ = true;
   }
-  util::Rng batch_rng(
-      util::derive(config_.seed, {b.round, id_, util::tag(util::Stream::kMinibatch)}));
-  batch_.resize(config_.batch);
-  for (auto& j : batch_) j = static_cast<uint32_t>(batch_rng.below(m));
+  draw_minibatch(b.round, config_.batch, batch_);
   minibatch_difference(x_, w_, batch_, grad_);
   grad_ += mu_;
   reply.oracle_calls += 2 * config_.batch;

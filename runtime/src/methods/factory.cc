@@ -34,6 +34,34 @@ Method parse_method(std::string_view name) {
                               "' (expected gd, marina, vr-marina, pp-marina, diana, vr-diana)");
 }
 
+std::string_view to_string(BatchSampling s) {
+  return s == BatchSampling::kWithoutReplacement ? "without-replacement" : "with-replacement";
+}
+
+BatchSampling parse_batch_sampling(std::string_view name) {
+  for (BatchSampling s : {BatchSampling::kWithReplacement, BatchSampling::kWithoutReplacement})
+    if (to_string(s) == name) return s;
+  throw std::invalid_argument("unknown batch sampling '" + std::string(name) +
+                              "' (expected with-replacement, without-replacement)");
+}
+
+bool draws_minibatches(Method m) {
+  return m == Method::kVrMarina || m == Method::kVrDiana;
+}
+
+void check_batches_fit(const MethodConfig& c, uint64_t rows) {
+  if (!draws_minibatches(c.method) || c.batch_sampling != BatchSampling::kWithoutReplacement)
+    return;
+  const auto refuse = [&](const char* flag, const char* name, uint64_t size) {
+    throw std::invalid_argument("--batch-sampling without-replacement needs " + std::string(flag) +
+                                " " + name + " = " + std::to_string(size) +
+                                " <= m = " + std::to_string(rows) + " rows per worker");
+  };
+  if (c.batch > rows) refuse("--batch", "b'", c.batch);
+  if (c.method == Method::kVrMarina && c.online_batch > rows)
+    refuse("--online-batch", "b", c.online_batch);
+}
+
 std::unique_ptr<ServerHalf> make_server(const MethodConfig& c) {
   switch (c.method) {
     case Method::kGd:

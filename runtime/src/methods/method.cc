@@ -10,6 +10,7 @@
 #include "marina/methods/mirror.h"
 #include "marina/util/bitmap.h"
 #include "marina/util/random.h"
+#include "marina/util/sample.h"
 
 namespace marina::methods {
 
@@ -565,6 +566,11 @@ WorkerHalf::WorkerHalf(const MethodConfig& config, uint32_t id, Model& model)
           std::to_string(support_[i]) + " at position " + std::to_string(i) + ")");
     }
   }
+  try {
+    check_batches_fit(config_, model.samples());
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("worker " + std::to_string(id_) + ": " + e.what());
+  }
   x_ = initial_point(config_);
   x_prev_ = x_;
 }
@@ -587,6 +593,17 @@ void WorkerHalf::subtract_on_support(const Eigen::VectorXd& a, Eigen::VectorXd& 
     return;
   }
   for (const uint32_t c : support_) out[c] = a[c] - out[c];
+}
+
+void WorkerHalf::draw_minibatch(uint64_t round, uint64_t size, std::vector<uint32_t>& out) const {
+  util::Rng rng(util::derive(config_.seed, {round, id_, util::tag(util::Stream::kMinibatch)}));
+  const auto m = static_cast<uint64_t>(f_.samples());
+  if (config_.batch_sampling == BatchSampling::kWithoutReplacement) {
+    util::sample_sorted(rng, static_cast<uint32_t>(m), static_cast<uint32_t>(size), out);
+    return;
+  }
+  out.resize(size);
+  for (auto& j : out) j = static_cast<uint32_t>(rng.below(m));
 }
 
 void WorkerHalf::minibatch_gradient(const Eigen::VectorXd& x, std::span<const uint32_t> batch,

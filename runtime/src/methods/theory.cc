@@ -71,6 +71,7 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
     throw std::invalid_argument("smoothness constant L is zero (all-zero data?); set --gamma");
   if (c.method == Method::kVrMarina || c.method == Method::kVrDiana) {
     if (c.batch == 0) throw std::invalid_argument("--batch must be at least 1");
+    check_batches_fit(c, k.rows);
   }
   if (c.method == Method::kPpMarina) {
     if (c.clients == 0) c.clients = (c.workers + 1) / 2;

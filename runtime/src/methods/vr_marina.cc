@@ -5,33 +5,20 @@
 //   c_k = 0: send Q((1/b′) Σ_{j∈I′} (∇f_ij(x^{k+1}) − ∇f_ij(x^k))), the same minibatch I′ of
 //            size b′ at both points
 //
-// Minibatches are drawn uniformly with replacement from a stream derived from
-// (seed, round, worker), so a rerun draws the same samples.
+// Minibatches are drawn (with or without replacement: MethodConfig::batch_sampling) from a
+// stream derived from (seed, round, worker), so a rerun draws the same samples.
 
 #include "marina/methods/vr_marina.h"
 
-#include "marina/util/random.h"
-
 namespace marina::methods {
-namespace {
-
-void draw(uint64_t seed, uint64_t round, uint32_t worker, uint64_t rows, uint64_t size,
-          std::vector<uint32_t>& out) {
-  util::Rng rng(util::derive(seed, {round, worker, util::tag(util::Stream::kMinibatch)}));
-  out.resize(size);
-  for (auto& j : out) j = static_cast<uint32_t>(rng.below(rows));
-}
-
-}  // namespace
 
 void VrMarinaWorker::respond(const Broadcast& b, Reply& reply) {
-  const auto m = static_cast<uint64_t>(f_.samples());
   if (b.full_sync) {
     if (config_.online_batch == 0) {
       MarinaWorker::respond(b, reply);
       return;
     }
-    draw(config_.seed, b.round, id_, m, config_.online_batch, batch_);
+    draw_minibatch(b.round, config_.online_batch, batch_);
     minibatch_gradient(x_, batch_, grad_);
     reply.oracle_calls = config_.online_batch;
     reply.payload.clear();  // nothing of the last round's payload (nor its `finite` mark) stays
@@ -40,7 +27,7 @@ void VrMarinaWorker::respond(const Broadcast& b, Reply& reply) {
     reply.payload.dense.assign(grad_.data(), grad_.data() + grad_.size());
     return;
   }
-  draw(config_.seed, b.round, id_, m, config_.batch, batch_);
+  draw_minibatch(b.round, config_.batch, batch_);
   minibatch_difference(x_, x_prev_, batch_, grad_);
   reply.oracle_calls = 2 * config_.batch;
   compress_reply(grad_, b, reply);

@@ -260,6 +260,7 @@ std::string status_json(const Summary& s) {
   field(o, "alpha", json_number(c.alpha));
   field(o, "batch", u64(c.batch));
   field(o, "online_batch", u64(c.online_batch));
+  text(o, "batch_sampling", methods::to_string(c.batch_sampling));
   field(o, "clients", u64(c.clients));
   field(o, "rounds", u64(s.info.rounds));
   text(o, "listen", s.info.listen);

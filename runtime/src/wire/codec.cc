@@ -25,6 +25,10 @@ static_assert(static_cast<uint8_t>(fb::PayloadKind::Seeded) ==
               static_cast<uint8_t>(compress::PayloadKind::kSeeded));
 static_assert(static_cast<uint8_t>(fb::PayloadKind::Quantized) ==
               static_cast<uint8_t>(compress::PayloadKind::kQuantized));
+static_assert(static_cast<uint8_t>(fb::BatchSampling::WithoutReplacement) ==
+              static_cast<uint8_t>(methods::BatchSampling::kWithoutReplacement));
+static_assert(static_cast<uint8_t>(fb::BatchSampling::MAX) ==
+              static_cast<uint8_t>(methods::BatchSampling::kWithoutReplacement));
 static_assert(static_cast<uint8_t>(fb::Body::Join) == static_cast<uint8_t>(MessageKind::kJoin) + 1);
 static_assert(static_cast<uint8_t>(fb::Body::Bye) == static_cast<uint8_t>(MessageKind::kBye) + 1);
 
@@ -259,6 +263,8 @@ std::span<const uint8_t> Encoder::encode(const Welcome& m) {
   t.scalar<uint64_t>(fb::Welcome::VT_ONLINE_BATCH, c.online_batch, 0);
   t.scalar<uint32_t>(fb::Welcome::VT_CLIENTS, c.clients, 0);
   t.scalar<double>(fb::Welcome::VT_INIT_SCALE, c.init_scale, 0.0);
+  t.scalar<uint8_t>(fb::Welcome::VT_BATCH_SAMPLING, u8(c.batch_sampling),
+                    u8(fb::BatchSampling::WithReplacement));
   return finish(fbb_, session_, fb::Body::Welcome, t.finish());
 }
 

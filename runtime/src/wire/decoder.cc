@@ -161,6 +161,9 @@ class Checker {
       fail(kind_, "no compressor");
     }
     check_string(kind_, "compressor spec", m.compressor());
+    if (m.batch_sampling() > fb::BatchSampling::MAX) {
+      fail(kind_, "unknown batch sampling ", static_cast<unsigned>(m.batch_sampling()));
+    }
     if (m.workers() == 0) fail(kind_, "n = 0 workers");
     if (!std::isfinite(m.init_scale()) || m.init_scale() < 0)
       fail(kind_, "init_scale must be finite and >= 0");
@@ -445,6 +448,7 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox,
       c.online_batch = m.online_batch();
       c.clients = m.clients();
       c.init_scale = m.init_scale();
+      c.batch_sampling = static_cast<methods::BatchSampling>(m.batch_sampling());
       break;
     }
     case MessageKind::kBroadcast: {

@@ -32,6 +32,7 @@ struct AlgorithmFlags {
   std::string smoothness = "spectral";
   uint64_t batch = 1;
   uint64_t online_batch = 0;
+  std::string batch_sampling = "with-replacement";
   uint32_t clients = 0;
   std::string loss = "nonconvex";
   double l2 = 0.0;

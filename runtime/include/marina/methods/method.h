@@ -285,6 +285,9 @@ class WorkerHalf {
   // The model's functions on Eigen vectors; `out` is sized to d first (after the first round a
   // no-op, so steady-state rounds allocate nothing).
   double gradient(const Eigen::VectorXd& x, Eigen::VectorXd& out);
+  // out = round `round`'s minibatch of `size` rows of this worker's shard, drawn as
+  // config_.batch_sampling says from the stream derive(seed, {round, id, kMinibatch}).
+  void draw_minibatch(uint64_t round, uint64_t size, std::vector<uint32_t>& out) const;
   void minibatch_gradient(const Eigen::VectorXd& x, std::span<const uint32_t> batch,
                           Eigen::VectorXd& out);
   void minibatch_difference(const Eigen::VectorXd& x, const Eigen::VectorXd& y,

@@ -29,7 +29,9 @@ namespace marina::wire {
 // 2: Join.shard_count, Broadcast.dropped, ResyncResponse.worker_aux (partial participation).
 // 3: Join carries the model's smoothness constants and description instead of a linear
 //    model's shard statistics and data settings; Welcome drops loss and l2, adds init_scale.
-inline constexpr uint16_t kProtocolVersion = 3;
+// 4: Welcome.batch_sampling (minibatches drawn without replacement): a worker of version 3
+//    would ignore it and draw other rows without a word.
+inline constexpr uint16_t kProtocolVersion = 4;
 
 // Worker id that the coordinator uses for itself in Heartbeat and Bye; it passes the
 // Limits::workers check of those two kinds only.
