@@ -29,7 +29,8 @@ takes x^k as its reference point (it was resynchronised).
 
 The problem is marina-sim's, with its --bias (a constant feature 1 appended as the last
 column) and --l2 lambda (f_i gains (lambda/2)||x||^2, and each row's gradient lambda x), but
-without --init-scale (x^0 = 0).
+with its --init-scale S (x^0 = 0, or entries S (2u - 1) for successive uniforms u of the stream
+derive(seed, [9])).
 
 What it shares with the runtime is only the definition of its random draws, written out here
 from docs/ARCHITECTURE.md: SplitMix64 and xoshiro256**, the stream tags, Lemire's bounded
@@ -62,7 +63,8 @@ M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 
 # Stream tags (util::Stream): the last tag of every derive().
-COIN, ROUND_SEED, CLIENTS, COMPRESS, MINIBATCH, REFERENCE, SHUFFLE, DROPOUT = 1, 2, 3, 4, 5, 6, 7, 8
+COIN, ROUND_SEED, CLIENTS, COMPRESS, MINIBATCH, REFERENCE, SHUFFLE, DROPOUT, INIT = \
+    1, 2, 3, 4, 5, 6, 7, 8, 9
 
 
 def mix64(z):
@@ -263,9 +265,13 @@ def main():
                     help="marina-sim --bias: a constant feature appended as the last column")
     ap.add_argument("--l2", type=float, default=0.0,
                     help="marina-sim --l2: lambda of the (lambda/2)||x||^2 term of every f_i")
+    ap.add_argument("--init-scale", type=float, default=0.0,
+                    help="marina-sim --init-scale S: x^0 uniform in [-S, S] from --seed")
     args = ap.parse_args()
     if not (args.l2 >= 0.0 and math.isfinite(args.l2)):
         ap.error("--l2 must be a finite number >= 0")
+    if not (args.init_scale >= 0.0 and math.isfinite(args.init_scale)):
+        ap.error("--init-scale must be a finite number >= 0")
     # ":indexed" (randk:K:indexed, permk:indexed) only puts the indices on the wire: the same
     # compressor, the same run.
     spec, n = args.compressor.removesuffix(":indexed"), args.workers
@@ -336,6 +342,9 @@ def main():
         return f, sum(v * v for v in full)
 
     x = [0.0] * dim
+    if args.init_scale > 0.0:
+        init = Rng(derive(args.seed, [INIT]))
+        x = [args.init_scale * (2.0 * init.uniform() - 1.0) for _ in range(dim)]
     grads = local(x)
     worst = 0.0
     g = None
