@@ -11,7 +11,7 @@ draws the same randomness and compares every row of the run's CSV log.
 
 with f_i the mean loss over worker i's rows (the first n*floor(N/n) rows of the file in
 contiguous shards, as marina-sim splits them; with --shuffle-seed, of the rows in the order of
-its Fisher-Yates shuffle) and Q_i RandK, PermK, QSGD or natural compression.
+its Fisher-Yates shuffle) and Q_i RandK, PermK, QSGD, natural compression or TopK.
 --method pp-marina (Algorithm 4): in a compressed round only r clients drawn i.i.d. uniformly
 with replacement answer, and the mean runs over the r draws. --method vr-marina (Algorithms 2
 and 3): a compressed round's difference is that of a minibatch I' of b' rows of the worker's
@@ -204,8 +204,11 @@ def omega(spec, d, n):
 def compress(spec, delta, round_seed, worker, n):
     """Q_i(delta) as {index: value}, the values as the server decodes them: RandK's and PermK's
     scaled (d/K or n) and rounded to float32, QSGD's norm * level / s, natural's powers of two
-    as float32."""
+    as float32, TopK's unscaled values as float32."""
     d = len(delta)
+    if spec.startswith("topk:"):  # the K largest |delta_j|, the lower index first on a tie
+        k = int(spec[5:])
+        return {j: to_float32(delta[j]) for j in sorted(range(d), key=lambda j: (-abs(delta[j]), j))[:k]}
     if spec == "natural" or spec.startswith("qsgd:"):
         rng = Rng(derive(round_seed, [worker, COMPRESS]))
         return natural(delta, rng) if spec == "natural" else qsgd(int(spec[5:]), delta, rng)
@@ -245,7 +248,7 @@ def main():
     ap.add_argument("--p", type=float, help="full-sync probability (vr-diana: reference "
                     "point's); not for diana")
     ap.add_argument("--seed", type=int, required=True)
-    ap.add_argument("--compressor", required=True, help="randk:K, permk, qsgd:S or natural")
+    ap.add_argument("--compressor", required=True, help="randk:K, permk, qsgd:S, natural or topk:K")
     ap.add_argument("--loss", default="nonconvex", choices=["nonconvex", "logistic"])
     ap.add_argument("--log", required=True, help="CSV log of the MARINA run to check")
     ap.add_argument("--rtol", type=float, default=1e-9)
@@ -289,8 +292,10 @@ def main():
             not Rng(derive(args.seed, [k, i, DROPOUT])).uniform() < args.dropout
     if not (spec in ("permk", "natural") or
             any(spec.startswith(f) and spec[len(f):].isdigit() and int(spec[len(f):]) > 0
-                for f in ("randk:", "qsgd:"))):
-        ap.error(f"--compressor {spec!r}: expected randk:K, permk, qsgd:S or natural")
+                for f in ("randk:", "qsgd:", "topk:"))):
+        ap.error(f"--compressor {spec!r}: expected randk:K, permk, qsgd:S, natural or topk:K")
+    if spec.startswith("topk:") and args.method in ("diana", "vr-diana"):
+        ap.error("topk is biased: diana and vr-diana need an unbiased compressor")
     diana = args.method in ("diana", "vr-diana")
     if (args.p is None) != (args.method == "diana"):
         ap.error("--p is needed for every method but diana, and does not apply to diana")
@@ -302,7 +307,7 @@ def main():
     if args.bias:
         rows = [feats + [(dim, 1.0)] for feats in rows]
         dim += 1
-    if spec.startswith("randk:") and int(spec[6:]) > dim:
+    if spec.startswith(("randk:", "topk:")) and int(spec.split(":")[1]) > dim:
         sys.exit(f"reference_marina: {spec} needs K <= d = {dim} ({args.data})")
     m = len(rows) // n
     if distinct and max(args.batch, args.online_batch) > m:
