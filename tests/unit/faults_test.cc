@@ -333,6 +333,61 @@ TEST_CASE("faults: a checkpointed run resumed after a stop logs what an uninterr
   }
 }
 
+TEST_CASE(
+    "faults: --stop-at ends at the first row that reaches it, and a resume goes on from there") {
+  // The coordinator evaluates a row while the workers compute the next round; the row that
+  // reaches --stop-at takes that round back, so the run ends at the row's iterate and the
+  // final checkpoint holds it.
+  auto shards = test::shards_of(test::synthetic(160, 8, 0.5, 57), 4);
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("marina-stop-at-" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  auto s = settings(methods::Method::kMarina, "randk:2", 4, 400);
+  s.evaluation = &shards;
+  const auto whole = run_fleet(s, shards);
+  REQUIRE(whole.error.empty());
+  REQUIRE(whole.rows.size() == 401);
+  const double g0 = *whole.rows[0].grad_norm_sq;
+  const auto first_at = [&](double fraction) {
+    for (std::size_t k = 0; k < whole.rows.size(); ++k)
+      if (*whole.rows[k].grad_norm_sq <= fraction * g0) return k;
+    return whole.rows.size();
+  };
+  const std::size_t loose = first_at(0.3), tight = first_at(0.05);
+  REQUIRE(loose > 2);
+  REQUIRE(tight < 400);
+  REQUIRE(tight > loose + 2);
+
+  auto first = s;
+  first.stop_at = 0.3;
+  first.checkpoint_dir = dir;
+  const auto a = run_fleet(first, shards);
+  REQUIRE(a.error.empty());
+  REQUIRE(a.out);
+  CHECK_FALSE(a.out->interrupted);
+  CHECK(a.rows.size() == loose + 1);
+  CHECK(a.out->last.round == loose);
+  std::vector<run::LogRow> head(whole.rows.begin(),
+                                whole.rows.begin() + static_cast<std::ptrdiff_t>(loose + 1));
+  test::check_same_rows(head, a.rows);
+  for (const auto& w : a.workers) CHECK(w.bye_reason == "run complete");
+  const auto loaded = drivers::read_latest_checkpoint(dir);
+  REQUIRE(loaded);
+  CHECK(loaded->checkpoint.server.round == loose);
+
+  auto second = s;
+  second.stop_at = 0.05;
+  second.resume = &loaded->checkpoint;
+  const auto b = run_fleet(second, shards);
+  REQUIRE(b.error.empty());
+  std::vector<run::LogRow> joined(a.rows.begin(), a.rows.end());
+  joined.insert(joined.end(), b.rows.begin(), b.rows.end());
+  std::vector<run::LogRow> upto(whole.rows.begin(),
+                                whole.rows.begin() + static_cast<std::ptrdiff_t>(tight + 1));
+  test::check_same_rows(upto, joined);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("faults: a worker whose data does not fit is refused with the reason") {
   auto shards = test::shards_of(test::synthetic(80, 6, 0.5, 57), 2);
   const auto other = test::shards_of(test::synthetic(80, 7, 0.5, 57), 2);

@@ -453,6 +453,24 @@ class Coordinator {
     row.local_grad_norm_sq = e.local_grad_norm_sq;
   }
 
+  [[nodiscard]] bool reached_stop(const run::LogRow& row) const {
+    return s_.stop_at && row.grad_norm_sq && out_.initial_grad_norm_sq &&
+           *row.grad_norm_sq <= *s_.stop_at * *out_.initial_grad_norm_sq;
+  }
+
+  // Evaluates and publishes the row whose evaluation waited for the next broadcast, into `row`
+  // (server_->x() is still that row's iterate while the next round is open); true when it
+  // reaches --stop-at.
+  bool settle_unevaluated(run::LogRow& row) {
+    if (!unevaluated_) return false;
+    row = *unevaluated_;
+    unevaluated_.reset();
+    evaluate(row);
+    publish_row(row);
+    status(false);
+    return reached_stop(row);
+  }
+
   // Without --data the coordinator learns f(x^k) only from the local losses of round k's
   // replies, so row k is held back until round k has closed.
   void publish_row(const run::LogRow& r) {
@@ -491,6 +509,12 @@ class Coordinator {
   }
 
   void flush_on_the_way_out() {
+    if (unevaluated_) {
+      on_the_way_out("evaluating the row of round " + std::to_string(unevaluated_->round), [&] {
+        run::LogRow row;
+        (void)settle_unevaluated(row);
+      });
+    }
     if (ready_.empty()) return;
     const std::string rows = std::to_string(ready_.size()) + " row(s) of the log (rounds " +
                              std::to_string(ready_.front().round) + "–" +
@@ -524,6 +548,18 @@ class Coordinator {
         return !members_.live(w) || (s_.absent && s_.absent(server_->round(), w));
       });
       tally_.on_broadcast(broadcast_.size(), members_.live_count());
+      if (unevaluated_) {
+        // x^k's row, evaluated while the workers compute round k. When it reaches --stop-at,
+        // round k is taken back (the workers' replies to it are not awaited): the run ends at
+        // x^k, as it would have before broadcasting.
+        if (settle_unevaluated(row)) {
+          server_->abandon_round();
+          broadcast_.clear();
+          break;
+        }
+        write_rows();
+        opened_ = Clock::now();  // the round's deadline counts from when replies are read
+      }
       std::fill(local_losses_.begin(), local_losses_.end(), std::nullopt);
       if (!collect(b.full_sync)) return;  // stopped
       if (held_) {
@@ -556,13 +592,18 @@ class Coordinator {
       tally_.end_round(closing, full_sync, server_->last_participants());
       row = tally_.row();
       row.wall_s = elapsed();
+      const bool checkpoint_due = s_.checkpoint_every > 0 && row.round % s_.checkpoint_every == 0;
+      if (s_.evaluation && row.round < s_.rounds && !checkpoint_due) {
+        // Evaluating f and ∇f on all the data takes as long as a few rounds of a small problem:
+        // it waits until the next broadcast is out (the loop's top), off the round's path.
+        unevaluated_ = row;
+        continue;
+      }
       evaluate(row);
       publish_row(row);
-      if (s_.checkpoint_every > 0 && row.round % s_.checkpoint_every == 0) checkpoint("periodic");
+      if (checkpoint_due) checkpoint("periodic");
       status(false);
-      if (s_.stop_at && row.grad_norm_sq && out_.initial_grad_norm_sq &&
-          *row.grad_norm_sq <= *s_.stop_at * *out_.initial_grad_norm_sq)
-        break;
+      if (reached_stop(row)) break;
     }
     if (held_) {  // the last iterate: no round has evaluated it
       emit(*held_);
@@ -865,6 +906,8 @@ class Coordinator {
   std::optional<std::string> model_;  // the description of the first admitted worker
   bool welcomed_ = false;
   std::vector<uint8_t> broadcast_;  // the open round's, for repairs and late joiners
+  // The last closed round's row while its evaluation waits for the next broadcast (--data).
+  std::optional<run::LogRow> unevaluated_;
   methods::MethodConfig config_;
   std::unique_ptr<methods::ServerHalf> server_;
   run::Tally tally_{n_};
