@@ -961,7 +961,13 @@ TEST_CASE("methods: minibatches without replacement larger than a shard are refu
                        "20 rows per worker",
                        std::invalid_argument);
   c.online_batch = 20;
-  CHECK_NOTHROW((void)methods::resolve(c, {}, k));
+  std::string why;
+  CHECK_NOTHROW((void)methods::resolve(c, {}, k, &why));
+  CHECK(why.find("minibatches of distinct rows (without replacement)") != std::string::npos);
+  c.batch_sampling = methods::BatchSampling::kWithReplacement;
+  (void)methods::resolve(c, {}, k, &why);
+  CHECK(why.find("distinct rows") == std::string::npos);
+  c.batch_sampling = methods::BatchSampling::kWithoutReplacement;
   // Methods that draw no minibatches ignore the setting.
   c.method = Method::kMarina;
   c.batch = 100;

@@ -146,6 +146,9 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
       break;
     }
   }
+  if (draws_minibatches(c.method) && c.batch_sampling == BatchSampling::kWithoutReplacement)
+    why << "minibatches of distinct rows (without replacement): their variance is at most that "
+           "of independent draws, so the theorem's stepsize still applies\n";
   if (choices.p) {
     if (c.method == Method::kGd || c.method == Method::kDiana)
       throw std::invalid_argument("--p does not apply to " + std::string(to_string(c.method)));
