@@ -41,4 +41,35 @@ fi
 grep -q "marina.csv: line 1: no column local_grad_norm_sq (write the log with --log-local-norms)" \
   "$tmp/err.txt" || { echo "plot_test: no useful message:" >&2; cat "$tmp/err.txt" >&2; exit 1; }
 [[ ! -e "$tmp/nolocal.png" ]] || { echo "plot_test: wrote nolocal.png anyway" >&2; exit 1; }
-echo "plot_test: PNGs written; malformed logs and a missing column refused with a message"
+
+# summarize.py on the same column, and refusing a log without it.
+/usr/bin/python3 "$repo/tools/summarize.py" --y local_grad_norm_sq --thresholds 0.9 "$tmp/diana.csv" \
+  > "$tmp/sum.txt"
+grep -q "diana.csv" "$tmp/sum.txt" || { echo "plot_test: no summary row:" >&2; cat "$tmp/sum.txt" >&2; exit 1; }
+if /usr/bin/python3 "$repo/tools/summarize.py" --y local_grad_norm_sq "$tmp/marina.csv" \
+     > /dev/null 2> "$tmp/err.txt"; then
+  echo "plot_test: summarize.py read local_grad_norm_sq from a log without it" >&2; exit 1
+fi
+grep -q "marina.csv: no local_grad_norm_sq column (run with --log-local-norms)" "$tmp/err.txt" || {
+  echo "plot_test: no useful message:" >&2; cat "$tmp/err.txt" >&2; exit 1; }
+
+# scripts/reproduce-fig1.sh end to end on heart_scale, briefly, in both setups: its 14 runs, two
+# figures and a summary; the paper-code setup with the λ = 10⁻⁶ L_max that code computes.
+if [[ -s "$repo/data/heart_scale" ]]; then
+  for setup in default paper-code; do
+    SETUP=$setup DATASETS=heart_scale ROUNDS=30 BUILD="$build" "$repo/scripts/reproduce-fig1.sh" \
+      "$tmp/fig-$setup" > "$tmp/fig-$setup.log" 2>&1 || {
+      echo "plot_test: reproduce-fig1.sh ($setup) failed:" >&2; cat "$tmp/fig-$setup.log" >&2; exit 1; }
+    prefix=fig1; [[ $setup == paper-code ]] && prefix=fig1-paper
+    for png in "$prefix-heart_scale.png" "$prefix-vr-heart_scale.png"; do
+      [[ -s "$tmp/fig-$setup/$png" ]] || { echo "plot_test: no $png ($setup)" >&2; exit 1; }
+    done
+    [[ $(grep -c '\.csv ' "$tmp/fig-$setup/summary.txt") == 14 ]] || {
+      echo "plot_test: summary of $setup has not 14 runs:" >&2; cat "$tmp/fig-$setup/summary.txt" >&2; exit 1; }
+  done
+  grep -q "b' = 1, lambda = 1.8190039501114765e-06" "$tmp/fig-paper-code.log" || {
+    echo "plot_test: paper-code setup without the paper's lambda:" >&2; cat "$tmp/fig-paper-code.log" >&2; exit 1; }
+  grep -q -- "--batch-sampling without-replacement" "$tmp/fig-paper-code/plan.txt" || {
+    echo "plot_test: paper-code setup draws minibatches with replacement" >&2; exit 1; }
+fi
+echo "plot_test: PNGs written; malformed logs and a missing column refused with a message; reproduce-fig1.sh ran"
