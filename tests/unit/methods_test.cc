@@ -736,7 +736,8 @@ TEST_CASE("methods: a sparse delta moves g and x as an entry-by-entry update doe
 
 namespace {
 
-// The same f_i without a stated gradient support: the worker then takes its dense path.
+// The same f_i without a stated gradient support: the worker then takes its dense path. It
+// records every minibatch the worker asks for.
 class WithoutSupport final : public Model {
  public:
   explicit WithoutSupport(problem::Objective& f) : f_(f) {}
@@ -747,13 +748,17 @@ class WithoutSupport final : public Model {
   }
   void minibatch_gradient(std::span<const double> x, std::span<const uint32_t> batch,
                           std::span<double> grad) override {
+    batches.emplace_back(batch.begin(), batch.end());
     f_.minibatch_gradient(x, batch, grad);
   }
   void minibatch_difference(std::span<const double> x, std::span<const double> y,
                             std::span<const uint32_t> batch, std::span<double> grad) override {
+    batches.emplace_back(batch.begin(), batch.end());
     f_.minibatch_difference(x, y, batch, grad);
   }
   [[nodiscard]] Smoothness smoothness() override { return f_.smoothness(); }
+
+  std::vector<std::vector<uint32_t>> batches;
 
  private:
   problem::Objective& f_;
@@ -853,37 +858,6 @@ TEST_CASE("methods: a model's unusable gradient support is refused when the work
   CHECK_NOTHROW((void)methods::make_worker(c, 0, fine));
 }
 
-namespace {
-
-// f_i as given, recording every minibatch the worker asks for.
-class RecordsBatches final : public Model {
- public:
-  explicit RecordsBatches(problem::Objective& f) : f_(f) {}
-  [[nodiscard]] std::size_t dim() const override { return f_.dim(); }
-  [[nodiscard]] std::size_t samples() const override { return f_.samples(); }
-  double gradient(std::span<const double> x, std::span<double> grad) override {
-    return f_.gradient(x, grad);
-  }
-  void minibatch_gradient(std::span<const double> x, std::span<const uint32_t> batch,
-                          std::span<double> grad) override {
-    batches.emplace_back(batch.begin(), batch.end());
-    f_.minibatch_gradient(x, batch, grad);
-  }
-  void minibatch_difference(std::span<const double> x, std::span<const double> y,
-                            std::span<const uint32_t> batch, std::span<double> grad) override {
-    batches.emplace_back(batch.begin(), batch.end());
-    f_.minibatch_difference(x, y, batch, grad);
-  }
-  [[nodiscard]] Smoothness smoothness() override { return f_.smoothness(); }
-
-  std::vector<std::vector<uint32_t>> batches;
-
- private:
-  problem::Objective& f_;
-};
-
-}  // namespace
-
 TEST_CASE("methods: minibatches drawn without replacement hold distinct rows") {
   // 3 workers of m = 20 rows; b′ = 15 (and b = 18 for VR-MARINA online): drawn with
   // replacement, such batches almost surely repeat a row.
@@ -901,7 +875,7 @@ TEST_CASE("methods: minibatches drawn without replacement hold distinct rows") {
         c.batch = 15;
         c.online_batch = online;
         c.batch_sampling = sampling;
-        std::vector<RecordsBatches> models;
+        std::vector<WithoutSupport> models;
         for (auto& f : shards) models.emplace_back(f);
         auto server = methods::make_server(c);
         std::vector<std::unique_ptr<methods::WorkerHalf>> w;
