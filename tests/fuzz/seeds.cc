@@ -248,6 +248,14 @@ int main(int argc, char** argv) {
     keep("join", enc.encode(wire::Join{1, 54, 13, 0, "aarch64", shards.objectives[1].smoothness(),
                                        shards.objectives[1].description(), kWorkers}));
     keep("welcome", enc.encode(wire::Welcome{1, marina.config}));
+    methods::MethodConfig vr = marina.config;  // every optional field present
+    vr.method = methods::Method::kVrMarina;
+    vr.batch = 3;
+    vr.online_batch = 9;
+    vr.clients = 2;
+    vr.init_scale = 0.5;
+    vr.batch_sampling = methods::BatchSampling::kWithoutReplacement;
+    keep("welcome-vr", enc.encode(wire::Welcome{2, vr}));
     keep("resync-request", enc.encode(wire::ResyncRequest{1, 3, 6}));
     keep("heartbeat", enc.encode(wire::Heartbeat{wire::kCoordinatorId, 6}));
     keep("bye", enc.encode(wire::Bye{2, "worker stopping (SIGTERM)"}));
