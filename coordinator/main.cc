@@ -346,6 +346,9 @@ int main(int argc, char** argv) {
       std::cerr << "resuming from " << resumed->file.string() << '\n';
       s.resume = &resumed->checkpoint;
       if (checkpoint_dir.empty()) checkpoint_dir = resume_dir;
+      // Before anything is written, listened on or started: opening the log to resume it
+      // would already cut the rows after the checkpoint.
+      drivers::check_resume(s);
     }
     s.checkpoint_dir = checkpoint_dir;
     s.checkpoint_every = checkpoint_every;

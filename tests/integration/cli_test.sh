@@ -75,5 +75,23 @@ fi
 cmp -s "$tmp/run.csv" "$tmp/before.csv" || {
   echo "cli_test: the refused resume changed the log" >&2; fails=$((fails + 1)); }
 
+# A resume with other flags (and rows after the checkpoint in the log, as a killed run leaves
+# them): refused, naming the flag, before any worker is started and before the log is cut.
+"$coord" --spawn-local --quiet --workers 2 --data "$heart" --method vr-marina --batch 4 \
+  --batch-sampling without-replacement --rounds 20 --log "$tmp/vr.csv" --checkpoint "$tmp/vrcp" \
+  --checkpoint-every 10 > /dev/null 2>&1
+echo "20,0.5,0.5,0,2,0,0,0,0,0" >> "$tmp/vr.csv"  # a row the checkpoint does not cover
+cp "$tmp/vr.csv" "$tmp/vr-before.csv"
+refused "the flags differ from the checkpointed run's: batch_sampling=(default) (checkpoint: batch_sampling=without-replacement)" \
+  "$coord" --spawn-local --workers 2 --data "$heart" --method vr-marina --batch 4 --rounds 40 \
+  --log "$tmp/vr.csv" --resume "$tmp/vrcp"
+if grep -q "marina-worker\|listening" "$tmp/err"; then
+  echo "cli_test: the coordinator started before the resume was refused:" >&2
+  cat "$tmp/err" >&2
+  fails=$((fails + 1))
+fi
+cmp -s "$tmp/vr.csv" "$tmp/vr-before.csv" || {
+  echo "cli_test: the refused resume changed the log" >&2; fails=$((fails + 1)); }
+
 [[ $fails -eq 0 ]] || { echo "cli_test: $fails failure(s)" >&2; exit 1; }
 echo "cli_test: --help everywhere; bad command lines refused with their reason"

@@ -965,7 +965,7 @@ std::string resume_settings(const CoordinatorSettings& s) {
   return o.str();
 }
 
-CoordinatorOutcome run_coordinator(transport::Hub& hub, const CoordinatorSettings& settings) {
+void check_resume(const CoordinatorSettings& settings) {
   if (settings.resume) {
     const std::string now = resume_settings(settings);
     if (now != settings.resume->settings) {
@@ -988,6 +988,10 @@ CoordinatorOutcome run_coordinator(transport::Hub& hub, const CoordinatorSetting
                                (diff.empty() ? std::string("format") : diff));
     }
   }
+}
+
+CoordinatorOutcome run_coordinator(transport::Hub& hub, const CoordinatorSettings& settings) {
+  check_resume(settings);
   return Coordinator(hub, settings).run();
 }
 

@@ -140,6 +140,11 @@ struct CoordinatorOutcome {
 // The "key=value" lines of the settings a resumed run must share with the checkpointed one.
 [[nodiscard]] std::string resume_settings(const CoordinatorSettings& s);
 
+// With s.resume: throws std::runtime_error naming every setting that differs from the
+// checkpointed run's. run_coordinator checks this first; a program calls it before it touches
+// the run's files or starts workers, so that a refused resume changes nothing.
+void check_resume(const CoordinatorSettings& s);
+
 // Runs to completion (or until *stop); throws std::runtime_error (after saying bye, and after
 // a checkpoint when configured) when too few workers join or stay, or the run diverges.
 CoordinatorOutcome run_coordinator(transport::Hub& hub, const CoordinatorSettings& settings);
