@@ -60,6 +60,19 @@ refused "--smoothness: expected spectral or row-max" "$sim" --data "$heart" \
   --smoothness maximal --log "$tmp/log.csv"
 refused "--connect is required" "$worker" --data "$heart"
 
+# After a refused resume: nothing matching PATTERN (started workers, a listening hub) in its
+# output, and LOG as it was (BEFORE).
+untouched() {
+  local pattern="$1" log="$2" before="$3"
+  if grep -q "$pattern" "$tmp/err"; then
+    echo "cli_test: the coordinator started before the resume was refused:" >&2
+    cat "$tmp/err" >&2
+    fails=$((fails + 1))
+  fi
+  cmp -s "$log" "$before" || {
+    echo "cli_test: the refused resume changed the log" >&2; fails=$((fails + 1)); }
+}
+
 # A resume whose CSV was started with other columns: refused before any worker is started, the
 # log as it was.
 "$coord" --spawn-local --quiet --workers 2 --data "$heart" --rounds 20 --log "$tmp/run.csv" \
@@ -67,13 +80,7 @@ refused "--connect is required" "$worker" --data "$heart"
 cp "$tmp/run.csv" "$tmp/before.csv"
 refused "cannot resume log: it has the local_grad_norm_sq column" "$coord" --spawn-local \
   --workers 2 --data "$heart" --rounds 40 --log "$tmp/run.csv" --resume "$tmp/cp"
-if grep -q "marina-worker" "$tmp/err"; then
-  echo "cli_test: workers were started before the resume was refused:" >&2
-  cat "$tmp/err" >&2
-  fails=$((fails + 1))
-fi
-cmp -s "$tmp/run.csv" "$tmp/before.csv" || {
-  echo "cli_test: the refused resume changed the log" >&2; fails=$((fails + 1)); }
+untouched "marina-worker" "$tmp/run.csv" "$tmp/before.csv"
 
 # A resume with other flags (and rows after the checkpoint in the log, as a killed run leaves
 # them): refused, naming the flag, before any worker is started and before the log is cut.
@@ -85,13 +92,7 @@ cp "$tmp/vr.csv" "$tmp/vr-before.csv"
 refused "the flags differ from the checkpointed run's: batch_sampling=(default) (checkpoint: batch_sampling=without-replacement)" \
   "$coord" --spawn-local --workers 2 --data "$heart" --method vr-marina --batch 4 --rounds 40 \
   --log "$tmp/vr.csv" --resume "$tmp/vrcp"
-if grep -q "marina-worker\|listening" "$tmp/err"; then
-  echo "cli_test: the coordinator started before the resume was refused:" >&2
-  cat "$tmp/err" >&2
-  fails=$((fails + 1))
-fi
-cmp -s "$tmp/vr.csv" "$tmp/vr-before.csv" || {
-  echo "cli_test: the refused resume changed the log" >&2; fails=$((fails + 1)); }
+untouched "marina-worker\|listening" "$tmp/vr.csv" "$tmp/vr-before.csv"
 
 [[ $fails -eq 0 ]] || { echo "cli_test: $fails failure(s)" >&2; exit 1; }
 echo "cli_test: --help everywhere; bad command lines refused with their reason"

@@ -69,7 +69,7 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
                                 " is biased: the theory gives no stepsize; set --gamma and --p");
   if (!(k.L > 0.0) && !choices.gamma)
     throw std::invalid_argument("smoothness constant L is zero (all-zero data?); set --gamma");
-  if (c.method == Method::kVrMarina || c.method == Method::kVrDiana) {
+  if (draws_minibatches(c.method)) {
     if (c.batch == 0) throw std::invalid_argument("--batch must be at least 1");
     check_batches_fit(c, k.rows);
   }
