@@ -19,6 +19,12 @@
       time per round (/usr/bin/time -v; a run minus a run of a tenth of the rounds, so start-up
       and joins cancel out) against the raw exchange's, measured the same way (the publishing
       process alone: marina_zmq_baseline's hub_cpu_us; hub and workers: two runs of it).
+  bench/loopback.py threads [--workers 64] [--window 4]
+      where the CPU of a latency round goes, thread by thread, in the steady state: after a
+      warm-up, the run time of every thread of the coordinator and the workers (and of the raw
+      exchange's processes) over a --window of seconds, from /proc/PID/task/TID/schedstat,
+      split into the main threads and ZeroMQ's I/O threads, per round. Runtime rounds are
+      counted from the CSV log; the raw exchange's as the window over its mean round time.
   bench/loopback.py worker [--dim 100000] [--rows 2000] [--workers 2] [--rounds 300]
       MARINA RandK K = 1 on a sparse problem with d features: per-round time, the workers' CPU
       per round (user + system time of a run minus that of a run of a tenth of the rounds) and
@@ -31,6 +37,7 @@ protocol's alone. Every process is started and stopped here; nothing listens bey
 
 import argparse
 import csv
+import glob
 import os
 import random
 import re
@@ -244,6 +251,110 @@ def cmd_cpu(args):
                   f"({(r - hub) / n:.1f}) | {(c + w) / r:.2f} |", flush=True)
 
 
+def thread_times(pids):
+    """{tid path: (pid, is ZeroMQ I/O thread, ns on CPU)} for every thread of `pids`."""
+    out = {}
+    for pid in pids:
+        for task in glob.glob(f"/proc/{pid}/task/*"):
+            try:
+                with open(task + "/comm") as fh:
+                    comm = fh.read().strip()
+                with open(task + "/schedstat") as fh:
+                    ns = int(fh.read().split()[0])
+            except OSError:  # the thread ended
+                continue
+            out[task] = (pid, comm.startswith("ZMQbg/IO"), ns)
+    return out
+
+
+def thread_split(before, after, coordinator):
+    """ns on CPU over the window by kind: coordinator/workers x main/I/O (threads that ran)."""
+    kinds = {}
+    for task, (pid, io, ns) in after.items():
+        if task not in before:
+            continue
+        kind = ("coordinator" if pid == coordinator else "workers") + (" I/O" if io else " main")
+        total, count = kinds.get(kind, (0, 0))
+        kinds[kind] = (total + ns - before[task][2], count + 1)
+    return kinds
+
+
+def cmd_threads(args):
+    print("| n | thread kind | runtime µs/round (per thread) | raw µs/round (per thread) | ratio |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.workers:
+            data = tiny_problem(tmp, n)
+            port = free_port_pair()
+            log = os.path.join(tmp, "threads.csv")
+            coord = subprocess.Popen(
+                [binary("coordinator", "marina-coordinator"), "--listen",
+                 f"tcp://127.0.0.1:{port}", "--workers", str(n), "--rounds", "100000000",
+                 "--seed", "1", "--log", log, "--quiet", "--join-timeout-ms", "300000",
+                 "--method", "marina", "--compressor", "randk:1"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            workers = [subprocess.Popen(
+                [binary("edge-worker", "marina-worker"), "--connect", f"tcp://127.0.0.1:{port}",
+                 "--data", data, "--shard", f"{i}/{n}", "--quiet"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(n)]
+            pids = [coord.pid] + [w.pid for w in workers]
+
+            def rows():
+                with open(log) as fh:
+                    return sum(1 for _ in fh)
+            try:
+                time.sleep(args.warmup)
+                r0, before = rows(), thread_times(pids)
+                time.sleep(args.window)
+                r1, after = rows(), thread_times(pids)
+            finally:
+                for p in [coord] + workers:
+                    p.kill()
+                    p.wait()
+            ours = thread_split(before, after, coord.pid)
+            ours_rounds = r1 - r0
+            if ours_rounds <= 0:
+                sys.exit("loopback: no round closed in the window")
+            with open(log, newline="") as fh:
+                logged = list(csv.DictReader(fh))
+            first, last = logged[len(logged) // 2], logged[-1]
+            k = (int(last["round"]) - int(first["round"])) * n
+            down, up = (round((float(last[c]) - float(first[c])) / k)
+                        for c in ("wire_bytes_down", "wire_bytes_up"))
+            # The raw exchange, sized to outlast warm-up and window at the runtime's round time.
+            mean = args.window / ours_rounds
+            raw_rounds = int((args.warmup + args.window + 2) / mean)
+            base = subprocess.Popen(
+                [binary("bench", "marina_zmq_baseline"), "--workers", str(n), "--rounds",
+                 str(raw_rounds), "--warmup", "0", "--down", str(down), "--up", str(up)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(args.warmup)
+            pids = [base.pid] + [int(p) for p in subprocess.run(
+                ["pgrep", "-P", str(base.pid)], capture_output=True, text=True).stdout.split()]
+            before = thread_times(pids)
+            t0 = time.monotonic()
+            time.sleep(args.window)
+            after = thread_times(pids)
+            window = time.monotonic() - t0
+            out, err = base.communicate(timeout=3600)
+            if base.returncode != 0:
+                sys.exit(f"loopback: baseline failed: {out}{err}")
+            raw = thread_split(before, after, base.pid)
+            raw_mean_us = float(re.search(r"mean_us=([0-9.]+)", out).group(1))
+            raw_in_window = window * 1e6 / raw_mean_us
+            total_ours = total_raw = 0.0
+            for kind in ("coordinator main", "coordinator I/O", "workers main", "workers I/O"):
+                (a, ca), (b, cb) = ours.get(kind, (0, 1)), raw.get(kind, (0, 1))
+                a_us, b_us = a / 1e3 / ours_rounds, b / 1e3 / raw_in_window
+                total_ours += a_us
+                total_raw += b_us
+                print(f"| {n} | {kind} | {a_us:.1f} ({a_us / ca:.2f}) | {b_us:.1f} ({b_us / cb:.2f}) "
+                      f"| {a_us / b_us if b_us else float('nan'):.2f} |", flush=True)
+            print(f"| {n} | all | {total_ours:.0f} | {total_raw:.0f} | {total_ours / total_raw:.2f} |"
+                  f" (rounds: {ours_rounds / args.window:.0f}/s and {1e6 / raw_mean_us:.0f}/s)",
+                  flush=True)
+
+
 def cmd_scale(args):
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.workers:
@@ -319,6 +430,10 @@ def main():
     a = sub.add_parser("cpu")
     a.add_argument("--workers", type=int, nargs="+", default=[8, 64])
     a.add_argument("--rounds", type=int, default=3000)
+    a = sub.add_parser("threads")
+    a.add_argument("--workers", type=int, nargs="+", default=[64])
+    a.add_argument("--warmup", type=float, default=3.0, help="seconds before the window")
+    a.add_argument("--window", type=float, default=4.0, help="seconds measured")
     a = sub.add_parser("scale")
     a.add_argument("--workers", type=int, nargs="+", default=[256])
     a.add_argument("--rounds", type=int, default=500)
@@ -333,8 +448,8 @@ def main():
     a.add_argument("--workers", type=int, default=2)
     a.add_argument("--rounds", type=int, default=300)
     args = ap.parse_args()
-    {"latency": cmd_latency, "cpu": cmd_cpu, "scale": cmd_scale, "dense": cmd_dense,
-     "worker": cmd_worker}[args.cmd](args)
+    {"latency": cmd_latency, "cpu": cmd_cpu, "threads": cmd_threads, "scale": cmd_scale,
+     "dense": cmd_dense, "worker": cmd_worker}[args.cmd](args)
     return 0
 
 

@@ -11,6 +11,8 @@
 #include <doctest/doctest.h>
 
 #include "marina/drivers/coordinator.h"
+#include "marina/drivers/membership.h"
+#include "marina/drivers/round_policy.h"
 #include "marina/drivers/worker.h"
 #include "marina/methods/theory.h"
 #include "marina/transport/inproc_transport.h"
@@ -251,4 +253,96 @@ TEST_CASE(
                       0) == 0;
   });
   CHECK_MESSAGE(reported, "the unwritten row is reported");
+}
+
+TEST_CASE(
+    "drivers: membership finds the live worker behind a peer through joins, rejoins and "
+    "departures") {
+  drivers::Membership m(4, 2);
+  const auto now = transport::Clock::now();
+  CHECK(m.live_count() == 0);
+  CHECK_FALSE(m.live_worker_of("a"));
+  m.admit(0, "a", "x86_64", now);
+  m.admit(1, "b", "x86_64", now);
+  CHECK(m.live_count() == 2);
+  CHECK(m.live_worker_of("a") == 0u);
+  CHECK(m.live_worker_of("b") == 1u);
+  CHECK_FALSE(m.live_worker_of("c"));
+
+  // One peer that joined as two ids speaks for the lower one, then for the other once that
+  // one is gone.
+  m.admit(3, "a", "x86_64", now);
+  CHECK(m.live_count() == 3);
+  CHECK(m.live_worker_of("a") == 0u);
+  m.mark_gone(0, "test");
+  CHECK(m.live_worker_of("a") == 3u);
+  CHECK(m.live_count() == 2);
+  m.mark_gone(3, "test");
+  CHECK_FALSE(m.live_worker_of("a"));
+  m.mark_gone(3, "again");  // already gone: counted once
+  CHECK(m.live_count() == 1);
+
+  // A live id taken over by a new peer (a restarted process) no longer answers to the old one.
+  m.admit(1, "b2", "arm64", now);
+  CHECK(m.live_count() == 1);
+  CHECK_FALSE(m.live_worker_of("b"));
+  CHECK(m.live_worker_of("b2") == 1u);
+
+  // Missed deadlines make it gone; a join brings it back, from any peer.
+  CHECK_FALSE(m.missed(1));
+  CHECK(m.missed(1));
+  CHECK(m.live_count() == 0);
+  CHECK_FALSE(m.live_worker_of("b2"));
+  m.admit(1, "b3", "arm64", now);
+  CHECK(m.live_worker_of("b3") == 1u);
+  CHECK(m[1].returns == 1u);
+  CHECK(m.live_count() == 1);
+}
+
+TEST_CASE("drivers: a round waits until no live worker is awaited, and again for one revived") {
+  methods::MethodConfig c;
+  c.method = methods::Method::kGd;
+  c.compressor = "identity";
+  c.workers = 4;
+  c.dim = 3;
+  c.gamma = 0.1;
+  auto server = methods::make_server(c);
+  drivers::Membership members(4, 3);
+  const auto now = transport::Clock::now();
+  for (uint32_t w = 0; w < 4; ++w) members.admit(w, "peer" + std::to_string(w), "x86_64", now);
+  (void)server->begin_round();
+  const auto reply = [&](uint32_t w) {
+    methods::Reply r;
+    r.worker = w;
+    r.round = server->round();
+    r.payload.kind = compress::PayloadKind::kDense64;
+    r.payload.dim = 3;
+    r.payload.dense = {0.5, -1.0, 2.0};
+    server->accept(r);
+  };
+  const drivers::AbsentFn none;
+  drivers::AwaitedCursor cursor;
+  CHECK(cursor.any(*server, members, none));
+  reply(1);
+  reply(0);  // out of order, and behind the cursor
+  CHECK(cursor.any(*server, members, none));
+  members.mark_gone(2, "test");
+  CHECK(drivers::awaited(*server, members, none) == std::vector<uint32_t>{3});
+  CHECK(cursor.any(*server, members, none));
+  reply(3);
+  CHECK_FALSE(cursor.any(*server, members, none));  // worker 2 is gone: nobody is awaited
+  CHECK(drivers::awaited(*server, members, none).empty());
+  // Worker 2 comes back before the round closes: behind the cursor, but awaited again.
+  members.admit(2, "peer2-new", "x86_64", now);
+  CHECK(cursor.any(*server, members, none));
+  CHECK(cursor.any(*server, members, none));
+  reply(2);
+  CHECK_FALSE(cursor.any(*server, members, none));
+  // A fault plan's absentees are not awaited either.
+  server->end_round();
+  (void)server->begin_round();
+  drivers::AwaitedCursor next;
+  const drivers::AbsentFn all_absent = [](uint64_t, uint32_t) { return true; };
+  CHECK_FALSE(next.any(*server, members, all_absent));
+  CHECK(next.any(*server, members, none));
 }

@@ -1,3 +1,4 @@
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <tuple>
@@ -196,6 +197,22 @@ TEST_CASE("problem: loss names") {
   CHECK_THROWS_WITH_AS((void)problem::parse_loss("hinge"),
                        "unknown loss 'hinge' (expected nonconvex or logistic)",
                        std::invalid_argument);
+}
+
+TEST_CASE("problem: portable exp scales by 2^k exactly as ldexp does, for every k it uses") {
+  // y spans what portable_exp scales (about 1/sqrt(2) to sqrt(2)) and beyond, with mantissas
+  // whose low bits are set, so that a subnormal result must round.
+  util::Rng rng(7);
+  std::vector<double> ys = {0.5, 0.7071067811865476, 1.0, 1.4142135623730951, 1.9999999999999998};
+  for (int i = 0; i < 20; ++i) ys.push_back(0.5 + 1.5 * rng.uniform());
+  int mismatches = 0;
+  for (int k = -1100; k <= 1100; ++k) {
+    for (const double y : ys) {
+      const double fast = util::scale_by_power_of_two(y, k), libm = std::ldexp(y, k);
+      if (std::bit_cast<uint64_t>(fast) != std::bit_cast<uint64_t>(libm)) ++mismatches;
+    }
+  }
+  CHECK(mismatches == 0);
 }
 
 TEST_CASE("problem: portable exp and log1p stay within 1 and 2 ulp of the C library's") {

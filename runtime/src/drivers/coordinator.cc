@@ -655,6 +655,7 @@ class Coordinator {
     RoundClock clock(Clock::now(), timeout, s_.repair_after);
     bool repaired = false;
     std::optional<Clock::time_point> below_quorum_since;
+    AwaitedCursor awaiting;
     for (;;) {
       if (stopping()) return false;
       const auto now = Clock::now();
@@ -676,10 +677,9 @@ class Coordinator {
         clock.restart(now);
         repaired = false;
       }
-      const auto waiting = awaited(*server_, members_, s_.absent);
-      if (waiting.empty() && !below_quorum_since) return true;
+      if (!below_quorum_since && !awaiting.any(*server_, members_, s_.absent)) return true;
       if (!below_quorum_since && now >= clock.deadline()) {
-        for (uint32_t w : waiting) {
+        for (uint32_t w : awaited(*server_, members_, s_.absent)) {
           event("deadline_miss", w, "no reply within " + ms(timeout));
           if (members_.missed(w)) event("gone", w, members_[w].gone_reason);
         }
@@ -688,7 +688,7 @@ class Coordinator {
       if (!repaired && now >= clock.repair_at()) {
         // PUB may have dropped the broadcast: hand it to the silent workers directly.
         repaired = true;
-        for (uint32_t w : waiting) {
+        for (uint32_t w : awaited(*server_, members_, s_.absent)) {
           send(w, broadcast_);
           if (!members_.live(w)) continue;
           tally_.on_broadcast(broadcast_.size(), 1);

@@ -18,15 +18,29 @@ Membership::Membership(uint32_t workers, uint32_t miss_limit)
     : miss_limit_(miss_limit == 0 ? 1 : miss_limit), members_(workers) {}
 
 std::optional<uint32_t> Membership::live_worker_of(const transport::Peer& peer) const {
-  for (uint32_t w = 0; w < members_.size(); ++w)
-    if (members_[w].state == MemberState::kLive && members_[w].peer == peer) return w;
-  return std::nullopt;
+  const auto it = live_by_peer_.find(peer);
+  if (it == live_by_peer_.end()) return std::nullopt;
+  return it->second;
 }
 
-uint32_t Membership::live_count() const {
-  uint32_t n = 0;
-  for (const auto& m : members_) n += m.state == MemberState::kLive ? 1 : 0;
-  return n;
+void Membership::index(uint32_t w) {
+  ++live_count_;
+  const auto [it, added] = live_by_peer_.try_emplace(members_[w].peer, w);
+  if (!added && w < it->second) it->second = w;
+}
+
+void Membership::unindex(uint32_t w) {
+  --live_count_;
+  const auto it = live_by_peer_.find(members_[w].peer);
+  if (it == live_by_peer_.end() || it->second != w) return;
+  // Another id live behind the same peer takes over (rare: a scan only then).
+  for (uint32_t v = w + 1; v < members_.size(); ++v) {
+    if (members_[v].state == MemberState::kLive && members_[v].peer == members_[w].peer) {
+      it->second = v;
+      return;
+    }
+  }
+  live_by_peer_.erase(it);
 }
 
 std::vector<uint32_t> Membership::live_ids() const {
@@ -61,8 +75,10 @@ void Membership::admit(uint32_t w, const transport::Peer& peer, const std::strin
                        transport::Clock::time_point now, const std::string& user) {
   Member& m = members_.at(w);
   if (m.state == MemberState::kGone) ++m.returns;
+  if (m.state == MemberState::kLive) unindex(w);
   m.state = MemberState::kLive;
   m.peer = peer;
+  index(w);
   m.arch = arch;
   m.last_seen = now;
   m.misses = 0;
@@ -92,6 +108,7 @@ bool Membership::missed(uint32_t w) {
 
 void Membership::mark_gone(uint32_t w, const std::string& reason) {
   Member& m = members_.at(w);
+  if (m.state == MemberState::kLive) unindex(w);
   m.state = MemberState::kGone;
   m.gone_reason = reason;
   m.misses = 0;

@@ -16,15 +16,35 @@ void RoundClock::restart(time_point now) {
   deadline_ = now + timeout_;
 }
 
+namespace {
+
+bool is_awaited(const methods::ServerHalf& server, const Membership& members,
+                const AbsentFn& absent, uint32_t w) {
+  return members.live(w) && server.awaiting(w) && !(absent && absent(server.round(), w));
+}
+
+}  // namespace
+
 std::vector<uint32_t> awaited(const methods::ServerHalf& server, const Membership& members,
                               const AbsentFn& absent) {
   std::vector<uint32_t> out;
-  for (uint32_t w = 0; w < members.size(); ++w) {
-    if (!members.live(w) || !server.awaiting(w)) continue;
-    if (absent && absent(server.round(), w)) continue;
-    out.push_back(w);
-  }
+  for (uint32_t w = 0; w < members.size(); ++w)
+    if (is_awaited(server, members, absent, w)) out.push_back(w);
   return out;
+}
+
+bool AwaitedCursor::any(const methods::ServerHalf& server, const Membership& members,
+                        const AbsentFn& absent) {
+  const uint32_t n = members.size();
+  for (; next_ < n; ++next_)
+    if (is_awaited(server, members, absent, next_)) return true;
+  for (uint32_t w = 0; w < n; ++w) {
+    if (is_awaited(server, members, absent, w)) {
+      next_ = w;
+      return true;
+    }
+  }
+  return false;
 }
 
 std::chrono::milliseconds round_timeout(bool full_sync, std::chrono::milliseconds compressed,

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "marina/transport/transport.h"
@@ -34,6 +35,8 @@ struct Member {
   std::string user;            // the transport's authenticated identity (CurveZMQ), if any
 };
 
+// Finding the worker a message speaks for and counting the live ones are O(1): the coordinator
+// asks both for every message, so a scan over the members there made a round cost O(n²).
 class Membership {
  public:
   Membership(uint32_t workers, uint32_t miss_limit);
@@ -43,7 +46,7 @@ class Membership {
   // The live worker a peer speaks for, if any.
   [[nodiscard]] std::optional<uint32_t> live_worker_of(const transport::Peer& peer) const;
   [[nodiscard]] bool live(uint32_t w) const { return members_.at(w).state == MemberState::kLive; }
-  [[nodiscard]] uint32_t live_count() const;
+  [[nodiscard]] uint32_t live_count() const { return live_count_; }
   [[nodiscard]] std::vector<uint32_t> live_ids() const;
   // Ids that are not live, ascending, as "3, 5" (for messages).
   [[nodiscard]] std::string missing_text() const;
@@ -68,8 +71,15 @@ class Membership {
   void mark_gone(uint32_t w, const std::string& reason);
 
  private:
+  // Live `w` enters or leaves the peer index (before its state or peer changes).
+  void index(uint32_t w);
+  void unindex(uint32_t w);
+
   uint32_t miss_limit_;
   std::vector<Member> members_;
+  uint32_t live_count_ = 0;
+  // Each peer with a live worker → the lowest such id (one peer may have joined as several).
+  std::unordered_map<transport::Peer, uint32_t> live_by_peer_;
 };
 
 }  // namespace marina::drivers

@@ -46,6 +46,20 @@ class RoundClock {
 [[nodiscard]] std::vector<uint32_t> awaited(const methods::ServerHalf& server,
                                             const Membership& members, const AbsentFn& absent);
 
+// Whether the open round still waits for anyone: asked after every message, so it costs O(n)
+// per round, not per call (building awaited()'s list each time made a round O(n²)). Workers stop
+// being awaited (a reply, a departure) far more often than they start again (one revived
+// mid-round), so a cursor moves past those no longer awaited and never back; before answering
+// "nobody" it confirms with one full pass. One cursor per round.
+class AwaitedCursor {
+ public:
+  [[nodiscard]] bool any(const methods::ServerHalf& server, const Membership& members,
+                         const AbsentFn& absent);
+
+ private:
+  uint32_t next_ = 0;
+};
+
 // The timeout of a round.
 [[nodiscard]] std::chrono::milliseconds round_timeout(bool full_sync,
                                                       std::chrono::milliseconds compressed,
