@@ -252,7 +252,7 @@ def cmd_cpu(args):
 
 
 def thread_times(pids):
-    """{tid path: (pid, is ZeroMQ I/O thread, ns on CPU)} for every thread of `pids`."""
+    """{tid path: (pid, "main" | "I/O" | "other", ns on CPU)} for every thread of `pids`."""
     out = {}
     for pid in pids:
         for task in glob.glob(f"/proc/{pid}/task/*"):
@@ -263,17 +263,20 @@ def thread_times(pids):
                     ns = int(fh.read().split()[0])
             except OSError:  # the thread ended
                 continue
-            out[task] = (pid, comm.startswith("ZMQbg/IO"), ns)
+            role = ("main" if task.endswith(f"/{pid}") else
+                    "I/O" if comm.startswith("ZMQbg/IO") else "other")
+            out[task] = (pid, role, ns)
     return out
 
 
 def thread_split(before, after, coordinator):
-    """ns on CPU over the window by kind: coordinator/workers x main/I/O (threads that ran)."""
+    """ns on CPU over the window by kind: coordinator/workers x main/I/O (ZeroMQ's reaper and
+    the like, which hardly run, are left out)."""
     kinds = {}
-    for task, (pid, io, ns) in after.items():
-        if task not in before:
+    for task, (pid, role, ns) in after.items():
+        if task not in before or role == "other":
             continue
-        kind = ("coordinator" if pid == coordinator else "workers") + (" I/O" if io else " main")
+        kind = ("coordinator " if pid == coordinator else "workers ") + role
         total, count = kinds.get(kind, (0, 0))
         kinds[kind] = (total + ns - before[task][2], count + 1)
     return kinds
@@ -321,9 +324,10 @@ def cmd_threads(args):
             k = (int(last["round"]) - int(first["round"])) * n
             down, up = (round((float(last[c]) - float(first[c])) / k)
                         for c in ("wire_bytes_down", "wire_bytes_up"))
-            # The raw exchange, sized to outlast warm-up and window at the runtime's round time.
+            # The raw exchange, sized to outlast warm-up and window even at twice the runtime's
+            # rate (it is killed after the window).
             mean = args.window / ours_rounds
-            raw_rounds = int((args.warmup + args.window + 2) / mean)
+            raw_rounds = int(2 * (args.warmup + args.window + 2) / mean)
             base = subprocess.Popen(
                 [binary("bench", "marina_zmq_baseline"), "--workers", str(n), "--rounds",
                  str(raw_rounds), "--warmup", "0", "--down", str(down), "--up", str(up)],
@@ -336,10 +340,13 @@ def cmd_threads(args):
             time.sleep(args.window)
             after = thread_times(pids)
             window = time.monotonic() - t0
+            if base.poll() is not None:
+                sys.exit("loopback: the raw exchange ended before the window did")
             out, err = base.communicate(timeout=3600)
             if base.returncode != 0:
                 sys.exit(f"loopback: baseline failed: {out}{err}")
             raw = thread_split(before, after, base.pid)
+            # Its mean round over all its rounds, the window's among them.
             raw_mean_us = float(re.search(r"mean_us=([0-9.]+)", out).group(1))
             raw_in_window = window * 1e6 / raw_mean_us
             total_ours = total_raw = 0.0

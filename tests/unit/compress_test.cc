@@ -387,9 +387,9 @@ TEST_CASE("compress: indexed randk and permk send the seeded indices and the sam
 
 TEST_CASE("compress: randk indices are Floyd's sample, sorted, with the hash set and the bitmap") {
   // Reference: Floyd's algorithm with a std::set, drawing from the same stream as RandK
-  // (runtime/src/compress/compressor.cc: worker_seed). Below K = d/512 RandK keeps a hash set
-  // and sorts; from there on a bitmap, read out word by word, or (up to K = d/32) from a list
-  // of the non-empty words; all must give this set exactly.
+  // (runtime/src/compress/compressor.cc: worker_seed). K = 1 is one draw; below K = d/512 RandK
+  // keeps a hash set and sorts; from there on a bitmap, read out word by word, or (up to K = d/32)
+  // from a list of the non-empty words; all must give this set exactly.
   for (uint32_t d : {1u, 7u, 64u, 65u, 1000u, 4097u, 100000u}) {
     for (uint32_t k :
          {1u, 2u, d / 600, d / 512, d / 100, d / 32, d / 32 + 1, d / 10, d / 3, d - 1, d}) {

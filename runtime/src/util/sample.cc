@@ -50,6 +50,10 @@ void sample_sorted(Rng& rng, uint32_t d, uint32_t k, std::vector<uint32_t>& out)
     throw std::invalid_argument("sample_sorted: " + std::to_string(k) + " distinct of " +
                                 std::to_string(d));
   }
+  if (k == 1) {  // Floyd's single step: one draw, nothing to look up (RandK:1's every round)
+    out.assign(1, static_cast<uint32_t>(rng.below(d)));
+    return;
+  }
   if (bitmap_beats_sort(k, d)) {
     sample_sorted_bitmap(rng, d, k, out);
     return;
