@@ -478,6 +478,71 @@ TEST_CASE("wire: the encoder reuses its buffer") {
   CHECK(enc.encode(r).data() == first);
 }
 
+TEST_CASE("wire: a reply written over the last one has the bytes of one encoded afresh") {
+  // The Encoder writes a reply over the one it holds when the two have the same shape. Every
+  // reply of this sequence, through one encoder, must have exactly the bytes a new encoder
+  // gives it: same shapes with new values, and every way a shape can change (a scalar at or
+  // away from its default, -0.0, the loss present or not, vector lengths, the kind, another
+  // message in between, another session).
+  Encoder kept(kSession);
+  marina::util::Rng rng(11);
+  std::size_t compared = 0;
+  const auto check = [&](const Reply& r) {
+    Encoder fresh(kept.session());
+    const auto a = kept.encode(r);
+    const auto b = fresh.encode(r);
+    CHECK(std::vector<uint8_t>(a.begin(), a.end()) == std::vector<uint8_t>(b.begin(), b.end()));
+    ++compared;
+  };
+  for (int step = 0; step < 400; ++step) {
+    CAPTURE(step);
+    auto payloads = all_payloads();
+    Reply r = reply_with(std::move(payloads[rng.below(payloads.size())]));
+    for (int again = 0; again < 3; ++again) {  // the same shape, other values
+      r.round += 1 + rng.below(3);
+      r.oracle_calls = 1 + rng.below(1000);
+      r.local_loss = rng.uniform();
+      for (auto& v : r.payload.values) v = static_cast<float>(rng.uniform() - 0.5);
+      for (auto& v : r.payload.dense) v = rng.uniform() - 0.5;
+      for (auto& l : r.payload.levels) l = static_cast<int8_t>(rng.below(5)) - 2;
+      r.payload.norm = rng.uniform();
+      check(r);
+    }
+    switch (rng.below(9)) {  // then a change of shape, or of what the builder holds
+      case 0:
+        r.local_loss.reset();
+        break;
+      case 1:
+        r.local_loss = -0.0;
+        break;
+      case 2:
+        r.oracle_calls = 0;
+        break;
+      case 3:
+        r.worker = 0;
+        break;
+      case 4:
+        r.payload.norm = -0.0;
+        break;
+      case 5:
+        r.payload = seeded_payload(1 + rng.below(6));
+        break;
+      case 6:
+        (void)kept.encode(Heartbeat{1, 2});
+        break;
+      case 7:
+        kept.set_session(kept.session() + 1);
+        break;
+      default:
+        r.round = 0;
+        break;
+    }
+    check(r);
+    check(r);
+  }
+  CHECK(compared == 400 * 5);
+}
+
 TEST_CASE("wire: decoding from misaligned buffers") {
   Encoder enc(kSession);
   Decoder dec(run_limits());

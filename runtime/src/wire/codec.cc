@@ -68,6 +68,20 @@ std::size_t max_message_bytes(uint64_t dim, uint64_t max_participants) {
 
 namespace {
 
+// A scalar's bits, as an unsigned integer of its size: how a value is compared with its schema
+// default (bit by bit, so -0.0 differs from 0.0) and written.
+template <typename T>
+uint64_t bits(T value) {
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(uint64_t));
+  using Unsigned = std::conditional_t<
+      sizeof(T) == 1, uint8_t,
+      std::conditional_t<sizeof(T) == 2, uint16_t,
+                         std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>>;
+  Unsigned u;
+  std::memcpy(&u, &value, sizeof u);
+  return u;
+}
+
 // Writes one table with its fields pushed in the order that wastes the fewest alignment bytes:
 // at each step the field needing the least padding at the current position, the largest of
 // those on a tie. The generated Create* functions use one fixed order (largest first), which
@@ -137,18 +151,6 @@ class TableWriter {
     bool is_offset;
     uint64_t bits;
   };
-
-  template <typename T>
-  static uint64_t bits(T value) {
-    static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(uint64_t));
-    using Unsigned = std::conditional_t<
-        sizeof(T) == 1, uint8_t,
-        std::conditional_t<sizeof(T) == 2, uint16_t,
-                           std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>>;
-    Unsigned u;
-    std::memcpy(&u, &value, sizeof u);
-    return u;
-  }
 
   void add(flatbuffers::voffset_t slot, std::size_t size, bool is_offset, uint64_t value) {
     queued_[static_cast<std::size_t>(std::countr_zero(size))] |= uint32_t{1} << count_;
@@ -228,7 +230,7 @@ std::span<const uint8_t> finish(flatbuffers::FlatBufferBuilder& fbb, uint64_t se
 Encoder::Encoder(uint64_t session) : session_(session) {}
 
 std::span<const uint8_t> Encoder::encode(const Join& m) {
-  fbb_.Clear();
+  clear();
   const auto arch = string_or_absent(fbb_, m.arch);
   const auto model = string_or_absent(fbb_, m.model);
   TableWriter t(fbb_);
@@ -246,7 +248,7 @@ std::span<const uint8_t> Encoder::encode(const Join& m) {
 }
 
 std::span<const uint8_t> Encoder::encode(const Welcome& m) {
-  fbb_.Clear();
+  clear();
   const methods::MethodConfig& c = m.config;
   const auto compressor = string_or_absent(fbb_, c.compressor);
   TableWriter t(fbb_);
@@ -269,7 +271,7 @@ std::span<const uint8_t> Encoder::encode(const Welcome& m) {
 }
 
 std::span<const uint8_t> Encoder::encode(const methods::Broadcast& m) {
-  fbb_.Clear();
+  clear();
   const auto participants = vector_or_absent(fbb_, m.participants);
   const auto dropped = vector_or_absent(fbb_, m.dropped);
   // Only the vectors that belong to the update kind go out, so stale contents of reused
@@ -301,53 +303,109 @@ std::span<const uint8_t> Encoder::encode(const methods::Broadcast& m) {
   return finish(fbb_, session_, fb::Body::Broadcast, t.finish());
 }
 
-std::span<const uint8_t> Encoder::encode(const methods::Reply& m) {
-  fbb_.Clear();
-  const compress::Payload& p = m.payload;
-  flatbuffers::Offset<flatbuffers::Vector<float>> values = 0;
-  flatbuffers::Offset<flatbuffers::Vector<uint32_t>> indices = 0;
-  flatbuffers::Offset<flatbuffers::Vector<double>> dense = 0;
-  flatbuffers::Offset<flatbuffers::Vector<int8_t>> levels = 0;
+namespace {
+
+// What encode(Reply) writes for a payload: only the fields of its kind (as for broadcasts).
+struct ReplyParts {
+  std::span<const float> values;
+  std::span<const uint32_t> indices;
+  std::span<const double> dense;
+  std::span<const int8_t> levels;
   double norm = 0.0;
   uint32_t levels_s = 0;
-  // As for broadcasts: only the fields of the payload's kind are written.
+};
+
+ReplyParts parts_of(const compress::Payload& p) {
+  ReplyParts r;
   switch (p.kind) {
     case compress::PayloadKind::kDense64:
-      dense = vector_or_absent(fbb_, p.dense_values());
+      r.dense = p.dense_values();
       break;
     case compress::PayloadKind::kDense32:
     case compress::PayloadKind::kSeeded:
-      values = vector_or_absent(fbb_, p.values);
+      r.values = p.values;
       break;
     case compress::PayloadKind::kSparse:
-      indices = vector_or_absent(fbb_, p.indices);
-      values = vector_or_absent(fbb_, p.values);
+      r.indices = p.indices;
+      r.values = p.values;
       break;
     case compress::PayloadKind::kQuantized:
-      indices = vector_or_absent(fbb_, p.indices);
-      levels = vector_or_absent(fbb_, p.levels);
-      norm = p.norm;
-      levels_s = p.levels_s;
+      r.indices = p.indices;
+      r.levels = p.levels;
+      r.norm = p.norm;
+      r.levels_s = p.levels_s;
       break;
   }
+  return r;
+}
+
+// Writes a vector's values over those of an encoded vector of the same length.
+template <typename T>
+void overwrite(flatbuffers::Table& table, flatbuffers::voffset_t slot, std::span<const T> v) {
+  if (v.empty()) return;  // not written
+  std::memcpy(table.GetPointer<flatbuffers::Vector<T>*>(slot)->data(), v.data(), v.size_bytes());
+}
+
+}  // namespace
+
+std::span<const uint8_t> Encoder::encode(const methods::Reply& m) {
+  const compress::Payload& p = m.payload;
+  const ReplyParts parts = parts_of(p);
+  const uint8_t kind = u8(p.kind), seeded = u8(fb::PayloadKind::Seeded);
+  // The scalars in schema order with their defaults: what TableWriter::scalar skips.
+  const ReplyShape shape{
+      session_,
+      (m.worker != 0 ? 1u : 0u) | (m.round != 0 ? 2u : 0u) | (m.oracle_calls != 0 ? 4u : 0u) |
+          (p.dim != 0 ? 8u : 0u) | (kind != seeded ? 16u : 0u) | (m.local_loss ? 32u : 0u) |
+          (bits(parts.norm) != bits(0.0) ? 64u : 0u) | (parts.levels_s != 0 ? 128u : 0u),
+      kind,
+      parts.values.size(),
+      parts.indices.size(),
+      parts.dense.size(),
+      parts.levels.size()};
+  if (reply_shape_ == shape) {
+    // The builder holds a reply of this shape: the same bytes but for the values.
+    auto* body = flatbuffers::GetMutableRoot<flatbuffers::Table>(fbb_.GetBufferPointer())
+                     ->GetPointer<flatbuffers::Table*>(fb::Envelope::VT_BODY);
+    body->SetField<uint32_t>(fb::Reply::VT_WORKER, m.worker);
+    body->SetField<uint64_t>(fb::Reply::VT_ROUND, m.round);
+    body->SetField<uint64_t>(fb::Reply::VT_ORACLE_CALLS, m.oracle_calls);
+    body->SetField<uint32_t>(fb::Reply::VT_DIM, p.dim);
+    if (m.local_loss) body->SetField<double>(fb::Reply::VT_LOCAL_LOSS, *m.local_loss);
+    body->SetField<double>(fb::Reply::VT_NORM, parts.norm);
+    body->SetField<uint32_t>(fb::Reply::VT_LEVELS_S, parts.levels_s);
+    overwrite(*body, fb::Reply::VT_VALUES, parts.values);
+    overwrite(*body, fb::Reply::VT_INDICES, parts.indices);
+    overwrite(*body, fb::Reply::VT_DENSE, parts.dense);
+    overwrite(*body, fb::Reply::VT_LEVELS, parts.levels);
+    return {fbb_.GetBufferPointer(), fbb_.GetSize()};
+  }
+  clear();
+  // Indices before values: the order (and so the bytes) of every earlier encoder.
+  const auto indices = vector_or_absent(fbb_, parts.indices);
+  const auto values = vector_or_absent(fbb_, parts.values);
+  const auto dense = vector_or_absent(fbb_, parts.dense);
+  const auto levels = vector_or_absent(fbb_, parts.levels);
   TableWriter t(fbb_);
   t.scalar<uint32_t>(fb::Reply::VT_WORKER, m.worker, 0);
   t.scalar<uint64_t>(fb::Reply::VT_ROUND, m.round, 0);
   t.scalar<uint64_t>(fb::Reply::VT_ORACLE_CALLS, m.oracle_calls, 0);
   t.scalar<uint32_t>(fb::Reply::VT_DIM, p.dim, 0);
   t.offset(fb::Reply::VT_VALUES, values);
-  t.scalar<uint8_t>(fb::Reply::VT_KIND, u8(p.kind), u8(fb::PayloadKind::Seeded));
+  t.scalar<uint8_t>(fb::Reply::VT_KIND, kind, seeded);
   t.offset(fb::Reply::VT_INDICES, indices);
   t.optional(fb::Reply::VT_LOCAL_LOSS, m.local_loss);
   t.offset(fb::Reply::VT_DENSE, dense);
   t.offset(fb::Reply::VT_LEVELS, levels);
-  t.scalar<double>(fb::Reply::VT_NORM, norm, 0.0);
-  t.scalar<uint32_t>(fb::Reply::VT_LEVELS_S, levels_s, 0);
-  return finish(fbb_, session_, fb::Body::Reply, t.finish());
+  t.scalar<double>(fb::Reply::VT_NORM, parts.norm, 0.0);
+  t.scalar<uint32_t>(fb::Reply::VT_LEVELS_S, parts.levels_s, 0);
+  const auto out = finish(fbb_, session_, fb::Body::Reply, t.finish());
+  reply_shape_ = shape;
+  return out;
 }
 
 std::span<const uint8_t> Encoder::encode(const ResyncRequest& m) {
-  fbb_.Clear();
+  clear();
   TableWriter t(fbb_);
   t.scalar<uint32_t>(fb::ResyncRequest::VT_WORKER, m.worker, 0);
   t.scalar<uint64_t>(fb::ResyncRequest::VT_HAVE_ROUND, m.have_round, 0);
@@ -356,7 +414,7 @@ std::span<const uint8_t> Encoder::encode(const ResyncRequest& m) {
 }
 
 std::span<const uint8_t> Encoder::encode(const methods::Snapshot& m) {
-  fbb_.Clear();
+  clear();
   const auto x = vector_or_absent(fbb_, m.x);
   const auto aux = vector_or_absent(fbb_, m.aux);
   const auto x_prev = vector_or_absent(fbb_, m.x_prev);
@@ -371,7 +429,7 @@ std::span<const uint8_t> Encoder::encode(const methods::Snapshot& m) {
 }
 
 std::span<const uint8_t> Encoder::encode(const Heartbeat& m) {
-  fbb_.Clear();
+  clear();
   TableWriter t(fbb_);
   t.scalar<uint32_t>(fb::Heartbeat::VT_WORKER, m.worker, 0);
   t.scalar<uint64_t>(fb::Heartbeat::VT_ROUND, m.round, 0);
@@ -379,7 +437,7 @@ std::span<const uint8_t> Encoder::encode(const Heartbeat& m) {
 }
 
 std::span<const uint8_t> Encoder::encode(const Bye& m) {
-  fbb_.Clear();
+  clear();
   const auto reason = string_or_absent(fbb_, m.reason);
   TableWriter t(fbb_);
   t.scalar<uint32_t>(fb::Bye::VT_WORKER, m.worker, 0);
