@@ -499,6 +499,7 @@ TEST_CASE("wire: a reply written over the last one has the bytes of one encoded 
     auto payloads = all_payloads();
     Reply r = reply_with(std::move(payloads[rng.below(payloads.size())]));
     for (int again = 0; again < 3; ++again) {  // the same shape, other values
+      r.worker = 1 + static_cast<uint32_t>(rng.below(5));
       r.round += 1 + rng.below(3);
       r.oracle_calls = 1 + rng.below(1000);
       r.local_loss = rng.uniform();
