@@ -5,7 +5,9 @@
 // of n = 5 RandK replies: 5K index/double pairs). d ∈ {1e3, 1e4, 1e5}.
 //
 // The decoder runs with the limits a run with d and n = 5 would set, so every check the
-// coordinator and worker make on a received message is included.
+// coordinator and worker make on a received message is included. The encoder encodes the same
+// message again and again, as a worker encodes its reply every round: a reply of the shape the
+// encoder holds is written over it (wire::Encoder), which is what a run's replies get.
 
 #include <algorithm>
 #include <cstdint>
