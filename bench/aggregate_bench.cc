@@ -7,7 +7,9 @@
 // block of d/n coordinates of the round's shared permutation; q = 4); and q = 5, 6, 7: RandK
 // K = 1%, 10% and PermK ":indexed", whose replies carry their K indices beside the values (the
 // same indices and values, twice the bytes up) so that the server derives nothing. p = 0, so
-// every measured round is a compressed one; round 0 (the full sync) runs in the set-up.
+// every measured round is a compressed one; round 0 (the full sync) runs in the set-up. q = 8,
+// 9: RandBlock K = 1% and 10% (seeded: K consecutive coordinates from one drawn offset, RandK's
+// ω; the server derives the block, not a K-subset).
 //
 // Baseline, measured in the same process right before: the memory-bandwidth bound of a round,
 // i.e. a streaming pass over exactly the bytes that arrived (n·K float values scattered into g
@@ -52,9 +54,13 @@ using namespace marina;
 constexpr double kGamma = 1e-3;
 
 // 0: K = 1, 1: K = d/100, 2: K = d/10, 3: identity (dense), 4: PermK (K = d/n per worker);
-// 5, 6, 7: modes 1, 2 and 4 with ":indexed" (the replies carry their indices).
+// 5, 6, 7: modes 1, 2 and 4 with ":indexed" (the replies carry their indices); 8, 9: RandBlock
+// with the K of modes 1 and 2.
 std::string compressor_of(int mode, std::size_t d) {
   switch (mode) {
+    case 8:
+    case 9:
+      return "randblock:" + compressor_of(mode - 7, d).substr(6);
     case 5:
     case 6:
     case 7:
@@ -229,7 +235,8 @@ void grid(benchmark::internal::Benchmark* b) {
   for (int64_t n : {10, 100, 1000})
     for (int64_t d : {10000, 100000, 1000000}) {
       if (n * d > 100'000'000) continue;  // see the memory note above
-      for (int64_t mode : {0, 1, 2, 3, 4, 5, 6, 7}) b->Args({n, d, mode});  // n | d: PermK blocks
+      for (int64_t mode : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+        b->Args({n, d, mode});  // n | d: PermK blocks
     }
 }
 
@@ -244,9 +251,9 @@ BENCHMARK(BM_server_round)
 // compress::Compressor::compress makes them every round before reading its K values.
 // Baseline, same process: the generator alone making the draws that derivation makes (RandK:
 // Floyd's K draws below d − K + 1 … d; PermK: the shuffle's draws up to the end of the worker's
-// block, from a fresh π each round), summed so that they are not optimised away. The ratio is
-// what the derivation costs beyond its random numbers: marking, sorting, and for PermK the
-// swaps over π.
+// block, from a fresh π each round; RandBlock: the same K draws as RandK, which it replaces by
+// one), summed so that they are not optimised away. The ratio is what the derivation costs
+// beyond RandK's random numbers: marking, sorting, and for PermK the swaps over π.
 void BM_worker_indices(benchmark::State& state) {
   constexpr uint32_t kN = 10;
   const auto d = static_cast<std::size_t>(state.range(0));
@@ -284,7 +291,7 @@ void BM_worker_indices(benchmark::State& state) {
 
 BENCHMARK(BM_worker_indices)
     ->ArgNames({"d", "q"})
-    ->ArgsProduct({{10000, 100000, 1000000, 10000000}, {1, 2, 4}})
+    ->ArgsProduct({{10000, 100000, 1000000, 10000000}, {1, 2, 4, 8, 9}})
     ->MinTime(0.3)
     ->Unit(benchmark::kMicrosecond);
 

@@ -14,6 +14,7 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -210,8 +211,8 @@ TEST_CASE("compress: parse specs, names, omega and zeta") {
   CHECK(tk->zeta(d) == 3.0);
 
   CHECK(message_of([] { (void)mc::make_compressor("rank:3"); }) ==
-        "unknown compressor 'rank:3' (expected identity, randk:K, randk:K:indexed, permk, "
-        "permk:indexed, qsgd:S, natural, topk:K)");
+        "unknown compressor 'rank:3' (expected identity, randk:K, randk:K:indexed, randblock:K, "
+        "permk, permk:indexed, qsgd:S, natural, topk:K)");
   // ":indexed": the same operator (ω, ζ), its indices on the wire.
   auto rki = mc::make_compressor("randk:5:indexed");
   CHECK(rki->name() == "randk:5:indexed");
@@ -250,6 +251,9 @@ TEST_CASE("compress: parse specs, names, omega and zeta") {
   starts("randk::indexed", "randk::indexed: K must be a positive integer");
   starts("topk:3:indexed", "topk:3:indexed: K must be a positive integer (expected topk:K,");
   starts("permk:indexed:2", "permk:indexed:2: permk takes no parameter");
+  starts("randblock", "randblock: K must be a positive integer (expected randblock:K, e.g.");
+  starts("randblock:0", "randblock:0: K must be a positive integer");
+  starts("randblock:3:indexed", "randblock:3:indexed: K must be a positive integer");
   starts("", "unknown compressor ''");
   starts("RandK:3", "unknown compressor 'RandK:3'");
 }
@@ -338,6 +342,120 @@ TEST_CASE("compress: randk seeded indices are re-derived by the server") {
   CHECK(message_of([&] { big->compress(x, ctx, p); }) == "randk:51 needs K ≤ d = 50");
 
   // K ≪ d costs O(K log K): a dimension of 4·10^9 would take seconds if anything were O(d).
+  const auto huge = seeded(*q, ctx, 4'000'000'000ULL);
+  CHECK(huge.size() == 7);
+  CHECK(strictly_increasing(huge));
+  CHECK(huge.back() < 4'000'000'000ULL);
+}
+
+// The block a seeded RandBlock index set stands for: its offset o, or nullopt when the set is
+// not {(o + j) mod d : j < K} for any o.
+std::optional<uint32_t> block_offset(const std::vector<uint32_t>& idx, uint32_t d) {
+  const auto k = static_cast<uint32_t>(idx.size());
+  for (uint32_t o = 0; o < d; ++o) {
+    std::vector<uint32_t> want(k);
+    for (uint32_t j = 0; j < k; ++j) want[j] = (o + j) % d;
+    std::sort(want.begin(), want.end());
+    if (want == idx) return o;
+  }
+  return std::nullopt;
+}
+
+TEST_CASE("compress: randblock is K consecutive coordinates from a uniform offset") {
+  constexpr uint32_t d = 12;
+  for (uint32_t k : {1u, 5u, 12u}) {
+    CAPTURE(k);
+    auto q = mc::make_compressor("randblock:" + std::to_string(k));
+    CHECK(q->name() == "randblock:" + std::to_string(k));
+    CHECK(q->payload_kind() == mc::PayloadKind::kSeeded);
+    std::vector<int> offsets(d, 0);
+    int wrapped = 0;
+    for (int t = 0; t < kDraws; ++t) {
+      const auto idx = seeded(*q, {util::derive(77, {static_cast<uint64_t>(t)}), 1, 4}, d);
+      REQUIRE(idx.size() == k);
+      REQUIRE(strictly_increasing(idx));
+      REQUIRE(idx.back() < d);
+      const auto o = block_offset(idx, d);
+      REQUIRE(o.has_value());
+      ++offsets[*o % d];
+      wrapped += *o + k > d ? 1 : 0;
+    }
+    if (k == d) continue;  // every offset gives the same set: block_offset() reports 0
+    // Each offset with probability 1/d, so each coordinate is kept with probability K/d.
+    const double p = 1.0 / d;
+    for (uint32_t o = 0; o < d; ++o) {
+      CAPTURE(o);
+      CHECK(std::fabs(offsets[o] / double(kDraws) - p) <=
+            kSigmas * std::sqrt(p * (1 - p) / kDraws));
+    }
+    if (k > 1) CHECK(wrapped > 0);  // the wrapping blocks were drawn and are sorted
+  }
+}
+
+TEST_CASE("compress: randblock is unbiased with RandK's omega = d/K - 1") {
+  const auto x = test_vector(32);
+  const std::size_t d = x.size();
+  for (uint32_t k : {1u, 5u, 16u}) {
+    CAPTURE(k);
+    auto q = mc::make_compressor("randblock:" + std::to_string(k));
+    CHECK(q->omega(d) == mc::make_compressor("randk:" + std::to_string(k))->omega(d));
+    CHECK(q->zeta(d) == k);
+    const MonteCarlo m = run(*q, x, {0, 1, 4});
+    check_unbiased(m, x, static_cast<double>(d) / k);
+    const double omega = q->omega(d);
+    check_variance(m, x, omega * norm2(x), omega, q->name());
+    CHECK(m.nnz_max <= k);
+    CHECK(m.nnz_min >= k - 1);  // x has one zero
+  }
+}
+
+TEST_CASE("compress: randblock sends the values of its block, which the server re-derives") {
+  const auto x = test_vector(50);
+  auto q = mc::make_compressor("randblock:7");
+  // A context whose block wraps past d − 1, and one whose block does not.
+  for (const bool wrap : {true, false}) {
+    CAPTURE(wrap);
+    mc::Context ctx{1, 2, 5};
+    const auto wraps = [&] {
+      const auto i = seeded(*q, ctx, 50);
+      return i.back() - i.front() + 1 != i.size();
+    };
+    while (wraps() != wrap) ++ctx.round_seed;
+    mc::Payload p;
+    q->compress(x, ctx, p);
+    CHECK(p.kind == mc::PayloadKind::kSeeded);
+    CHECK(p.dim == 50);
+    CHECK(p.indices.empty());
+    const auto idx = seeded(*q, ctx, 50);
+    REQUIRE(idx.size() == 7);
+    CHECK(block_offset(idx, 50).has_value());
+    CHECK(q->mismatch(p).empty());
+    REQUIRE(p.values.size() == 7);
+    for (std::size_t i = 0; i < idx.size(); ++i)
+      CHECK(p.values[i] == static_cast<float>(x[idx[i]] * 50.0 / 7.0));
+    Eigen::VectorXd dec;
+    mc::decode(p, *q, ctx, dec);
+    for (Eigen::Index j = 0; j < 50; ++j) {
+      const auto it = std::find(idx.begin(), idx.end(), static_cast<uint32_t>(j));
+      CHECK(dec[j] == (it == idx.end() ? 0.0 : static_cast<double>(p.values[it - idx.begin()])));
+    }
+  }
+  // Worker- and round-specific; n does not matter.
+  const mc::Context ctx{123456789, 2, 5};
+  CHECK(seeded(*q, {123456789, 3, 5}, 1000) != seeded(*q, ctx, 1000));
+  CHECK(seeded(*q, {123456790, 2, 5}, 1000) != seeded(*q, ctx, 1000));
+  CHECK(seeded(*q, {123456789, 2, 9}, 1000) == seeded(*q, ctx, 1000));
+  // K = d keeps everything; K > d is refused; a wrong count is named.
+  std::vector<uint32_t> every(50);
+  std::iota(every.begin(), every.end(), 0u);
+  CHECK(seeded(*mc::make_compressor("randblock:50"), ctx, 50) == every);
+  mc::Payload p;
+  CHECK(message_of([&] { mc::make_compressor("randblock:51")->compress(x, ctx, p); }) ==
+        "randblock:51 needs K ≤ d = 50");
+  q->compress(x, ctx, p);
+  p.values.pop_back();
+  CHECK(q->mismatch(p) == "seeded payload has 6 values, randblock:7 sends 7");
+  // O(K): a dimension of 4·10^9 costs what 50 does.
   const auto huge = seeded(*q, ctx, 4'000'000'000ULL);
   CHECK(huge.size() == 7);
   CHECK(strictly_increasing(huge));
@@ -666,7 +784,8 @@ TEST_CASE("compress: topk keeps the largest magnitudes, ties to the lower index"
 
 TEST_CASE("compress: same context gives the same payload, pinned across machines") {
   const auto x = test_vector(30);
-  for (const char* spec : {"identity", "randk:4", "permk", "qsgd:3", "natural", "topk:4"}) {
+  for (const char* spec :
+       {"identity", "randk:4", "randblock:4", "permk", "qsgd:3", "natural", "topk:4"}) {
     CAPTURE(spec);
     auto q = mc::make_compressor(spec);
     mc::Payload a, b, c;
@@ -701,7 +820,7 @@ TEST_CASE("compress: same context gives the same payload, pinned across machines
 
 TEST_CASE("compress: a reused payload keeps its buffers") {
   const auto x = test_vector(64);
-  for (const char* spec : {"identity", "randk:8", "permk", "natural", "topk:8"}) {
+  for (const char* spec : {"identity", "randk:8", "randblock:8", "permk", "natural", "topk:8"}) {
     CAPTURE(spec);
     auto q = mc::make_compressor(spec);
     mc::Payload p;
@@ -750,7 +869,8 @@ TEST_CASE("compress: non-finite input is refused at compress time") {
   std::vector<double> x = test_vector(10);
   x[4] = std::numeric_limits<double>::quiet_NaN();
   mc::Payload p;
-  for (const char* spec : {"identity", "randk:10", "permk", "qsgd:2", "natural", "topk:3"}) {
+  for (const char* spec :
+       {"identity", "randk:10", "randblock:10", "permk", "qsgd:2", "natural", "topk:3"}) {
     CAPTURE(spec);
     CHECK_THROWS_AS(mc::make_compressor(spec)->compress(x, {1, 0, 1}, p), std::invalid_argument);
   }
@@ -762,7 +882,8 @@ TEST_CASE("compress: non-finite input is refused at compress time") {
 
 TEST_CASE("compress: accumulate adds weight times the decoded payload") {
   const auto x = test_vector(20);
-  for (const char* spec : {"identity", "randk:6", "permk", "qsgd:5", "natural", "topk:6"}) {
+  for (const char* spec :
+       {"identity", "randk:6", "randblock:6", "permk", "qsgd:5", "natural", "topk:6"}) {
     CAPTURE(spec);
     auto q = mc::make_compressor(spec);
     const mc::Context ctx{31337, 1, 4};

@@ -81,7 +81,8 @@ TEST_CASE("methods: every method decreases the gradient norm on a synthetic prob
   const auto k = methods::measure(shards);
   for (const Method m : {Method::kGd, Method::kMarina, Method::kVrMarina, Method::kPpMarina,
                          Method::kDiana, Method::kVrDiana}) {
-    for (const std::string q : {"identity", "randk:2", "permk", "qsgd:4", "natural"}) {
+    for (const std::string q :
+         {"identity", "randk:2", "randblock:2", "permk", "qsgd:4", "natural"}) {
       CAPTURE(methods::to_string(m));
       CAPTURE(q);
       auto c = config(m, q, 5, 10, 0, 0);
@@ -120,7 +121,8 @@ TEST_CASE("methods: indices derived ahead of the replies (prepare) give the same
   const auto k = methods::measure(shards);
   for (const Method m :
        {Method::kMarina, Method::kVrMarina, Method::kPpMarina, Method::kDiana, Method::kVrDiana}) {
-    for (const std::string q : {"randk:3", "randk:150", "permk", "randk:3:indexed"}) {
+    for (const std::string q :
+         {"randk:3", "randk:150", "permk", "randk:3:indexed", "randblock:150"}) {
       CAPTURE(methods::to_string(m));
       CAPTURE(q);
       const auto c = methods::resolve(config(m, q, 5, 700, 0, 0), {}, k);
@@ -625,11 +627,28 @@ TEST_CASE("methods: sparse replies aggregate to what the dense sum of their deco
     std::string q;
   };
   const std::vector<Case> cases = {
-      {5, 4096, "randk:3"},    {5, 4096, "randk:150"},  {5, 4096, "randk:400"},
-      {5, 4096, "qsgd:4"},     {5, 4096, "topk:5"},     {5, 4096, "natural"},
-      {5, 65536, "randk:1"},   {12, 65536, "randk:12"}, {5, 65536, "randk:40"},
-      {5, 10000, "randk:300"}, {5, 10000, "randk:700"}, {20, 65536, "randk:100"},
-      {20, 4096, "randk:100"}};
+      {5, 4096, "randk:3"},
+      {5, 4096, "randk:150"},
+      {5, 4096, "randk:400"},
+      {5, 4096, "qsgd:4"},
+      {5, 4096, "topk:5"},
+      {5, 4096, "natural"},
+      {5, 65536, "randk:1"},
+      {12, 65536, "randk:12"},
+      {5, 65536, "randk:40"},
+      {5, 10000, "randk:300"},
+      {5, 10000, "randk:700"},
+      {20, 65536, "randk:100"},
+      {20, 4096, "randk:100"},
+      // Consecutive indices (RandBlock), folded run by run where the sum is scanned whole: in
+      // blocks (randblock:400, and randblock:2000, whose blocks wrap past d − 1 half the time),
+      // or in one scattered sum (twenty replies); and where touched entries are marked.
+      {5, 4096, "randblock:400"},
+      {5, 4096, "randblock:2000"},
+      {5, 4096, "randblock:150"},
+      {20, 4096, "randblock:100"},
+      {20, 4096, "randblock:3000"},
+      {20, 65536, "randblock:100"}};
   for (const auto& [n, d, q] : cases) {
     CAPTURE(n);
     CAPTURE(d);

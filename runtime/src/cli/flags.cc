@@ -33,8 +33,9 @@ void add_algorithm_flags(CLI::App& app, AlgorithmFlags& f) {
   app.add_option("--method", f.method, "gd|marina|vr-marina|pp-marina|diana|vr-diana")
       ->capture_default_str();
   app.add_option("--compressor", f.compressor,
-                 "identity|randk:K|permk|qsgd:S|natural|topk:K; randk:K:indexed, permk:indexed "
-                 "send the indices (no derivation on the coordinator)")
+                 "identity|randk:K|randblock:K|permk|qsgd:S|natural|topk:K; randk:K:indexed, "
+                 "permk:indexed send the indices (no derivation on the coordinator); randblock:K "
+                 "is RandK's omega with K consecutive coordinates (one draw, no index set)")
       ->capture_default_str();
   app.add_option("--rounds", f.rounds, "number of rounds R")->capture_default_str();
   app.add_option("--seed", f.seed, "seed of all randomness")->capture_default_str();

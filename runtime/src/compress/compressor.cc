@@ -22,6 +22,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "marina/compress/compressor.h"
 #include "marina/util/bitmap.h"
@@ -153,6 +154,75 @@ class RandK final : public Compressor {
  private:
   uint32_t k_;
   bool indexed_;
+  std::string name_;
+};
+
+// RandBlock: K consecutive coordinates from a uniform offset o, wrapping past d − 1 to 0, so
+// S = {(o + j) mod d : j < K}. Each coordinate lies in S for exactly K of the d offsets, so
+// P(j ∈ S) = K/d for every j and, scaled by d/K, Q(x) is unbiased with
+// E||Q(x)||² = Σ_j (d/K)² x_j² K/d = (d/K)||x||²: the same ω = d/K − 1 and ζ = K as RandK,
+// which is all the methods' theory uses of a compressor. What differs is the cost of S: one
+// draw instead of K (Floyd's), and a fold into g that walks memory in order. Seeded only: there
+// is nothing worth sending that the server cannot derive from one number.
+class RandBlock final : public Compressor {
+ public:
+  explicit RandBlock(uint32_t k) : k_(k), name_("randblock:" + std::to_string(k)) {}
+
+  [[nodiscard]] std::string name() const override { return name_; }
+  [[nodiscard]] double omega(std::size_t d) const override {
+    check_k_fits(k_, d, name_);
+    return static_cast<double>(d) / k_ - 1.0;
+  }
+  [[nodiscard]] double zeta(std::size_t d) const override {
+    check_k_fits(k_, d, name_);
+    return k_;
+  }
+  [[nodiscard]] PayloadKind payload_kind() const override { return PayloadKind::kSeeded; }
+  [[nodiscard]] std::string mismatch(const Payload& p) const override {
+    if (auto why = Compressor::mismatch(p); !why.empty()) return why;
+    if (p.values.size() == k_) return {};
+    return std::string(to_string(p.kind)) + " payload has " + std::to_string(p.values.size()) +
+           " values, " + name_ + " sends " + std::to_string(k_);
+  }
+
+  void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
+    out.clear();
+    const auto [first, second] = ranges(ctx, x.size());
+    out.kind = PayloadKind::kSeeded;
+    out.dim = static_cast<uint32_t>(x.size());
+    out.values.resize(k_);
+    const double scale = static_cast<double>(x.size()) / k_;
+    float* v = out.values.data();
+    for (const Range& r : {first, second})
+      for (uint32_t j = r.begin; j < r.end; ++j) *v++ = to_wire(x[j] * scale, name_, j);
+    out.finite = true;  // to_wire throws for a value that is not
+  }
+
+  void seeded_indices(const Context& ctx, std::size_t d,
+                      std::vector<uint32_t>& out) const override {
+    const auto [first, second] = ranges(ctx, d);
+    out.resize(k_);
+    uint32_t* i = out.data();
+    for (const Range& r : {first, second})
+      for (uint32_t j = r.begin; j < r.end; ++j) *i++ = j;
+  }
+
+ private:
+  struct Range {
+    uint32_t begin = 0, end = 0;
+  };
+
+  // S in ascending order: [0, o + K − d) then [o, d) when the block wraps, else [o, o + K).
+  std::pair<Range, Range> ranges(const Context& ctx, std::size_t d) const {
+    const uint32_t d32 = checked_dim(d, name_);
+    check_k_fits(k_, d32, name_);
+    util::Rng rng(worker_seed(ctx));
+    const auto o = static_cast<uint32_t>(rng.below(d32));
+    if (k_ <= d32 - o) return {Range{o, o + k_}, Range{}};
+    return {Range{0, k_ - (d32 - o)}, Range{o, d32}};
+  }
+
+  uint32_t k_;
   std::string name_;
 };
 
@@ -435,8 +505,8 @@ class TopK final : public Compressor {
 };
 
 constexpr const char* kAccepted =
-    "(expected identity, randk:K, randk:K:indexed, permk, permk:indexed, qsgd:S, natural, "
-    "topk:K)";
+    "(expected identity, randk:K, randk:K:indexed, randblock:K, permk, permk:indexed, qsgd:S, "
+    "natural, topk:K)";
 
 // Decimal digits only (no sign, no spaces); nullopt if empty, malformed or out of range.
 std::optional<uint64_t> parse_uint(std::string_view s) {
@@ -481,7 +551,7 @@ std::unique_ptr<Compressor> make_compressor(std::string_view spec) {
     if (head == "permk") return std::make_unique<PermK>(false);
     return std::make_unique<Natural>();
   }
-  if (head == "randk" || head == "topk") {
+  if (head == "randk" || head == "topk" || head == "randblock") {
     const auto second = arg.find(':');
     const bool indexed =
         head == "randk" && second != std::string_view::npos && arg.substr(second + 1) == "indexed";
@@ -493,6 +563,7 @@ std::unique_ptr<Compressor> make_compressor(std::string_view spec) {
                                   ":5)");
     }
     if (head == "randk") return std::make_unique<RandK>(static_cast<uint32_t>(*k), indexed);
+    if (head == "randblock") return std::make_unique<RandBlock>(static_cast<uint32_t>(*k));
     return std::make_unique<TopK>(static_cast<uint32_t>(*k));
   }
   if (head == "qsgd") {

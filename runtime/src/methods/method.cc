@@ -26,6 +26,30 @@ std::string diverged_message(uint64_t round, double step_norm) {
   std::snprintf(norm, sizeof norm, "%.3g", step_norm);
   return "diverged at round " + std::to_string(round) + " (||g|| = " + norm + "); lower --gamma";
 }
+
+// A reply's indices (strictly increasing) as runs of consecutive entries, which RandBlock's are:
+// the position where the second run starts — size when there is one run, and the second is a
+// block that wrapped past d − 1 ([0, split) then [idx[split], …)) — or 0 when they are not one
+// or two such runs. O(log size): where idx[0] == 0, idx[k] == k up to the split, and above.
+std::size_t consecutive_split(const uint32_t* idx, std::size_t size) {
+  if (size == 0) return 0;
+  if (idx[size - 1] - idx[0] == size - 1) return size;
+  if (idx[0] != 0) return 0;
+  std::size_t lo = 0, hi = size - 1;  // idx[lo] == lo, idx[hi] > hi
+  while (hi - lo > 1) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    (idx[mid] == mid ? lo : hi) = mid;
+  }
+  return idx[size - 1] - idx[hi] == size - 1 - hi ? hi : 0;
+}
+
+// s[t] += c·v[t] over a run: the one rounding per entry of the scattered sum, so the same bits,
+// but a loop the compiler vectorizes.
+template <typename T>
+void add_run(double* __restrict s, const T* __restrict v, std::size_t len, double c) {
+  for (std::size_t t = 0; t < len; ++t) s[t] += c * static_cast<double>(v[t]);
+}
+
 }  // namespace
 
 Diverged::Diverged(uint64_t round, double step_norm)
@@ -292,6 +316,7 @@ void ServerHalf::collect_parts() {
       else
         p.val = reply_values_[w].data();
       p.size = reply_indices_[w].size();
+      p.split = consecutive_split(p.idx, p.size);
       p.c = weight(w);
       parts_sparse_values_ += p.size;
       ++parts_sparse_;
@@ -332,9 +357,14 @@ const Eigen::VectorXd& ServerHalf::sum_parts() {
       continue;
     }
     // Locals: stores into the sum must not make the compiler reload the part.
-    const auto fold = [&, idx = p.idx, size = p.size, c = p.c,
+    const auto fold = [&, idx = p.idx, size = p.size, split = p.split, c = p.c,
                        sum = sum_.data()](const auto* __restrict v) {
       if (sum_dense_) {
+        if (split != 0) {
+          add_run(sum + idx[0], v, split, c);
+          if (split < size) add_run(sum + idx[split], v + split, size - split, c);
+          return;
+        }
         for (std::size_t k = 0; k < size; ++k) sum[idx[k]] += c * static_cast<double>(v[k]);
         return;
       }
@@ -450,7 +480,15 @@ void ServerHalf::weighted_delta(ModelUpdate& out) {
         const std::size_t size = p.size;
         const double c = p.c;
         std::size_t k = p.pos;
-        if (scan) {
+        if (scan && p.split != 0) {
+          // Run by run: the entries of this block are the run's next min(run left, j1 − pi[k]).
+          while (k < size && pi[k] < j1) {
+            const std::size_t run_end = k < p.split ? p.split : size;
+            const std::size_t len = std::min<std::size_t>(run_end - k, j1 - pi[k]);
+            add_run(sum + (pi[k] - j0), pv + k, len, c);
+            k += len;
+          }
+        } else if (scan) {
           for (; k < size && pi[k] < j1; ++k) sum[pi[k] - j0] += c * static_cast<double>(pv[k]);
         } else {
           for (; k < size && pi[k] < j1; ++k) {

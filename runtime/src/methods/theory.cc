@@ -63,7 +63,7 @@ MethodConfig resolve(MethodConfig c, const Choices& choices, const ProblemConsta
     throw std::invalid_argument(std::string(to_string(c.method)) +
                                 " needs an unbiased compressor " +
                                 "(its shift stepsize is alpha = 1/(1+omega)); " + q->name() +
-                                " is biased: use randk, permk, qsgd or natural");
+                                " is biased: use randk, randblock, permk, qsgd or natural");
   if (compressed && !q->unbiased() && (!choices.gamma || !choices.p))
     throw std::invalid_argument("compressor " + q->name() +
                                 " is biased: the theory gives no stepsize; set --gamma and --p");

@@ -62,8 +62,9 @@ class Compressor {
 [[nodiscard]] std::optional<std::size_t> max_values(const Compressor& q, std::size_t d,
                                                     uint32_t workers);
 
-// Parses "identity", "randk:K", "randk:K:indexed", "permk", "permk:indexed", "qsgd:S",
-// "natural", "topk:K" (":indexed": the same compressor, its replies carrying their indices).
+// Parses "identity", "randk:K", "randk:K:indexed", "randblock:K", "permk", "permk:indexed",
+// "qsgd:S", "natural", "topk:K" (":indexed": the same compressor, its replies carrying their
+// indices).
 // Throws std::invalid_argument naming the spec and what is wrong.
 [[nodiscard]] std::unique_ptr<Compressor> make_compressor(std::string_view spec);
 

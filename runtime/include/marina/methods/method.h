@@ -219,6 +219,7 @@ class ServerHalf {
     const double* val = nullptr;  // decoded values, or
     const float* sent = nullptr;  // values as sent
     std::size_t size = 0;
+    std::size_t split = 0;  // consecutive indices: where the second run starts (else 0)
     std::size_t pos = 0;
     double c = 0.0;
     std::size_t run_begin = 0;
