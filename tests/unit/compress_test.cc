@@ -804,6 +804,9 @@ TEST_CASE("compress: same context gives the same payload, pinned across machines
   }
   auto rk = mc::make_compressor("randk:4");
   CHECK(seeded(*rk, {2024, 1, 3}, 1000) == std::vector<uint32_t>{157, 161, 503, 752});
+  auto rb = mc::make_compressor("randblock:4");
+  CHECK(seeded(*rb, {2024, 1, 3}, 1000) == std::vector<uint32_t>{754, 755, 756, 757});
+  CHECK(seeded(*rb, {17, 1, 3}, 30) == std::vector<uint32_t>{0, 27, 28, 29});  // wraps
   auto pk = mc::make_compressor("permk");  // d = 20, n = 3: padded to 21
   CHECK(seeded(*pk, {2024, 1, 3}, 20) == std::vector<uint32_t>{0, 3, 8, 11, 18, 19});
   mc::Payload p;
