@@ -375,7 +375,10 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox,
     throw DecodeError("message of " + std::to_string(size) + " bytes is too short (at least " +
                       std::to_string(kMinMessageBytes) + ")");
   }
-  if (!flatbuffers::BufferHasIdentifier(bytes.data(), fb::EnvelopeIdentifier())) {
+  // The identifier follows the root offset. Compared here, once (a 4-byte memcmp, inlined);
+  // the Verifier below is told not to compare it again.
+  if (std::memcmp(bytes.data() + sizeof(flatbuffers::uoffset_t), fb::EnvelopeIdentifier(),
+                  flatbuffers::kFileIdentifierLength) != 0) {
     throw DecodeError("not a MARINA message (file identifier is not \"" +
                       std::string(fb::EnvelopeIdentifier()) + "\")");
   }
@@ -395,7 +398,7 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox,
   options.check_alignment = true;
   options.check_nested_flatbuffers = false;
   flatbuffers::Verifier verifier(data, size, options);
-  if (!fb::VerifyEnvelopeBuffer(verifier)) {
+  if (!verifier.VerifyBuffer<fb::Envelope>(nullptr)) {
     throw DecodeError("malformed message (" + std::to_string(size) +
                       " bytes): FlatBuffers verification failed");
   }
