@@ -272,26 +272,30 @@ TEST_CASE("compress: identity is exact") {
   for (std::size_t j = 0; j < x.size(); ++j) CHECK(out[static_cast<Eigen::Index>(j)] == x[j]);
 }
 
-TEST_CASE("compress: randk is unbiased with omega = d/K - 1 and exactly K values") {
+TEST_CASE("compress: randk and randblock are unbiased with omega = d/K - 1 and exactly K values") {
   const auto x = test_vector(32);
   const std::size_t d = x.size();
-  for (uint32_t k : {1u, 5u, 16u}) {
-    CAPTURE(k);
-    auto q = mc::make_compressor("randk:" + std::to_string(k));
-    const MonteCarlo m = run(*q, x, {0, 1, 4});
-    check_unbiased(m, x, static_cast<double>(d) / k);
-    const double omega = q->omega(d);
-    check_variance(m, x, omega * norm2(x), omega, q->name());
-    // Exactly K coordinates every time (x has one zero, which decodes as 0 when picked).
-    CHECK(m.nnz_max <= k);
-    CHECK(m.nnz_min >= k - 1);
-    // Each coordinate is picked with probability K/d.
-    const double p = static_cast<double>(k) / d;
-    for (std::size_t j = 0; j < d; ++j) {
-      if (x[j] == 0.0) continue;
-      CHECK(std::fabs(m.hit[j] - p) <= kSigmas * std::sqrt(p * (1 - p) / kDraws));
+  for (const std::string spec : {"randk:", "randblock:"})
+    for (uint32_t k : {1u, 5u, 16u}) {
+      CAPTURE(spec);
+      CAPTURE(k);
+      auto q = mc::make_compressor(spec + std::to_string(k));
+      CHECK(q->omega(d) == static_cast<double>(d) / k - 1.0);
+      CHECK(q->zeta(d) == k);
+      const MonteCarlo m = run(*q, x, {0, 1, 4});
+      check_unbiased(m, x, static_cast<double>(d) / k);
+      const double omega = q->omega(d);
+      check_variance(m, x, omega * norm2(x), omega, q->name());
+      // Exactly K coordinates every time (x has one zero, which decodes as 0 when picked).
+      CHECK(m.nnz_max <= k);
+      CHECK(m.nnz_min >= k - 1);
+      // Each coordinate is picked with probability K/d.
+      const double p = static_cast<double>(k) / d;
+      for (std::size_t j = 0; j < d; ++j) {
+        if (x[j] == 0.0) continue;
+        CHECK(std::fabs(m.hit[j] - p) <= kSigmas * std::sqrt(p * (1 - p) / kDraws));
+      }
     }
-  }
 }
 
 TEST_CASE("compress: randk seeded indices are re-derived by the server") {
@@ -389,23 +393,6 @@ TEST_CASE("compress: randblock is K consecutive coordinates from a uniform offse
             kSigmas * std::sqrt(p * (1 - p) / kDraws));
     }
     if (k > 1) CHECK(wrapped > 0);  // the wrapping blocks were drawn and are sorted
-  }
-}
-
-TEST_CASE("compress: randblock is unbiased with RandK's omega = d/K - 1") {
-  const auto x = test_vector(32);
-  const std::size_t d = x.size();
-  for (uint32_t k : {1u, 5u, 16u}) {
-    CAPTURE(k);
-    auto q = mc::make_compressor("randblock:" + std::to_string(k));
-    CHECK(q->omega(d) == mc::make_compressor("randk:" + std::to_string(k))->omega(d));
-    CHECK(q->zeta(d) == k);
-    const MonteCarlo m = run(*q, x, {0, 1, 4});
-    check_unbiased(m, x, static_cast<double>(d) / k);
-    const double omega = q->omega(d);
-    check_variance(m, x, omega * norm2(x), omega, q->name());
-    CHECK(m.nnz_max <= k);
-    CHECK(m.nnz_min >= k - 1);  // x has one zero
   }
 }
 

@@ -103,12 +103,11 @@ std::vector<uint32_t>& index_buffer(bool indexed, Payload& out) {
   return indexed ? out.indices : scratch;
 }
 
-class RandK final : public Compressor {
+// What RandK and RandBlock share: K of the d coordinates, each kept with probability K/d and
+// scaled by d/K, so ω = d/K − 1 and ζ = K; a reply carries exactly K values.
+class KOfD : public Compressor {
  public:
-  RandK(uint32_t k, bool indexed)
-      : k_(k),
-        indexed_(indexed),
-        name_("randk:" + std::to_string(k) + (indexed ? ":indexed" : "")) {}
+  KOfD(uint32_t k, std::string name) : k_(k), name_(std::move(name)) {}
 
   [[nodiscard]] std::string name() const override { return name_; }
   // K > d has no ω (d/K − 1 < 0 would give DIANA α > 1 and MARINA a too large γ): refused
@@ -121,14 +120,25 @@ class RandK final : public Compressor {
     check_k_fits(k_, d, name_);
     return k_;
   }
-  [[nodiscard]] PayloadKind payload_kind() const override {
-    return indexed_ ? PayloadKind::kSparse : PayloadKind::kSeeded;
-  }
   [[nodiscard]] std::string mismatch(const Payload& p) const override {
     if (auto why = Compressor::mismatch(p); !why.empty()) return why;
     if (p.values.size() == k_) return {};
     return std::string(to_string(p.kind)) + " payload has " + std::to_string(p.values.size()) +
            " values, " + name_ + " sends " + std::to_string(k_);
+  }
+
+ protected:
+  uint32_t k_;
+  std::string name_;
+};
+
+class RandK final : public KOfD {
+ public:
+  RandK(uint32_t k, bool indexed)
+      : KOfD(k, "randk:" + std::to_string(k) + (indexed ? ":indexed" : "")), indexed_(indexed) {}
+
+  [[nodiscard]] PayloadKind payload_kind() const override {
+    return indexed_ ? PayloadKind::kSparse : PayloadKind::kSeeded;
   }
 
   void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
@@ -152,9 +162,7 @@ class RandK final : public Compressor {
   }
 
  private:
-  uint32_t k_;
   bool indexed_;
-  std::string name_;
 };
 
 // RandBlock: K consecutive coordinates from a uniform offset o, wrapping past d − 1 to 0, so
@@ -164,26 +172,11 @@ class RandK final : public Compressor {
 // which is all the methods' theory uses of a compressor. What differs is the cost of S: one
 // draw instead of K (Floyd's), and a fold into g that walks memory in order. Seeded only: there
 // is nothing worth sending that the server cannot derive from one number.
-class RandBlock final : public Compressor {
+class RandBlock final : public KOfD {
  public:
-  explicit RandBlock(uint32_t k) : k_(k), name_("randblock:" + std::to_string(k)) {}
+  explicit RandBlock(uint32_t k) : KOfD(k, "randblock:" + std::to_string(k)) {}
 
-  [[nodiscard]] std::string name() const override { return name_; }
-  [[nodiscard]] double omega(std::size_t d) const override {
-    check_k_fits(k_, d, name_);
-    return static_cast<double>(d) / k_ - 1.0;
-  }
-  [[nodiscard]] double zeta(std::size_t d) const override {
-    check_k_fits(k_, d, name_);
-    return k_;
-  }
   [[nodiscard]] PayloadKind payload_kind() const override { return PayloadKind::kSeeded; }
-  [[nodiscard]] std::string mismatch(const Payload& p) const override {
-    if (auto why = Compressor::mismatch(p); !why.empty()) return why;
-    if (p.values.size() == k_) return {};
-    return std::string(to_string(p.kind)) + " payload has " + std::to_string(p.values.size()) +
-           " values, " + name_ + " sends " + std::to_string(k_);
-  }
 
   void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
     out.clear();
@@ -221,9 +214,6 @@ class RandBlock final : public Compressor {
     if (k_ <= d32 - o) return {Range{o, o + k_}, Range{}};
     return {Range{0, k_ - (d32 - o)}, Range{o, d32}};
   }
-
-  uint32_t k_;
-  std::string name_;
 };
 
 // Steps [from, to) of the Fisher–Yates shuffle of perm[0, padded), to < padded: step p swaps
