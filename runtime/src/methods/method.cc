@@ -27,10 +27,10 @@ std::string diverged_message(uint64_t round, double step_norm) {
   return "diverged at round " + std::to_string(round) + " (||g|| = " + norm + "); lower --gamma";
 }
 
-// A reply's indices (strictly increasing) as runs of consecutive entries, which RandBlock's are:
-// the position where the second run starts — size when there is one run, and the second is a
-// block that wrapped past d − 1 ([0, split) then [idx[split], …)) — or 0 when they are not one
-// or two such runs. O(log size): where idx[0] == 0, idx[k] == k up to the split, and above.
+// Whether a reply's indices (strictly increasing) are consecutive, as RandBlock's are: one run
+// (returns size), or [0, s) followed by a run that ends the list (a block that wrapped past
+// d − 1; returns s). 0 when they are neither. O(log size): with idx[0] == 0, idx[k] == k holds
+// exactly up to the second run.
 std::size_t consecutive_split(const uint32_t* idx, std::size_t size) {
   if (size == 0) return 0;
   if (idx[size - 1] - idx[0] == size - 1) return size;
