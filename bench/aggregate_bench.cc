@@ -57,10 +57,14 @@ constexpr double kGamma = 1e-3;
 // 5, 6, 7: modes 1, 2 and 4 with ":indexed" (the replies carry their indices); 8, 9: RandBlock
 // with the K of modes 1 and 2.
 std::string compressor_of(int mode, std::size_t d) {
+  const auto k = [d](std::size_t share) {
+    return std::to_string(std::max<std::size_t>(1, d / share));
+  };
   switch (mode) {
     case 8:
+      return "randblock:" + k(100);
     case 9:
-      return "randblock:" + compressor_of(mode - 7, d).substr(6);
+      return "randblock:" + k(10);
     case 5:
     case 6:
     case 7:
@@ -70,9 +74,9 @@ std::string compressor_of(int mode, std::size_t d) {
     case 0:
       return "randk:1";
     case 1:
-      return "randk:" + std::to_string(std::max<std::size_t>(1, d / 100));
+      return "randk:" + k(100);
     case 2:
-      return "randk:" + std::to_string(std::max<std::size_t>(1, d / 10));
+      return "randk:" + k(10);
     default:
       return "identity";
   }
