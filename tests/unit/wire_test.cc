@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -73,8 +74,8 @@ bool same(const Broadcast& a, const Broadcast& b) {
   return a.round == b.round && a.full_sync == b.full_sync && a.round_seed == b.round_seed &&
          a.participants == b.participants && a.update.kind == b.update.kind &&
          bit_equal(a.update.dense_values(), b.update.dense_values()) &&
-         a.update.indices == b.update.indices && bit_equal(a.update.values, b.update.values) &&
-         a.dropped == b.dropped;
+         std::ranges::equal(a.update.delta_indices(), b.update.delta_indices()) &&
+         bit_equal(a.update.delta_values(), b.update.delta_values()) && a.dropped == b.dropped;
 }
 
 bool same(const Snapshot& a, const Snapshot& b) {
@@ -328,10 +329,11 @@ Bytes raw_envelope(uint16_t version, fb::Body type, bool with_body) {
   return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
 
-// A dense64 reply whose doubles sit at 4 mod 8 from the start of the message: the Verifier
-// checks the alignment of a vector's length, not of its elements, so a sender can do this.
-Bytes misplaced_dense_reply(const Reply& r) {
-  const std::vector<double>& v = r.payload.dense;
+// A message whose doubles `v` sit at 4 mod 8 from its start: the Verifier checks the alignment
+// of a vector's length, not of its elements, so a sender can do this. `finish` builds the rest
+// of the message around the vector and finishes the buffer.
+template <class Finish>
+Bytes with_misplaced_doubles(const std::vector<double>& v, Finish finish) {
   for (const bool pad : {false, true}) {
     flatbuffers::FlatBufferBuilder fbb;
     if (pad) fbb.PushElement<uint32_t>(0);
@@ -344,12 +346,7 @@ Bytes misplaced_dense_reply(const Reply& r) {
       fbb.PushElement(w[0]);
     }
     const std::size_t data_from_end = fbb.GetSize();
-    const flatbuffers::Offset<flatbuffers::Vector<double>> dense(fbb.EndVector(v.size()));
-    const auto body = fb::CreateReply(fbb, r.worker, r.round, r.oracle_calls, r.payload.dim, 0,
-                                      fb::PayloadKind::Dense64, 0, r.local_loss, dense);
-    const auto env =
-        fb::CreateEnvelope(fbb, kProtocolVersion, kSession, fb::Body::Reply, body.Union());
-    fb::FinishEnvelopeBuffer(fbb, env);
+    finish(fbb, flatbuffers::Offset<flatbuffers::Vector<double>>(fbb.EndVector(v.size())));
     // The finished buffer's size is a multiple of 8, so "from the end" and "from the start"
     // agree modulo 8.
     if (fbb.GetSize() % 8 == 0 && data_from_end % 8 == 4)
@@ -357,6 +354,26 @@ Bytes misplaced_dense_reply(const Reply& r) {
   }
   FAIL("could not misplace the doubles");
   return {};
+}
+
+Bytes misplaced_dense_reply(const Reply& r) {
+  return with_misplaced_doubles(r.payload.dense, [&](auto& fbb, auto dense) {
+    const auto body = fb::CreateReply(fbb, r.worker, r.round, r.oracle_calls, r.payload.dim, 0,
+                                      fb::PayloadKind::Dense64, 0, r.local_loss, dense);
+    fb::FinishEnvelopeBuffer(
+        fbb, fb::CreateEnvelope(fbb, kProtocolVersion, kSession, fb::Body::Reply, body.Union()));
+  });
+}
+
+Bytes misplaced_delta_broadcast(const Broadcast& b) {
+  return with_misplaced_doubles(b.update.values, [&](auto& fbb, auto values) {
+    const auto indices = fbb.CreateVector(b.update.indices);
+    const auto dropped = fbb.CreateVector(b.dropped);
+    const auto body = fb::CreateBroadcast(fbb, b.round, b.full_sync, b.round_seed, 0,
+                                          fb::UpdateKind::Delta, indices, values, 0, dropped);
+    fb::FinishEnvelopeBuffer(fbb, fb::CreateEnvelope(fbb, kProtocolVersion, kSession,
+                                                     fb::Body::Broadcast, body.Union()));
+  });
 }
 
 }  // namespace
@@ -654,7 +671,7 @@ TEST_CASE("wire: decode_taking leaves a dense reply's values in the message it t
   CHECK(same(in.reply, dense));
 }
 
-TEST_CASE("wire: decode_taking leaves a dense update's values in the message it takes") {
+TEST_CASE("wire: decode_taking leaves an update's vectors in the message it takes") {
   Encoder enc(kSession);
   Decoder dec(run_limits());
   Inbox in;
@@ -681,13 +698,38 @@ TEST_CASE("wire: decode_taking leaves a dense update's values in the message it 
   CHECK(same(in.broadcast, next));
   CHECK_FALSE(in.broadcast.update == pending->update);
 
-  // A delta broadcast is copied, leaves `bytes` alone and leaves no stale view behind.
-  const Bytes delta = copy(enc.encode(delta_broadcast()));
-  bytes = delta;
+  // A delta broadcast is taken too: its indices and values are read in the message.
+  const Broadcast delta = delta_broadcast(kDim - 1);
+  bytes = copy(enc.encode(delta));
+  const uint8_t* delta_message = bytes.data();
+  const uint8_t* held = in.broadcast.update.received.bytes.data();  // `next`, taken above
   REQUIRE(dec.decode_taking(bytes, in) == MessageKind::kBroadcast);
-  CHECK(bytes == delta);
+  CHECK(same(in.broadcast, delta));
+  CHECK(in.broadcast.update == delta.update);
+  REQUIRE(in.broadcast.update.received.indices_at.has_value());
+  CHECK(in.broadcast.update.received.bytes.data() == delta_message);
+  CHECK(in.broadcast.update.delta_values().data() > reinterpret_cast<const double*>(delta_message));
+  CHECK(in.broadcast.update.dense_values().empty());
+  CHECK(bytes.data() == held);  // handed back
+
+  // A dense broadcast after it leaves no stale view of the delta behind.
+  REQUIRE(dec.decode_taking(bytes = copy(enc.encode(dense)), in) == MessageKind::kBroadcast);
+  CHECK_FALSE(in.broadcast.update.received.indices_at.has_value());
+  CHECK(in.broadcast.update.delta_values().empty());
+  CHECK(same(in.broadcast, dense));
+
+  // A delta whose doubles are misplaced is copied, leaves `bytes` alone and no stale view
+  // behind; so is a delta through decode().
+  const Bytes misplaced = misplaced_delta_broadcast(delta);
+  bytes = misplaced;
+  REQUIRE(dec.decode_taking(bytes, in) == MessageKind::kBroadcast);
+  CHECK(bytes == misplaced);
   CHECK_FALSE(in.broadcast.update.received.at.has_value());
-  CHECK(same(in.broadcast, delta_broadcast()));
+  CHECK_FALSE(in.broadcast.update.received.indices_at.has_value());
+  CHECK(same(in.broadcast, delta));
+  REQUIRE(dec.decode(enc.encode(delta), in) == MessageKind::kBroadcast);
+  CHECK_FALSE(in.broadcast.update.received.at.has_value());
+  CHECK(same(in.broadcast, delta));
 }
 
 TEST_CASE("wire: every truncation of a valid message is rejected") {

@@ -39,6 +39,11 @@ std::span<const double> InMessage::doubles() const {
   return {reinterpret_cast<const double*>(bytes.data() + at->offset), at->count};
 }
 
+std::span<const uint32_t> InMessage::indices() const {
+  if (!indices_at) return {};
+  return {reinterpret_cast<const uint32_t*>(bytes.data() + indices_at->offset), indices_at->count};
+}
+
 void Payload::clear() {
   kind = PayloadKind::kDense64;
   dim = 0;

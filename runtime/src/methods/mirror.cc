@@ -11,10 +11,11 @@
 namespace marina::methods {
 
 bool ModelUpdate::operator==(const ModelUpdate& o) const {
-  const auto a = dense_values();
-  const auto b = o.dense_values();
-  return kind == o.kind && std::equal(a.begin(), a.end(), b.begin(), b.end()) &&
-         indices == o.indices && values == o.values;
+  const auto same = [](auto a, auto b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end());
+  };
+  return kind == o.kind && same(dense_values(), o.dense_values()) &&
+         same(delta_indices(), o.delta_indices()) && same(delta_values(), o.delta_values());
 }
 
 void validate(const ModelUpdate& u, Eigen::Index d) {
@@ -31,18 +32,21 @@ void validate(const ModelUpdate& u, Eigen::Index d) {
         if (!std::isfinite(v)) throw ProtocolError("update: non-finite value");
       return;
     }
-    case UpdateKind::kDelta:
-      if (u.indices.size() != u.values.size())
+    case UpdateKind::kDelta: {
+      const auto indices = u.delta_indices();
+      const auto values = u.delta_values();
+      if (indices.size() != values.size())
         throw ProtocolError("update: indices and values differ in length");
-      for (std::size_t k = 0; k < u.indices.size(); ++k) {
-        if (u.indices[k] >= n)
-          throw ProtocolError("update: index " + std::to_string(u.indices[k]) +
+      for (std::size_t k = 0; k < indices.size(); ++k) {
+        if (indices[k] >= n)
+          throw ProtocolError("update: index " + std::to_string(indices[k]) +
                               " out of range for d = " + std::to_string(n));
-        if (k > 0 && u.indices[k] <= u.indices[k - 1])
+        if (k > 0 && indices[k] <= indices[k - 1])
           throw ProtocolError("update: indices not strictly increasing");
-        if (!std::isfinite(u.values[k])) throw ProtocolError("update: non-finite value");
+        if (!std::isfinite(values[k])) throw ProtocolError("update: non-finite value");
       }
       return;
+    }
   }
   throw ProtocolError("update: unknown kind");
 }
@@ -102,7 +106,9 @@ bool marina_advance(const ModelUpdate& u, double gamma, Eigen::VectorXd& g, Eige
     }
     return bounded_after(any_large, x);
   }
-  for (std::size_t k = 0; k < u.indices.size(); ++k) gs[u.indices[k]] += u.values[k];
+  const auto indices = u.delta_indices();
+  const double* __restrict values = u.delta_values().data();
+  for (std::size_t k = 0; k < indices.size(); ++k) gs[indices[k]] += values[k];
   for (Eigen::Index j = 0; j < d; ++j) {
     ps[j] = xs[j];
     xs[j] = xs[j] - gamma * gs[j];
@@ -136,10 +142,12 @@ bool diana_advance(const ModelUpdate& u, double gamma, double alpha, Eigen::Vect
     }
     return bounded_after(any_large, x);
   }
+  const auto indices = u.delta_indices();
+  const auto values = u.delta_values();
   std::size_t k = 0;
   for (Eigen::Index j = 0; j < d; ++j) {
     double uj = 0.0;
-    if (k < u.indices.size() && u.indices[k] == static_cast<uint32_t>(j)) uj = u.values[k++];
+    if (k < indices.size() && indices[k] == static_cast<uint32_t>(j)) uj = values[k++];
     ps[j] = xs[j];
     xs[j] = xs[j] - gamma * (hs[j] + uj);
     if (uj != 0.0) hs[j] += alpha * uj;

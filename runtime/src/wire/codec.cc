@@ -286,8 +286,8 @@ std::span<const uint8_t> Encoder::encode(const methods::Broadcast& m) {
       dense = vector_or_absent(fbb_, m.update.dense_values());
       break;
     case methods::UpdateKind::kDelta:
-      indices = vector_or_absent(fbb_, m.update.indices);
-      values = vector_or_absent(fbb_, m.update.values);
+      indices = vector_or_absent(fbb_, m.update.delta_indices());
+      values = vector_or_absent(fbb_, m.update.delta_values());
       break;
   }
   TableWriter t(fbb_);

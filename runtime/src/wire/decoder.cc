@@ -56,16 +56,45 @@ void copy_into(const flatbuffers::Vector<T>* v, std::vector<T>& out) {
 // (`take`: the buffer `data` is in) and the values are aligned for loads of doubles (they are
 // unless the sender misplaced them on purpose): the message moves into `in`, the caller gets
 // in's previous buffer. Otherwise the values are copied into `copy`.
+template <typename T>
+bool can_take(const flatbuffers::Vector<T>* v, const uint8_t* data,
+              const std::vector<uint8_t>* take) {
+  return take != nullptr && take->data() == data && count(v) != 0 &&
+         (v->Data() - data) % alignof(T) == 0;
+}
+
+template <typename T>
+compress::InMessage::Range range_of(const flatbuffers::Vector<T>* v, const uint8_t* data) {
+  return {static_cast<std::size_t>(v->Data() - data), v->size()};
+}
+
 void take_or_copy(const flatbuffers::Vector<double>* v, const uint8_t* data,
                   std::vector<uint8_t>* take, compress::InMessage& in, std::vector<double>& copy) {
-  if (take != nullptr && take->data() == data && count(v) != 0 &&
-      (v->Data() - data) % alignof(double) == 0) {
-    in.at = compress::InMessage::Range{static_cast<std::size_t>(v->Data() - data), v->size()};
+  in.indices_at.reset();
+  if (can_take(v, data, take)) {
+    in.at = range_of(v, data);
     in.bytes.swap(*take);
     return;
   }
   in.at.reset();
   copy_into(v, copy);
+}
+
+// The same for a sparse update's indices and values, which are taken or copied together.
+void take_or_copy(const flatbuffers::Vector<uint32_t>* indices,
+                  const flatbuffers::Vector<double>* values, const uint8_t* data,
+                  std::vector<uint8_t>* take, compress::InMessage& in,
+                  std::vector<uint32_t>& index_copy, std::vector<double>& value_copy) {
+  if (can_take(indices, data, take) && can_take(values, data, take)) {
+    in.at = range_of(values, data);
+    in.indices_at = range_of(indices, data);
+    in.bytes.swap(*take);
+    return;
+  }
+  in.at.reset();
+  in.indices_at.reset();
+  copy_into(indices, index_copy);
+  copy_into(values, value_copy);
 }
 
 void copy_into(const flatbuffers::String* s, std::string& out) {
@@ -462,10 +491,17 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox,
       out.full_sync = m.full_sync();
       out.round_seed = m.round_seed();
       copy_into(m.participants(), out.participants);
-      out.update.kind = static_cast<methods::UpdateKind>(m.update_kind());
-      take_or_copy(m.update_dense(), data, take, out.update.received, out.update.dense);
-      copy_into(m.update_indices(), out.update.indices);
-      copy_into(m.update_values(), out.update.values);
+      methods::ModelUpdate& u = out.update;
+      u.kind = static_cast<methods::UpdateKind>(m.update_kind());
+      if (u.kind == methods::UpdateKind::kDelta) {
+        u.dense.clear();
+        take_or_copy(m.update_indices(), m.update_values(), data, take, u.received, u.indices,
+                     u.values);
+      } else {  // check.broadcast: no indices or values
+        u.indices.clear();
+        u.values.clear();
+        take_or_copy(m.update_dense(), data, take, u.received, u.dense);
+      }
       copy_into(m.dropped(), out.dropped);
       break;
     }

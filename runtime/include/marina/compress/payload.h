@@ -23,9 +23,10 @@ enum class PayloadKind : uint8_t {
 // "dense64", "dense32", "sparse", "seeded", "quantized".
 [[nodiscard]] std::string_view to_string(PayloadKind kind);
 
-// Doubles left where a received message holds them (wire::Decoder::decode_taking) instead of
-// being copied out of it: the message, and where in it the values are (`at`: a byte offset,
-// 8-byte aligned, and a count). An offset rather than a pointer, so that a copy is whole.
+// Doubles (and a sparse update's indices) left where a received message holds them
+// (wire::Decoder::decode_taking) instead of being copied out of it: the message, and where in
+// it the values are (`at`: a byte offset, 8-byte aligned, and a count; `indices_at`: 4-byte
+// aligned uint32s). Offsets rather than pointers, so that a copy is whole.
 struct InMessage {
   struct Range {
     std::size_t offset = 0;
@@ -33,13 +34,19 @@ struct InMessage {
   };
   std::vector<uint8_t> bytes;
   std::optional<Range> at;
+  std::optional<Range> indices_at;
 
   // The values; empty when `at` is not set.
   [[nodiscard]] std::span<const double> doubles() const;
+  // The indices; empty when `indices_at` is not set.
+  [[nodiscard]] std::span<const uint32_t> indices() const;
   // The values if `at` is set, else `copy` (where a decode that did not take the message put
   // them): what the dense_values() of Payload and methods::ModelUpdate return.
   [[nodiscard]] std::span<const double> doubles_or(const std::vector<double>& copy) const {
     return at ? doubles() : std::span<const double>(copy);
+  }
+  [[nodiscard]] std::span<const uint32_t> indices_or(const std::vector<uint32_t>& copy) const {
+    return indices_at ? indices() : std::span<const uint32_t>(copy);
   }
 };
 

@@ -22,14 +22,25 @@ enum class UpdateKind : uint8_t {
 struct ModelUpdate {
   UpdateKind kind = UpdateKind::kNone;
   std::vector<double> dense;      // kDense: d values, unless in `received` (dense_values())
-  std::vector<uint32_t> indices;  // kDelta: strictly increasing
-  std::vector<double> values;     // kDelta
-  // A kDense update as wire::Decoder::decode_taking leaves it (a worker's decode), sparing a
-  // copy of d doubles: the message it came in, with received.at set, and `dense` not read.
+  std::vector<uint32_t> indices;  // kDelta: strictly increasing, unless in `received`
+  std::vector<double> values;     // kDelta, unless in `received`
+  // An update as wire::Decoder::decode_taking leaves it (a worker's decode), sparing a copy of
+  // its vectors: the message it came in, with received.at set (the values of a kDense or
+  // kDelta update) and, for kDelta, received.indices_at; `dense`, `indices` and `values` are
+  // then not read. Read the update through the accessors below.
   compress::InMessage received;
 
   // The kDense values, wherever they are.
-  [[nodiscard]] std::span<const double> dense_values() const { return received.doubles_or(dense); }
+  [[nodiscard]] std::span<const double> dense_values() const {
+    return received.indices_at ? std::span<const double>(dense) : received.doubles_or(dense);
+  }
+  // The kDelta indices and values, wherever they are (a taken delta has both ranges set).
+  [[nodiscard]] std::span<const uint32_t> delta_indices() const {
+    return received.indices_or(indices);
+  }
+  [[nodiscard]] std::span<const double> delta_values() const {
+    return received.indices_at ? received.doubles() : std::span<const double>(values);
+  }
   // Compares the update, not where its values are kept.
   bool operator==(const ModelUpdate& o) const;
 };

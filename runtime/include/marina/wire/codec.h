@@ -204,13 +204,14 @@ class Decoder {
   // Only then it fills the member of `inbox` for the returned kind and inbox.session, so a
   // rejected message leaves `inbox` untouched. The session id is not checked here.
   MessageKind decode(std::span<const uint8_t> bytes, Inbox& inbox);
-  // The same, for a message the caller gives up, to spare the copy of d doubles: the values
-  // of a dense reply (kDense64) or of a broadcast's dense update are left in the message, which
-  // moves into inbox.reply.payload.received or inbox.broadcast.update.received (see their
-  // dense_values()), and `bytes` gets that member's previous buffer (contents unspecified; it
+  // The same, for a message the caller gives up, to spare the copy of its long vectors: the
+  // values of a dense reply (kDense64), or the values (and indices) of a broadcast's dense (or
+  // sparse) update are left in the message, which moves into inbox.reply.payload.received or
+  // inbox.broadcast.update.received (see their dense_values(), delta_indices(),
+  // delta_values()), and `bytes` gets that member's previous buffer (contents unspecified; it
   // keeps its capacity, so a transport that receives into it does not allocate). Any other
-  // message, or one whose doubles are not 8-byte aligned in memory, is decoded as by decode()
-  // and leaves `bytes` as it was. So does a rejected one.
+  // message, or one whose vectors are not aligned in memory for their elements, is decoded as
+  // by decode() and leaves `bytes` as it was. So does a rejected one.
   MessageKind decode_taking(std::vector<uint8_t>& bytes, Inbox& inbox);
 
   void set_limits(Limits limits);
