@@ -481,6 +481,7 @@ int main(int argc, char** argv) {
     s.log_position = [&] {
       drivers::LogPosition p;
       if (log) {
+        log->flush();
         p.rows = log->rows();
         p.bytes = log->bytes();
       }
@@ -502,23 +503,36 @@ int main(int argc, char** argv) {
                                  std::to_string(row.wire_bytes_up) + " B  down " +
                                  std::to_string(row.wire_bytes_down) + " B");
     };
+    // The CSV's last rows may still be buffered: however the run ended, they are written out,
+    // and failing to is an error, not a silent loss.
+    const auto close_log = [&log]() -> bool {
+      try {
+        if (log) log->flush();
+        return true;
+      } catch (const std::exception& e) {
+        std::cerr << "marina-coordinator: error: " << e.what() << '\n';
+        return false;
+      }
+    };
     drivers::CoordinatorOutcome out;
     try {
       out = drivers::run_coordinator(hub, s);
     } catch (const std::exception& e) {
       progress.finish();
+      (void)close_log();
       std::cerr << "marina-coordinator: error: " << e.what() << '\n';
       children.reap(std::chrono::milliseconds(3000));
       linger(std::string("error: ") + e.what());
       return 1;
     }
     progress.finish();
+    const bool log_closed = close_log();
     if (out.interrupted) {
       std::cerr << "marina-coordinator: stopped by a signal; events: " << out.events.summary()
                 << '\n';
       children.reap(std::chrono::milliseconds(3000));
       linger("stopped by a signal");
-      return 0;
+      return log_closed ? 0 : 1;
     }
     const auto& r = out.last;
     std::printf(
@@ -546,7 +560,7 @@ int main(int argc, char** argv) {
       std::cerr << "marina-coordinator: warning: " << failed
                 << " local worker(s) exited with an error (see their messages above)\n";
     linger("run complete");
-    return 0;
+    return log_closed ? 0 : 1;
   } catch (const std::exception& e) {
     std::cerr << "marina-coordinator: error: " << e.what() << '\n';
     return 1;

@@ -90,6 +90,7 @@ int run(const std::string& data_file, const LogFlags& log_flags,
   }
   for (auto& t : threads) t.join();
   progress.finish();
+  if (log) log->flush();  // the last rows may still be buffered
   for (uint32_t i = 0; i < flags.workers; ++i)
     if (!errors[i].empty())
       throw std::runtime_error("worker " + std::to_string(i) + ": " + errors[i]);

@@ -2,8 +2,10 @@
 // both at a checkpoint's byte counts.
 
 #include <doctest/doctest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -11,6 +13,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "marina/run/events.h"
@@ -176,6 +179,45 @@ TEST_CASE("events: EventCounts counts per kind and summarises sorted") {
   CHECK(counts.summary() == "gone 1, join 3, resync 2");
 }
 
+TEST_CASE("log: CsvLog's rows reach the file at flush(), and by themselves within the interval") {
+  TempDir tmp("csv");
+  const fs::path file = tmp.path() / "log.csv";
+  const std::string header = CsvLog::header() + "\n";
+  CsvLog log(file);
+  CHECK(slurp(file) == header);  // the header at once: a run that fails early leaves a log
+  log.write(row(0));
+  log.flush();
+  CHECK(slurp(file) == header + CsvLog::format(row(0)) + "\n");
+  log.write(row(1));  // may wait in the buffer
+  std::this_thread::sleep_for(CsvLog::kFlushInterval + std::chrono::milliseconds(20));
+  log.write(row(2));  // the interval has passed: out with everything
+  CHECK(slurp(file) == header + CsvLog::format(row(0)) + "\n" + CsvLog::format(row(1)) + "\n" +
+                           CsvLog::format(row(2)) + "\n");
+  CHECK(log.bytes() == slurp(file).size());
+}
+
+TEST_CASE("log: a CsvLog whose disk fills up says so, naming the file") {
+  TempDir tmp("csv");
+  const fs::path file = tmp.path() / "log.csv";
+  CsvLog log(file);
+  // A file-size limit just past the header stands in for a full disk: writes beyond it fail
+  // with EFBIG (SIGXFSZ ignored meanwhile, or it would end the process).
+  rlimit old{};
+  REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+  rlimit tight = old;
+  tight.rlim_cur = log.bytes() + 10;
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  REQUIRE(setrlimit(RLIMIT_FSIZE, &tight) == 0);
+  const std::string why = error_of([&] {
+    for (uint64_t k = 0; k < 3; ++k) log.write(row(k));
+    log.flush();  // whichever of these writes to the file, it fails
+  });
+  setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  CHECK(why.find(file.string()) != std::string::npos);
+  CHECK(why.find("write failed") != std::string::npos);
+}
+
 TEST_CASE("log: CsvLog counts rows and bytes and resumes at a byte count") {
   TempDir tmp("csv");
   const fs::path file = tmp.path() / "log.csv";
@@ -187,10 +229,12 @@ TEST_CASE("log: CsvLog counts rows and bytes and resumes at a byte count") {
     for (uint64_t k = 0; k < 3; ++k) log.write(row(k));
     after_three = log.bytes();
     CHECK(log.rows() == 3);
-    CHECK(slurp(file).size() == after_three);  // flushed per row
+    log.flush();
+    CHECK(slurp(file).size() == after_three);
     log.write(row(3));
     log.write(row(4));
     CHECK(log.rows() == 5);
+    log.flush();
     CHECK(log.bytes() == slurp(file).size());
   }
   {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -182,10 +183,17 @@ void CsvLog::write(const LogRow& row) {
   format_into(row, line_, columns_);
   line_ += '\n';
   out_.write(line_.data(), static_cast<std::streamsize>(line_.size()));
-  out_.flush();
   if (!out_) throw std::runtime_error(path_.string() + ": write failed");
   bytes_ += line_.size();
   ++rows_;
+  if (const auto now = std::chrono::steady_clock::now(); now - last_flush_ >= kFlushInterval)
+    flush();
+}
+
+void CsvLog::flush() {
+  out_.flush();
+  last_flush_ = std::chrono::steady_clock::now();
+  if (!out_) throw std::runtime_error(path_.string() + ": write failed");
 }
 
 }  // namespace marina::run

@@ -111,6 +111,9 @@ struct CoordinatorSettings {
   std::filesystem::path checkpoint_dir;  // empty: no checkpoints
   uint64_t checkpoint_every = 0;         // rounds between checkpoints (0: only at the end)
   const Checkpoint* resume = nullptr;    // continue from this checkpoint
+  // Called as a checkpoint is written, after every row so far was given to on_row: the logs'
+  // sizes, with everything they count already in the files (flush buffered rows first), since
+  // a resumed run cuts the files to these sizes.
   std::function<LogPosition()> log_position;
 
   // Shards for the exact loss and ‖∇f‖² of the log (optional: --data).
