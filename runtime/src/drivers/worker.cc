@@ -75,9 +75,9 @@ class Worker {
     return std::move(out_);
   }
 
-  // Decodes one message; false (and counted) when malformed. A dense update stays in the
+  // Decodes one message; false (and counted) when malformed. An update's vectors stay in the
   // received buffer, which moves into inbox_ (bytes_ gets its previous one): no copy of d
-  // doubles per full-sync round.
+  // doubles per full-sync round, nor of a sparse update's indices and values.
   bool decode(wire::MessageKind& kind) {
     try {
       kind = dec_.decode_taking(bytes_, inbox_);
