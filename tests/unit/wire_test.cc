@@ -786,6 +786,51 @@ TEST_CASE("wire: size, identifier and version are checked") {
         "message without a body");
 }
 
+TEST_CASE("wire: QSGD levels must lie in [-s, s], wherever they are in a long reply") {
+  Encoder enc(kSession);
+  constexpr uint32_t kLong = 1000;  // long enough for the vectorized check's full blocks
+  const Limits limits{max_message_bytes(kLong, 5), kLong, 5};
+  auto reason = [&](const Reply& r) { return reject_reason(enc.encode(r), limits); };
+  auto qsgd = [&](uint32_t s, std::size_t n) {
+    Reply r = reply_with(quantized_payload());
+    Payload& p = r.payload;
+    p.dim = kLong;
+    p.levels_s = s;
+    p.indices.clear();
+    p.levels.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+      p.indices.push_back(static_cast<uint32_t>(2 * i));
+      // Every level from −s to s, both ends included.
+      const int span = 2 * static_cast<int>(std::min<uint32_t>(s, 127)) + 1;
+      p.levels.push_back(static_cast<int8_t>(static_cast<int>(i) % span - (span - 1) / 2));
+    }
+    return r;
+  };
+  for (const uint32_t s : {1u, 4u, 126u, 127u, 128u, 1000u}) {
+    for (const std::size_t n :
+         {std::size_t{1}, std::size_t{15}, std::size_t{16}, std::size_t{17}, std::size_t{497}}) {
+      CAPTURE(s);
+      CAPTURE(n);
+      Reply r = qsgd(s, n);
+      CHECK(reason(r).empty());
+      if (s > 127) {
+        r.payload.levels.back() = -128;  // |−128| ≤ s: a level like any other
+        CHECK(reason(r).empty());
+        continue;
+      }
+      for (const int bad : {static_cast<int>(s) + 1, -static_cast<int>(s) - 1}) {
+        if (bad > 127 || bad < -128) continue;
+        for (const std::size_t at : {std::size_t{0}, n / 2, n - 1}) {
+          Reply b = r;
+          b.payload.levels[at] = static_cast<int8_t>(bad);
+          CHECK(reason(b) == "reply: level[" + std::to_string(at) + "] = " + std::to_string(bad) +
+                                 " outside [-s, s], s = " + std::to_string(s));
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("wire: semantic bounds") {
   Encoder enc(kSession);
   auto reason = [&](const auto& message) { return reject_reason(enc.encode(message)); };

@@ -140,6 +140,32 @@ bool strictly_increasing(const uint8_t* data, std::size_t n) {
   return any == 0;
 }
 
+// Whether every level lies in [−s, s], compared 16 at a time with no branch per element (as
+// strictly_increasing: GCC's -O2 does not vectorize the plain loop).
+bool levels_within(const uint8_t* data, std::size_t n, uint32_t s) {
+  if (s > 127) return true;  // |−128| = 128 ≤ s: every byte is a level
+  typedef int8_t V __attribute__((vector_size(16)));
+  constexpr std::size_t kLanes = sizeof(V);
+  const auto hi = static_cast<int8_t>(s);
+  const auto lo = static_cast<int8_t>(-hi);
+  const V his = V{} + hi;
+  const V los = V{} + lo;
+  V bad = {};
+  std::size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    V x;
+    std::memcpy(&x, data + i, sizeof x);
+    bad |= (x > his) | (x < los);
+  }
+  int any = 0;
+  for (std::size_t l = 0; l < kLanes; ++l) any |= bad[l];
+  for (; i < n; ++i) {
+    const auto x = static_cast<int8_t>(data[i]);
+    any |= static_cast<int>(x > hi) | static_cast<int>(x < lo);
+  }
+  return any == 0;
+}
+
 // Strictly increasing and below `bound` (no bound when it is 0, i.e. d is unknown).
 void check_indices(MessageKind kind, const char* what, const flatbuffers::Vector<uint32_t>* v,
                    uint64_t bound) {
@@ -314,6 +340,7 @@ class Checker {
         if (m.norm() < 0.0) fail(kind_, "norm = ", m.norm(), " < 0");
         const uint32_t s = m.levels_s();
         if (s == 0) fail(kind_, "quantized payload with s = 0 levels");
+        if (n_levels != 0 && levels_within(m.levels()->Data(), n_levels, s)) break;
         for (std::size_t i = 0; i < n_levels; ++i) {
           const int level = element(m.levels(), i);
           if (static_cast<uint32_t>(level < 0 ? -level : level) > s) {
