@@ -52,10 +52,8 @@ void copy_into(const flatbuffers::Vector<T>* v, std::vector<T>& out) {
   if (n != 0) std::memcpy(out.data(), v->Data(), n * sizeof(T));
 }
 
-// A long vector of doubles stays where it is when the message is the caller's to give up
-// (`take`: the buffer `data` is in) and the values are aligned for loads of doubles (they are
-// unless the sender misplaced them on purpose): the message moves into `in`, the caller gets
-// in's previous buffer. Otherwise the values are copied into `copy`.
+// Whether `v` can stay in the message: the message is the caller's to give up (`take`: the
+// buffer `data` is in) and v's elements are aligned in it for loads of T.
 template <typename T>
 bool can_take(const flatbuffers::Vector<T>* v, const uint8_t* data,
               const std::vector<uint8_t>* take) {
@@ -68,6 +66,9 @@ compress::InMessage::Range range_of(const flatbuffers::Vector<T>* v, const uint8
   return {static_cast<std::size_t>(v->Data() - data), v->size()};
 }
 
+// A long vector of doubles stays where it is when it can (they are aligned unless the sender
+// misplaced them on purpose): the message moves into `in`, the caller gets in's previous
+// buffer. Otherwise the values are copied into `copy`.
 void take_or_copy(const flatbuffers::Vector<double>* v, const uint8_t* data,
                   std::vector<uint8_t>* take, compress::InMessage& in, std::vector<double>& copy) {
   in.indices_at.reset();
