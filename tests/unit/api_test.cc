@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -31,6 +32,7 @@ class Quadratic final : public Model {
   std::size_t samples() const override { return m_; }
   double gradient(std::span<const double> x, std::span<double> grad) override {
     if (++calls_ == fail_at_) throw std::runtime_error("sensor unplugged");
+    const bool poison = calls_ == nan_at_;
     double f = 0.0;
     for (std::size_t k = 0; k < d_; ++k) grad[k] = 0.0;
     for (std::size_t j = 0; j < m_; ++j)
@@ -40,11 +42,13 @@ class Quadratic final : public Model {
         grad[k] += r;
       }
     for (std::size_t k = 0; k < d_; ++k) grad[k] /= static_cast<double>(m_);
+    if (poison) grad[d_ - 1] = std::numeric_limits<double>::quiet_NaN();
     return f / static_cast<double>(m_);
   }
   Smoothness smoothness() override { return {1.0}; }
   std::string description() const override { return "quadratic d=" + std::to_string(d_); }
   void fail_at(uint64_t call) { fail_at_ = call; }
+  void nan_at(uint64_t call) { nan_at_ = call; }  // a NaN in that call's gradient
 
  private:
   double target(std::size_t j, std::size_t k) const {
@@ -54,6 +58,7 @@ class Quadratic final : public Model {
   std::size_t d_, m_;
   uint64_t calls_ = 0;
   uint64_t fail_at_ = 0;  // 0: never
+  uint64_t nan_at_ = 0;   // 0: never
 };
 
 struct Coordinator {
@@ -205,6 +210,29 @@ TEST_CASE("api: an exception in the model reaches the caller and the coordinator
   }
   coord.thread.join();
   CHECK(coord.has_event("worker_error", "sensor unplugged"));
+}
+
+TEST_CASE("api: a NaN in a full-sync gradient ends the run with an error, never on the wire") {
+  // Round 0 is a full sync: the gradient goes out uncompressed, so the worker checks it (in a
+  // compressed round the compressor checks the values it sends: compress_test).
+  Coordinator coord(1, 1000000);
+  coord.settings.min_workers = 1;
+  coord.start();
+  Quadratic model(0, 4, 2);
+  model.nan_at(1);
+  Worker w(model, options_for(coord, 0));
+  std::string error;
+  try {
+    const WorkerSummary out = w.run();
+    error = "(returned after " + std::to_string(out.rounds) + " rounds: " + out.bye_reason + ")";
+  } catch (const WorkerError& e) {
+    error = e.what();
+  }
+  coord.thread.join();
+  const std::string expected = "non-finite local gradient at round 0";
+  CHECK_MESSAGE(error.find(expected) != std::string::npos, error);
+  CHECK(coord.has_event("worker_error", expected));
+  CHECK(coord.rows.empty());  // not even round 0 closed: no NaN reached the server
 }
 
 TEST_CASE("api: invalid options and unreachable coordinators are WorkerErrors") {

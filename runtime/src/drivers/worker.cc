@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "marina/methods/method.h"
+#include "marina/util/finite.h"
 #include "marina/util/heap.h"
 #include "marina/wire/codec.h"
 
@@ -22,12 +23,14 @@ std::string machine() {
   return uname(&u) == 0 ? std::string(u.machine) : std::string();
 }
 
+// Whether a reply may go out. A compressor has checked what it produced (Payload::finite); a
+// full-sync round's gradient goes out uncompressed and is checked here, at the speed of
+// reading it.
 bool finite(const methods::Reply& r) {
   const auto& p = r.payload;
-  for (double v : p.dense)
-    if (!std::isfinite(v)) return false;
-  for (float v : p.values)
-    if (!std::isfinite(v)) return false;
+  if (!p.finite && (util::find_non_finite(p.dense.data(), p.dense.size()) ||
+                    util::find_non_finite(p.values.data(), p.values.size())))
+    return false;
   return std::isfinite(p.norm) && (!r.local_loss || std::isfinite(*r.local_loss));
 }
 
