@@ -195,20 +195,30 @@ TEST_CASE("api: stop() from another thread ends run() with a bye") {
   CHECK(coord.has_event("leave", "stopped"));
 }
 
-TEST_CASE("api: an exception in the model reaches the caller and the coordinator") {
-  Coordinator coord(1, 1000000);
+// One worker on `model` against a coordinator that needs only it, run to its end: what run()
+// threw, or how it returned. The coordinator has finished too when this returns, so a test
+// that fails does so cleanly (no thread left joinable).
+std::string run_alone(Coordinator& coord, Quadratic& model) {
   coord.settings.min_workers = 1;
   coord.start();
-  Quadratic model(0, 4, 2);
-  model.fail_at(20);
   Worker w(model, options_for(coord, 0));
+  std::string what;
   try {
-    (void)w.run();
-    FAIL("run() returned although the model threw");
+    const WorkerSummary out = w.run();
+    what = "(returned after " + std::to_string(out.rounds) + " rounds: " + out.bye_reason + ")";
   } catch (const WorkerError& e) {
-    CHECK(std::string(e.what()).find("sensor unplugged") != std::string::npos);
+    what = e.what();
   }
   coord.thread.join();
+  return what;
+}
+
+TEST_CASE("api: an exception in the model reaches the caller and the coordinator") {
+  Coordinator coord(1, 1000000);
+  Quadratic model(0, 4, 2);
+  model.fail_at(20);
+  const std::string error = run_alone(coord, model);
+  CHECK_MESSAGE(error.find("sensor unplugged") != std::string::npos, error);
   CHECK(coord.has_event("worker_error", "sensor unplugged"));
 }
 
@@ -216,19 +226,9 @@ TEST_CASE("api: a NaN in a full-sync gradient ends the run with an error, never 
   // Round 0 is a full sync: the gradient goes out uncompressed, so the worker checks it (in a
   // compressed round the compressor checks the values it sends: compress_test).
   Coordinator coord(1, 1000000);
-  coord.settings.min_workers = 1;
-  coord.start();
   Quadratic model(0, 4, 2);
   model.nan_at(1);
-  Worker w(model, options_for(coord, 0));
-  std::string error;
-  try {
-    const WorkerSummary out = w.run();
-    error = "(returned after " + std::to_string(out.rounds) + " rounds: " + out.bye_reason + ")";
-  } catch (const WorkerError& e) {
-    error = e.what();
-  }
-  coord.thread.join();
+  const std::string error = run_alone(coord, model);
   const std::string expected = "non-finite local gradient at round 0";
   CHECK_MESSAGE(error.find(expected) != std::string::npos, error);
   CHECK(coord.has_event("worker_error", expected));
