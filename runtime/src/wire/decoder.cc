@@ -341,11 +341,12 @@ class Checker {
         if (m.norm() < 0.0) fail(kind_, "norm = ", m.norm(), " < 0");
         const uint32_t s = m.levels_s();
         if (s == 0) fail(kind_, "quantized payload with s = 0 levels");
-        if (n_levels != 0 && levels_within(m.levels()->Data(), n_levels, s)) break;
-        for (std::size_t i = 0; i < n_levels; ++i) {
-          const int level = element(m.levels(), i);
-          if (static_cast<uint32_t>(level < 0 ? -level : level) > s) {
-            fail(kind_, "level[", i, "] = ", level, " outside [-s, s], s = ", s);
+        if (n_levels != 0 && !levels_within(m.levels()->Data(), n_levels, s)) {
+          for (std::size_t i = 0; i < n_levels; ++i) {  // which one, for the message
+            const int level = element(m.levels(), i);
+            if (static_cast<uint32_t>(level < 0 ? -level : level) > s) {
+              fail(kind_, "level[", i, "] = ", level, " outside [-s, s], s = ", s);
+            }
           }
         }
         break;
