@@ -33,9 +33,18 @@
 
 The coordinator runs without --data, so it evaluates nothing for the log: its rounds are the
 protocol's alone. Every process is started and stopped here; nothing listens beyond 127.0.0.1.
+
+--same-layout (any command) starts every process, the runtime's and the raw exchange's alike,
+without address-space randomization (personality ADDR_NO_RANDOMIZE, as `setarch -R`), so that
+all of them map a binary or a library at the same addresses. Many processes taking turns on
+two cores otherwise each find the CPU's branch predictors and decoded-instruction cache
+trained on another process's addresses; the more distinct code a round runs, the more that
+costs. A worker alone on its device does not pay it (docs/PERFORMANCE.md, "Round latency:
+one address layout or many").
 """
 
 import argparse
+import ctypes
 import csv
 import glob
 import os
@@ -426,35 +435,57 @@ def cmd_worker(args):
                   f"report)", flush=True)
 
 
+ADDR_NO_RANDOMIZE = 0x0040000  # <linux/personality.h>
+
+
+def use_same_layout():
+    """Every process exec'd from here on (children inherit the personality) is laid out without
+    randomization."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.personality.argtypes = [ctypes.c_ulong]
+    current = libc.personality(0xFFFFFFFF)  # query
+    if current == -1 or libc.personality(current | ADDR_NO_RANDOMIZE) == -1:
+        err = ctypes.get_errno()
+        sys.exit(f"loopback: --same-layout: personality(ADDR_NO_RANDOMIZE) failed: "
+                 f"{os.strerror(err)} (a container's seccomp profile may forbid it)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--same-layout", action="store_true",
+                        help="start every process without address-space randomization")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("latency")
+    a = sub.add_parser("latency", parents=[common])
     a.add_argument("--workers", type=int, nargs="+", default=[1, 8, 64])
     a.add_argument("--rounds", type=int, default=2000)
     a.add_argument("--repeat", type=int, default=3, help="alternating trials of each")
-    a = sub.add_parser("cpu")
+    a = sub.add_parser("cpu", parents=[common])
     a.add_argument("--workers", type=int, nargs="+", default=[8, 64])
     a.add_argument("--rounds", type=int, default=3000)
-    a = sub.add_parser("threads")
+    a = sub.add_parser("threads", parents=[common])
     a.add_argument("--workers", type=int, nargs="+", default=[64])
     a.add_argument("--warmup", type=float, default=3.0, help="seconds before the window")
     a.add_argument("--window", type=float, default=4.0, help="seconds measured")
-    a = sub.add_parser("scale")
+    a = sub.add_parser("scale", parents=[common])
     a.add_argument("--workers", type=int, nargs="+", default=[256])
     a.add_argument("--rounds", type=int, default=500)
-    a = sub.add_parser("dense")
+    a = sub.add_parser("dense", parents=[common])
     a.add_argument("--workers", type=int, default=16)
     a.add_argument("--dim", type=int, default=1_000_000)
     a.add_argument("--rounds", type=int, default=20)
-    a = sub.add_parser("worker")
+    a = sub.add_parser("worker", parents=[common])
     a.add_argument("--dim", type=int, nargs="+", default=[100_000])
     a.add_argument("--rows", type=int, default=2000)
     a.add_argument("--nnz", type=int, default=20)
     a.add_argument("--workers", type=int, default=2)
     a.add_argument("--rounds", type=int, default=300)
     args = ap.parse_args()
+    if args.same_layout:
+        use_same_layout()
+    layout = "one for every process" if args.same_layout else "randomized per process"
+    print(f"address layout: {layout}", flush=True)
     {"latency": cmd_latency, "cpu": cmd_cpu, "threads": cmd_threads, "scale": cmd_scale,
      "dense": cmd_dense, "worker": cmd_worker}[args.cmd](args)
     return 0
