@@ -61,10 +61,11 @@ class Worker {
 
   bool stopping() const { return s_.stop && s_.stop->load(); }
 
-  void progress(bool now) {
+  // Reports progress at most every 0.5 s, or now when `force`; `t` is the caller's reading of
+  // the clock (the serving loop reads it once per message).
+  void progress(Clock::time_point t, bool force = false) {
     if (!s_.on_progress) return;
-    const auto t = Clock::now();
-    if (!now && t - last_progress_ < 500ms) return;
+    if (!force && t - last_progress_ < 500ms) return;
     last_progress_ = t;
     s_.on_progress(
         WorkerProgress{joined_, half_ ? half_->next_round() : 0, out_.replies, out_.rejoins});
@@ -132,7 +133,7 @@ class Worker {
       link_.send(join_bytes_);
       const auto until = Clock::now() + backoff;
       while (Clock::now() < until) {
-        progress(false);
+        progress(Clock::now());
         if (stopping()) {
           out_.left = true;
           return false;
@@ -153,7 +154,7 @@ class Worker {
         if (kind == wire::MessageKind::kWelcome && inbox_.welcome.worker_id == s_.id) {
           start(inbox_.welcome, inbox_.session);
           joined_ = true;
-          progress(true);
+          progress(Clock::now(), true);
           return true;
         }
       }
@@ -199,14 +200,16 @@ class Worker {
   void serve() {
     auto last_heard = Clock::now();
     for (;;) {
-      progress(false);
       if (stopping()) {
         leave("leaving: stopped by a signal");
         out_.left = true;
         return;
       }
-      if (!link_.receive(bytes_, 200ms)) {
-        if (Clock::now() - last_heard > s_.liveness) {
+      const bool received = link_.receive(bytes_, 200ms);
+      const auto now = Clock::now();  // the loop's one reading of the clock
+      progress(now);
+      if (!received) {
+        if (now - last_heard > s_.liveness) {
           if (!rejoin("coordinator silent for " + std::to_string(s_.liveness.count()) + " ms"))
             return;
           last_heard = Clock::now();
@@ -225,7 +228,7 @@ class Worker {
         }
         continue;
       }
-      last_heard = Clock::now();
+      last_heard = now;
       switch (kind) {
         case wire::MessageKind::kHeartbeat:  // probe or liveness ping: answer it
           link_.send(enc_.encode(wire::Heartbeat{s_.id, half_->next_round()}));

@@ -286,9 +286,13 @@ bool ZmqLink::take(zmq::socket_t& from, zmq::message_t& msg, std::vector<uint8_t
   return true;
 }
 
+// Only while it watches both sockets does the link read the clock: a round's wait is then one
+// blocking recv and nothing else (libzmq reads the clock for the recv's timeout itself).
 bool ZmqLink::receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) {
-  const auto now = Clock::now();
-  if (now < watch_both_until_) return receive_either(bytes, timeout);
+  if (watch_both_until_) {
+    if (Clock::now() < *watch_both_until_) return receive_either(bytes, timeout);
+    watch_both_until_.reset();
+  }
   // Only broadcasts expected: one blocking recv, as cheap as waiting gets.
   set_receive_timeout(sub_, sub_timeout_ms_, timeout);
   zmq::message_t msg;
@@ -296,11 +300,11 @@ bool ZmqLink::receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds tim
     watch_both_until_ = Clock::now() + watch_direct_;  // a lost poke costs this one timeout
     return false;
   }
-  if (is_poke(msg)) {  // a direct message is on its way
-    const auto after = Clock::now();
-    watch_both_until_ = after + watch_direct_;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(now + timeout - after);
-    return receive_either(bytes, std::max(left, std::chrono::milliseconds(0)));
+  if (is_poke(msg)) {
+    // A direct message is on its way; the wait for it starts again, so a receive that meets a
+    // poke may take up to twice `timeout`.
+    watch_both_until_ = Clock::now() + watch_direct_;
+    return receive_either(bytes, timeout);
   }
   return take(sub_, msg, bytes);
 }

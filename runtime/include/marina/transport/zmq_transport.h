@@ -116,8 +116,10 @@ class ZmqLink : public Link {
   zmq::socket_t sub_;
   zmq::socket_t dealer_;
   std::chrono::milliseconds watch_direct_;
-  Clock::time_point watch_both_until_;  // set in the constructor: joining needs the DEALER
-  int sub_timeout_ms_ = -2;             // ZMQ_RCVTIMEO last set on the SUB
+  // While set, both sockets are watched until then; set in the constructor (joining needs the
+  // DEALER).
+  std::optional<Clock::time_point> watch_both_until_;
+  int sub_timeout_ms_ = -2;  // ZMQ_RCVTIMEO last set on the SUB
 };
 
 }  // namespace marina::transport
