@@ -39,8 +39,8 @@ without address-space randomization (personality ADDR_NO_RANDOMIZE, as `setarch 
 all of them map a binary or a library at the same addresses. Many processes taking turns on
 two cores otherwise each find the CPU's branch predictors and decoded-instruction cache
 trained on another process's addresses; the more distinct code a round runs, the more that
-costs. A worker alone on its device does not pay it (docs/PERFORMANCE.md, "Round latency:
-one address layout or many").
+costs. A worker alone on its device does not pay it (docs/PERFORMANCE.md, round latency,
+"One address layout or many").
 """
 
 import argparse
