@@ -7,7 +7,8 @@ quorum is lost, and misconfigured workers ask to join.
 Usage: faults.py BUILD_DIR DATA_DIR SCENARIO
   kill_restart  8 workers on krvskp; kill -9 two, restart one
   stop_cont     5 workers on heart_scale; SIGSTOP one for 3 s, then SIGCONT
-  netns         4 workers, one behind a veth pair whose host end goes down, then up again
+  netns         4 workers, one behind a veth pair whose host end goes down, then up again;
+                then down for 9 s: back, it must be served over PUB again
   resume        kill -9 the coordinator, resume from its checkpoints (also with the newest
                 one corrupted); the log must equal marina-sim's
   quorum        3 workers, --min-workers 2; kill two: the coordinator must stop, naming them
@@ -779,6 +780,32 @@ def netns(h):
     measured(f"netns: link up -> first row with participants {n}: {first4.seen - t_up:.3f} s, "
              f"{first4.round - up_row.round} rounds (row {first4.round})")
     h.wait("20 more rows", lambda: h.csv.max_round() >= first4.round + 20)
+
+    # A longer outage, past the worker's watch on its connections (heartbeat timeout 3 s) and
+    # its liveness timeout (5 s): the worker gives up its connections, the coordinator its, and
+    # the worker joins again. Back up, it must be served over PUB again: a SUB left on a dead
+    # connection would have every round repair it.
+    outage_s = 9.0
+    ev2 = len(h.events.items)
+    _run([ip, "link", "set", vh, "down"])
+    say(f"link {vh} down for {outage_s:.0f} s at row {h.csv.last.round}")
+    time.sleep(outage_s)
+    t_up2 = now()
+    _run([ip, "link", "set", vh, "up"])
+    back2 = h.wait("a 'returned' event for worker 0 after the long outage",
+                   lambda: h.events.find(ev2, "returned", 0))
+    measured(f"netns: link up after {outage_s:.0f} s -> 'returned' of worker 0: "
+             f"{back2['_seen'] - t_up2:.3f} s ({back2.get('detail', '')})")
+    ev3 = len(h.events.items)
+    start = h.csv.max_round()
+    h.wait("200 rows after the return", lambda: h.csv.max_round() >= start + 200)
+    repairs = h.events.all("repair", 0, start=ev3)
+    full = sum(1 for r in h.csv.after(start) if r.participants == n)
+    measured(f"netns: 200 rounds after the return: {len(repairs)} repairs of worker 0, "
+             f"{full} rows with all {n} participants")
+    if len(repairs) > 5 or full < 150:
+        h.fail(f"after the long outage worker 0 was repaired {len(repairs)} times in 200 rounds "
+               f"and {full} rows had all {n} participants: its broadcasts do not arrive over PUB")
 
     h.stop_coordinator("netns")
     h.expect_clean_exit(workers, "the workers to exit 0 after the coordinator's bye")

@@ -1,8 +1,17 @@
 // The ZeroMQ transport's waiting scheme: a link that waits for broadcasts on SUB alone must
 // still get the direct messages the hub sends over the ROUTER (zmq_transport.h, "Waiting").
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,6 +69,32 @@ struct Pair {
   }
 };
 
+// The TCP connections of this process whose remote port is `port`, as file descriptors.
+std::vector<int> tcp_connections_to(uint16_t port) {
+  std::vector<int> fds;
+  DIR* dir = opendir("/proc/self/fd");
+  REQUIRE(dir != nullptr);
+  while (const dirent* e = readdir(dir)) {
+    const int fd = std::atoi(e->d_name);
+    struct stat st {};
+    if (e->d_name[0] == '.' || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 &&
+        peer.sin_family == AF_INET && ntohs(peer.sin_port) == port)
+      fds.push_back(fd);
+  }
+  closedir(dir);
+  return fds;
+}
+
+int int_option(int fd, int level, int name) {
+  int v = -1;
+  socklen_t len = sizeof v;
+  REQUIRE(getsockopt(fd, level, name, &v, &len) == 0);
+  return v;
+}
+
 }  // namespace
 
 TEST_CASE("transport: a direct message reaches a link that waits for broadcasts only") {
@@ -96,4 +131,25 @@ TEST_CASE("transport: a direct message whose poke never came arrives after one t
   CHECK_FALSE(p.link.receive(p.got, 100ms));
   REQUIRE(p.link.receive(p.got, 5000ms));
   CHECK(text(p.got) == "late");
+}
+
+// A coordinator that vanishes without FIN or RST (its host or its Wi-Fi gone) must not leave a
+// worker on dead connections: the kernel probes an idle one and gives up on unacknowledged data
+// after the heartbeat timeout, and the sockets reconnect. (The hub watches its peers with ZMTP
+// heartbeats instead; the link leaves it to the kernel, which costs its I/O thread nothing per
+// message.)
+TEST_CASE("transport: the kernel watches a link's connections with the heartbeat settings") {
+  Pair p;
+  const uint16_t port = p.hub.endpoint().port;
+  for (const int to : {port + 0, port + 1}) {  // SUB -> PUB, DEALER -> ROUTER
+    CAPTURE(to);
+    const auto fds = tcp_connections_to(static_cast<uint16_t>(to));
+    REQUIRE(fds.size() == 1);
+    const int fd = fds.front();
+    CHECK(int_option(fd, SOL_SOCKET, SO_KEEPALIVE) == 1);
+    CHECK(int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 1);  // heartbeat_interval: 1000 ms
+    CHECK(int_option(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 1);
+    CHECK(int_option(fd, IPPROTO_TCP, TCP_KEEPCNT) == 3);  // heartbeat_timeout: 3000 ms
+    CHECK(int_option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 3000);
+  }
 }

@@ -36,10 +36,33 @@ Endpoint parse_endpoint(const std::string& text) {
 
 namespace {
 
+// Hub side: ZMTP heartbeats. The hub PINGs every peer each heartbeat_interval and closes the
+// connection of one that does not answer within heartbeat_timeout. The PINGs carry no TTL: a
+// worker's engine arms a timer for a PING's TTL, and on the DEALER, which nothing else reaches
+// between PINGs, each PING would re-arm it before it fires. A timer armed in the worker's I/O
+// thread makes every one of its wake-ups read the clock and arm a kernel timer for its wait,
+// about a tenth of that thread's CPU per round (docs/PERFORMANCE.md, "ZMTP heartbeats").
 void set_heartbeats(zmq::socket_t& s, const ZmqOptions& o) {
   s.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(o.heartbeat_interval.count()));
   s.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(o.heartbeat_timeout.count()));
-  s.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(o.heartbeat_timeout.count()));
+}
+
+// Link side: the kernel watches the connections, with the same interval and timeout and for the
+// same reason (ZMTP heartbeats would keep a timer armed in the worker's I/O thread). A
+// connection silent for heartbeat_interval is probed every heartbeat_interval (TCP keepalive);
+// one whose probes or data go unacknowledged for heartbeat_timeout (TCP_USER_TIMEOUT) is closed,
+// and the socket reconnects. A coordinator whose process hangs while its kernel still answers
+// keeps its connections: the worker's liveness timeout notices that one.
+void set_keepalive(zmq::socket_t& s, const ZmqOptions& o) {
+  const auto seconds = [](std::chrono::milliseconds t) {
+    return static_cast<int>(std::max<std::chrono::milliseconds::rep>(1, (t.count() + 999) / 1000));
+  };
+  const int interval = seconds(o.heartbeat_interval);
+  s.set(zmq::sockopt::tcp_keepalive, 1);
+  s.set(zmq::sockopt::tcp_keepalive_idle, interval);
+  s.set(zmq::sockopt::tcp_keepalive_intvl, interval);
+  s.set(zmq::sockopt::tcp_keepalive_cnt, std::max(1, seconds(o.heartbeat_timeout) / interval));
+  s.set(zmq::sockopt::tcp_maxrt, static_cast<int>(o.heartbeat_timeout.count()));
 }
 
 // A signal (SIGTERM to stop cleanly) interrupts a poll: that is "nothing yet", not an error.
@@ -244,9 +267,8 @@ ZmqLink::ZmqLink(const Endpoint& coordinator, const std::string& identity, std::
     : sub_(ctx_, zmq::socket_type::sub),
       dealer_(ctx_, zmq::socket_type::dealer),
       watch_direct_(options.watch_direct) {
-  set_heartbeats(sub_, options);
-  set_heartbeats(dealer_, options);
   for (zmq::socket_t* s : {&sub_, &dealer_}) {
+    set_keepalive(*s, options);
     if (options.curve_client) {
       s->set(zmq::sockopt::curve_serverkey, options.curve_client->server_key);
       s->set(zmq::sockopt::curve_publickey, options.curve_client->public_key);
