@@ -1,5 +1,6 @@
 // The ZeroMQ transport's waiting scheme: a link that waits for broadcasts on SUB alone must
 // still get the direct messages the hub sends over the ROUTER (zmq_transport.h, "Waiting").
+// And the watch on a link's connections, which is the kernel's (zmq_transport.h, "Liveness").
 
 #include <arpa/inet.h>
 #include <dirent.h>
