@@ -132,15 +132,14 @@ class Worker {
     for (;;) {
       link_.send(join_bytes_);
       const auto until = Clock::now() + backoff;
-      while (Clock::now() < until) {
-        progress(Clock::now());
+      for (auto now = Clock::now(); now < until; now = Clock::now()) {
+        progress(now);
         if (stopping()) {
           out_.left = true;
           return false;
         }
         wire::MessageKind kind;
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
         if (!link_.receive(bytes_, std::clamp(left, 1ms, 200ms)) || !decode(kind)) continue;
         if (kind == wire::MessageKind::kBye) {
           if (inbox_.bye.reason.rfind("refused", 0) == 0 || !session_)
