@@ -9,6 +9,8 @@ Usage: faults.py BUILD_DIR DATA_DIR SCENARIO
   stop_cont     5 workers on heart_scale; SIGSTOP one for 3 s, then SIGCONT
   netns         4 workers, one behind a veth pair whose host end goes down, then up again;
                 then down for 9 s: back, it must be served over PUB again
+  slow_link     2 workers, one behind a 1 Mbit/s uplink, GD replies of 480 KB (~4 s each,
+                longer than the 3 s liveness timeout): every round must close with both
   resume        kill -9 the coordinator, resume from its checkpoints (also with the newest
                 one corrupted); the log must equal marina-sim's
   quorum        3 workers, --min-workers 2; kill two: the coordinator must stop, naming them
@@ -18,7 +20,7 @@ One scenario per run. The test synchronises only by polling the coordinator's CS
 events file (every 20 ms) and the processes' exit status; every wait has a timeout that fails
 with the coordinator's stderr and the events seen so far. Measured figures are printed on lines
 that start with "MEASURED:". Exit status: 0 pass, 1 fail ("FAIL: reason"), 77 skipped
-("SKIP: reason"; netns without permission or without iproute2), 2 usage.
+("SKIP: reason"; netns, slow_link without permission or without iproute2), 2 usage.
 
 Standard library only. Set MARINA_FAULTS_KEEP=1 to keep the temporary directory (logs,
 stderr of every process) for inspection.
@@ -700,12 +702,9 @@ def _remove_stale_namespaces(ip):
         _run([ip, "netns", "del", name], check=False)
 
 
-def netns(h):
-    ip = _ip()
-    if ip is None:
-        raise Skip("iproute2 ('ip') is not installed; the network-namespace scenario needs it")
-    data = h.datafile("heart_scale")
-    h.need(h.coord_bin, h.worker_bin)
+def _veth_namespace(h, ip):
+    """A network namespace joined to this one by a veth pair; removed at the end of the test.
+    Returns (namespace, host end, namespace end, host address, namespace address)."""
     _remove_stale_namespaces(ip)
     pid = os.getpid()
     ns = f"marina-faults-{pid}"
@@ -730,6 +729,16 @@ def netns(h):
     _run([ip, "-n", ns, "link", "set", vn, "up"])
     _run([ip, "-n", ns, "link", "set", "lo", "up"])
     say(f"namespace {ns}: {vn} {ns_ip}/24 <-> host {vh} {host_ip}/24")
+    return ns, vh, vn, host_ip, ns_ip
+
+
+def netns(h):
+    ip = _ip()
+    if ip is None:
+        raise Skip("iproute2 ('ip') is not installed; the network-namespace scenario needs it")
+    data = h.datafile("heart_scale")
+    h.need(h.coord_bin, h.worker_bin)
+    ns, vh, vn, host_ip, ns_ip = _veth_namespace(h, ip)
 
     n = 4
     timeout_ms = 2000
@@ -811,6 +820,72 @@ def netns(h):
     h.expect_clean_exit(workers, "the workers to exit 0 after the coordinator's bye")
     k = check_complete_csv(h.csv.path)
     say(f"netns: CSV rounds 0..{k} contiguous")
+
+
+def _tc():
+    for c in (shutil.which("tc"), "/usr/sbin/tc", "/sbin/tc"):
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    return None
+
+
+def _wide_libsvm(path, d, rows, seed=11):
+    """A small LibSVM file with d features (feature d appears, so the dimension is d)."""
+    import random
+    rng = random.Random(seed)
+    with open(path, "w") as f:
+        for r in range(rows):
+            idx = sorted(set(rng.randrange(1, d) for _ in range(12)) | ({d} if r == 0 else set()))
+            feats = " ".join(f"{j}:{rng.uniform(-1, 1):.4f}" for j in idx)
+            f.write(f"{'+1' if rng.random() < 0.5 else '-1'} {feats}\n")
+    return path
+
+
+def slow_link(h):
+    """One worker behind a 1 Mbit/s uplink whose every reply (GD, d = 60 000: 480 KB) takes
+    about 4 s to cross, longer than the connections' 3 s liveness timeout. A watch that counts
+    whole messages closes the connection under each reply, and no round ever closes; the
+    kernel's watch sees the bytes move and leaves it alone."""
+    ip, tc = _ip(), _tc()
+    if ip is None or tc is None:
+        raise Skip("iproute2 ('ip', 'tc') is not installed; the slow-link scenario needs it")
+    h.need(h.coord_bin, h.worker_bin)
+    d = 60000
+    data = _wide_libsvm(h.file("wide.libsvm"), d, rows=40)
+    ns, vh, vn, host_ip, ns_ip = _veth_namespace(h, ip)
+    r = _run([ip, "netns", "exec", ns, tc, "qdisc", "add", "dev", vn, "root", "tbf", "rate",
+              "1mbit", "burst", "32kbit", "latency", "400ms"], check=False)
+    if r.returncode != 0:
+        raise Skip(f"tc cannot shape the veth here ({r.stderr.strip()})")
+    say(f"uplink of {ns}: tbf rate 1mbit burst 32kbit latency 400ms")
+
+    n, rounds = 2, 3
+    port = free_port_pair("0.0.0.0")
+    h.start_coordinator(port, ["--workers", str(n), "--data", data, "--method", "gd",
+                               "--rounds", str(rounds), "--seed", "1",
+                               "--round-timeout-ms", "60000", "--sync-timeout-ms", "60000"],
+                        host="0.0.0.0")
+    workers = [h.start_worker(0, n, port, data, host=host_ip, name="worker0-slow",
+                              prefix=(ip, "netns", "exec", ns)),
+               h.start_worker(1, n, port, data)]
+    h.wait(f"rows 0..{rounds} (each round waits for a 480 KB reply at 1 Mbit/s)",
+           lambda: h.csv.max_round() >= rounds, timeout=120.0, coordinator_may_exit=True)
+    rows = [h.csv.row(k) for k in range(rounds + 1)]
+    gaps = [b.seen - a.seen for a, b in zip(rows, rows[1:])]
+    measured("slow_link: seconds between rows: " + ", ".join(f"{g:.2f}" for g in gaps))
+    for name in ("gone", "deadline_miss", "repair"):
+        bad = h.events.all(name, 0)
+        if bad:
+            h.fail(f"a '{name}' event for the slow worker: {bad[0]['_line']}")
+    short = [r.round for r in rows[1:] if r.participants != n]
+    if short:
+        h.fail(f"rounds {short} closed without the slow worker's reply")
+    if min(gaps) < 3.2:
+        h.fail(f"a round took {min(gaps):.2f} s: the reply did not take longer than the 3 s "
+               "liveness timeout to cross, so this run shows nothing (is the uplink shaped?)")
+    codes = h.wait_exit([h.coord] + workers, 30.0, "the coordinator and workers to finish")
+    if any(c != 0 for c in codes):
+        h.fail(f"exit codes {codes} (expected all 0)")
 
 
 class Disturbed(Exception):
@@ -1161,6 +1236,7 @@ SCENARIOS = {
     "kill_restart": kill_restart,
     "stop_cont": stop_cont,
     "netns": netns,
+    "slow_link": slow_link,
     "resume": resume,
     "quorum": quorum,
     "local_exit": local_exit,

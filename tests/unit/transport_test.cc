@@ -1,6 +1,6 @@
 // The ZeroMQ transport's waiting scheme: a link that waits for broadcasts on SUB alone must
 // still get the direct messages the hub sends over the ROUTER (zmq_transport.h, "Waiting").
-// And the watch on a link's connections, which is the kernel's (zmq_transport.h, "Liveness").
+// And the watch on the connections, which is the kernel's (zmq_transport.h, "Liveness").
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -70,8 +70,9 @@ struct Pair {
   }
 };
 
-// The TCP connections of this process whose remote port is `port`, as file descriptors.
-std::vector<int> tcp_connections_to(uint16_t port) {
+// The TCP connections of this process with `port` at the given end, as file descriptors.
+enum class End { kRemote, kLocal };
+std::vector<int> tcp_connections(End end, uint16_t port) {
   std::vector<int> fds;
   DIR* dir = opendir("/proc/self/fd");
   REQUIRE(dir != nullptr);
@@ -79,11 +80,14 @@ std::vector<int> tcp_connections_to(uint16_t port) {
     const int fd = std::atoi(e->d_name);
     struct stat st {};
     if (e->d_name[0] == '.' || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    sockaddr_in peer{};
-    socklen_t len = sizeof peer;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 &&
-        peer.sin_family == AF_INET && ntohs(peer.sin_port) == port)
-      fds.push_back(fd);
+    sockaddr_in peer{}, self{};
+    socklen_t len = sizeof peer, self_len = sizeof self;
+    // Connected sockets only: a listening one has no peer.
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&self), &self_len) != 0 ||
+        peer.sin_family != AF_INET)
+      continue;
+    if (ntohs(end == End::kRemote ? peer.sin_port : self.sin_port) == port) fds.push_back(fd);
   }
   closedir(dir);
   return fds;
@@ -134,23 +138,29 @@ TEST_CASE("transport: a direct message whose poke never came arrives after one t
   CHECK(text(p.got) == "late");
 }
 
-// A coordinator that vanishes without FIN or RST (its host or its Wi-Fi gone) must not leave a
-// worker on dead connections: the kernel probes an idle one and gives up on unacknowledged data
-// after the heartbeat timeout, and the sockets reconnect. (The hub watches its peers with ZMTP
-// heartbeats instead; the link leaves it to the kernel, which costs its I/O thread nothing per
-// message.)
-TEST_CASE("transport: the kernel watches a link's connections with the heartbeat settings") {
+// A peer that vanishes without FIN or RST (its host or its Wi-Fi gone) must not leave the other
+// side on dead connections: the kernel probes an idle one and gives up on unacknowledged data
+// after the heartbeat timeout; the hub's sends then fail and the link's sockets reconnect. Both
+// ends leave it to the kernel, which counts bytes and not messages (a message slower than the
+// timeout keeps its connection while it moves: faults.py slow_link) and costs the I/O threads
+// nothing per message. The hub's connections are the ones it accepted, with its ports local.
+TEST_CASE(
+    "transport: the kernel watches both ends of every connection with the heartbeat "
+    "settings") {
   Pair p;
   const uint16_t port = p.hub.endpoint().port;
-  for (const int to : {port + 0, port + 1}) {  // SUB -> PUB, DEALER -> ROUTER
-    CAPTURE(to);
-    const auto fds = tcp_connections_to(static_cast<uint16_t>(to));
-    REQUIRE(fds.size() == 1);
-    const int fd = fds.front();
-    CHECK(int_option(fd, SOL_SOCKET, SO_KEEPALIVE) == 1);
-    CHECK(int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 1);  // heartbeat_interval: 1000 ms
-    CHECK(int_option(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 1);
-    CHECK(int_option(fd, IPPROTO_TCP, TCP_KEEPCNT) == 3);  // heartbeat_timeout: 3000 ms
-    CHECK(int_option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 3000);
+  for (const End end : {End::kRemote, End::kLocal}) {  // the link's, the hub's
+    for (const int at : {port + 0, port + 1}) {        // SUB -> PUB, DEALER -> ROUTER
+      CAPTURE(end == End::kRemote ? "link" : "hub");
+      CAPTURE(at);
+      const auto fds = tcp_connections(end, static_cast<uint16_t>(at));
+      REQUIRE(fds.size() == 1);
+      const int fd = fds.front();
+      CHECK(int_option(fd, SOL_SOCKET, SO_KEEPALIVE) == 1);
+      CHECK(int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 1);  // heartbeat_interval: 1000 ms
+      CHECK(int_option(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 1);
+      CHECK(int_option(fd, IPPROTO_TCP, TCP_KEEPCNT) == 3);  // heartbeat_timeout: 3000 ms
+      CHECK(int_option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 3000);
+    }
   }
 }

@@ -36,23 +36,20 @@ Endpoint parse_endpoint(const std::string& text) {
 
 namespace {
 
-// Hub side: ZMTP heartbeats. The hub PINGs every peer each heartbeat_interval and closes the
-// connection of one that does not answer within heartbeat_timeout. The PINGs carry no TTL: a
-// worker's engine arms a timer for a PING's TTL, and on the DEALER, which nothing else reaches
-// between PINGs, each PING would re-arm it before it fires. A timer armed in the worker's I/O
-// thread makes every one of its wake-ups read the clock and arm a kernel timer for its wait,
-// about a tenth of that thread's CPU per round (docs/PERFORMANCE.md, "ZMTP heartbeats").
-void set_heartbeats(zmq::socket_t& s, const ZmqOptions& o) {
-  s.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(o.heartbeat_interval.count()));
-  s.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(o.heartbeat_timeout.count()));
-}
-
-// Link side: the kernel watches the connections, with the same interval and timeout and for the
-// same reason (ZMTP heartbeats would keep a timer armed in the worker's I/O thread). A
-// connection silent for heartbeat_interval is probed every heartbeat_interval (TCP keepalive);
-// one whose probes or data go unacknowledged for heartbeat_timeout (TCP_USER_TIMEOUT) is closed,
-// and the socket reconnects. A coordinator whose process hangs while its kernel still answers
-// keeps its connections: the worker's liveness timeout notices that one.
+// Both sides leave the watch on their connections to the kernel. A connection silent for
+// heartbeat_interval is probed every heartbeat_interval (TCP keepalive); one whose probes or
+// data go unacknowledged for heartbeat_timeout (TCP_USER_TIMEOUT) is closed: the hub's sends
+// to that peer then fail and a link's sockets reconnect.
+//
+// The kernel counts bytes, not messages: a message that takes longer than heartbeat_timeout
+// to cross a slow link keeps its connection as long as its bytes move. ZMTP heartbeats count
+// whole messages (a PONG queues behind the message being sent, and the timeout is cancelled
+// only by a decoded message), so they closed the connection under every such message and it
+// never arrived (docs/PERFORMANCE.md, "Large messages on a slow link"). They also keep a timer
+// armed in the I/O thread, which makes every one of its wake-ups read the clock and arm a
+// kernel timer (docs/PERFORMANCE.md, "ZMTP heartbeats"). A process that hangs while its kernel
+// still answers keeps its connections: the coordinator's --miss-limit and the worker's liveness
+// timeout notice that one.
 void set_keepalive(zmq::socket_t& s, const ZmqOptions& o) {
   const auto seconds = [](std::chrono::milliseconds t) {
     return static_cast<int>(std::max<std::chrono::milliseconds::rep>(1, (t.count() + 999) / 1000));
@@ -155,8 +152,8 @@ ZmqHub::~ZmqHub() {
 
 ZmqHub::ZmqHub(Endpoint listen, std::size_t max_message, ZmqOptions options)
     : pub_(ctx_, zmq::socket_type::pub), router_(ctx_, zmq::socket_type::router), ep_(listen) {
-  set_heartbeats(pub_, options);
-  set_heartbeats(router_, options);
+  set_keepalive(pub_, options);  // accepted connections inherit the options
+  set_keepalive(router_, options);
   if (options.curve_server) {
     const CurveServer& curve = *options.curve_server;
     if (!curve.admit) throw std::invalid_argument("CurveZMQ server without an admission rule");

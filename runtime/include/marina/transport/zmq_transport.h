@@ -40,9 +40,10 @@ struct Endpoint {
 // Liveness of the connections themselves, set on every socket before it binds or connects: a
 // peer that stops answering for `heartbeat_timeout` — a killed process, a pulled cable, Wi-Fi
 // gone without FIN or RST — has its connection closed, so the ROUTER's sends to it fail and the
-// worker's sockets reconnect. The hub uses ZMTP heartbeats (PING, PONG), which also catch a
-// worker process that hangs; the link leaves it to the kernel (TCP keepalive and
-// TCP_USER_TIMEOUT), which costs its I/O thread nothing per message (zmq_transport.cc).
+// worker's sockets reconnect. Both sides leave this to the kernel (TCP keepalive and
+// TCP_USER_TIMEOUT), which counts bytes rather than messages: a message slower to cross than
+// `heartbeat_timeout` keeps its connection while its bytes move, and the I/O threads pay
+// nothing per message (zmq_transport.cc).
 // CurveZMQ, coordinator side: both sockets encrypt, and a ZAP handler (inproc, in the hub's
 // own context) decides every client key at the handshake. Without a ZAP handler libzmq's CURVE
 // would accept any client key, so the handler is always installed with it.
