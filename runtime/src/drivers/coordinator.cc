@@ -172,10 +172,9 @@ class Coordinator {
   // Heartbeats keep silent stretches (quorum waits, long rounds) distinguishable from a dead
   // coordinator, and make workers of an earlier session rejoin. Workers answer each one. A
   // live worker not heard from within a heartbeat is also pinged directly: a send that fails
-  // means its connection is gone (ZMTP heartbeats close a stalled one).
-  void heartbeat_tick() {
+  // means its connection is gone (the kernel closes one whose data stays unacknowledged).
+  void heartbeat_tick(Clock::time_point now) {
     check_keys();
-    const auto now = Clock::now();
     const bool publish_due = now - last_publish_ >= s_.heartbeat;
     const bool ping_due = welcomed_ && now - last_ping_ >= s_.heartbeat;
     if (!publish_due && !ping_due) return;
@@ -346,7 +345,7 @@ class Coordinator {
                                  " (need --min-workers " + std::to_string(min_workers_) +
                                  "); missing: " + members_.missing_text() + refusal_text());
       }
-      heartbeat_tick();
+      heartbeat_tick(Clock::now());
       wire::MessageKind kind;
       if (!hub_.receive(in_, 100ms) || !decode(in_, kind)) continue;
       if (kind == wire::MessageKind::kJoin)
@@ -656,9 +655,13 @@ class Coordinator {
     bool repaired = false;
     std::optional<Clock::time_point> below_quorum_since;
     AwaitedCursor awaiting;
+    // The clock is read once per message: the time a message arrived serves its handling and
+    // the next turn's deadlines (a handling as long as a dense fold delays those by its length).
+    std::optional<Clock::time_point> arrived;
     for (;;) {
       if (stopping()) return false;
-      const auto now = Clock::now();
+      const auto now = arrived ? *arrived : Clock::now();
+      arrived.reset();
       if (members_.live_count() < min_workers_) {
         if (!below_quorum_since) {
           below_quorum_since = now;
@@ -697,14 +700,15 @@ class Coordinator {
         }
         continue;  // a send may have found a worker gone: the round may be complete now
       }
-      heartbeat_tick();
+      heartbeat_tick(now);
       auto until =
           below_quorum_since ? now + s_.heartbeat : std::min(clock.deadline(), now + s_.heartbeat);
       if (!repaired) until = std::min(until, clock.repair_at());
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
       wire::MessageKind kind;
-      if (!hub_.receive(in_, std::clamp(left, 1ms, s_.heartbeat)) || !decode(in_, kind)) continue;
-      handle(kind);
+      if (!hub_.receive(in_, std::clamp(left, 1ms, s_.heartbeat))) continue;
+      arrived = Clock::now();
+      if (decode(in_, kind)) handle(kind, *arrived);
     }
   }
 
@@ -734,7 +738,7 @@ class Coordinator {
   }
 
   // One message during a round.
-  void handle(wire::MessageKind kind) {
+  void handle(wire::MessageKind kind, Clock::time_point now) {
     if (kind == wire::MessageKind::kJoin) {
       (void)on_join(in_);
       return;
@@ -753,7 +757,6 @@ class Coordinator {
       return;
     }
     if (!authenticated_as(*w)) return;
-    const auto now = Clock::now();
     members_.seen(*w, now);
     switch (kind) {
       case wire::MessageKind::kReply: {

@@ -229,20 +229,31 @@ bool ZmqHub::send(const Peer& to, Bytes m) {
   }
 }
 
+// The clock is read only after a malformed message was skipped: the wait goes on until then
+// plus what is left of `timeout`, so it may last up to twice `timeout`. A round's wait is one
+// blocking recv (libzmq reads the clock for its timeout itself).
 bool ZmqHub::receive(Incoming& in, std::chrono::milliseconds timeout) {
   poke_if_sent();
-  const auto deadline = Clock::now() + timeout;
+  std::optional<Clock::time_point> deadline;
+  auto left = timeout;
+  const auto skipped = [&] {
+    const auto now = Clock::now();
+    if (!deadline) deadline = now + timeout;
+    left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now);
+  };
   for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     set_receive_timeout(router_, router_timeout_ms_, std::max(left, std::chrono::milliseconds(0)));
     zmq::message_t id, body;
     if (!recv_blocking(router_, id)) return false;
     // A well-formed message is exactly [routing id][body]; anything else is skipped whole.
-    if (!id.more()) continue;
+    if (!id.more()) {
+      skipped();
+      continue;
+    }
     (void)router_.recv(body, zmq::recv_flags::none);
     if (body.more()) {
       drain(router_, body);
+      skipped();
       continue;
     }
     in.from.assign(static_cast<const char*>(id.data()), id.size());

@@ -40,7 +40,8 @@ class Hub {
   // To one worker; returns false when the peer is unknown or gone (its connection closed).
   // Delivery is not guaranteed either way (a full queue drops the message).
   virtual bool send(const Peer& to, Bytes message) = 0;
-  // The next message from any worker, waiting at most `timeout`; false on timeout.
+  // The next message from any worker, waiting at most `timeout` (or up to twice that when it
+  // skips malformed traffic on the way); false on timeout.
   virtual bool receive(Incoming& in, std::chrono::milliseconds timeout) = 0;
 };
 
