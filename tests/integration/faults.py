@@ -10,7 +10,8 @@ Usage: faults.py BUILD_DIR DATA_DIR SCENARIO
   netns         4 workers, one behind a veth pair whose host end goes down, then up again;
                 then down for 9 s: back, it must be served over PUB again
   slow_link     2 workers, one behind a 1 Mbit/s uplink, GD replies of 480 KB (~4 s each,
-                longer than the 3 s liveness timeout): every round must close with both
+                longer than the 3 s liveness timeout): every round must close with both;
+                then with a 2 s deadline, its replies must come with 'late_reply' events
   resume        kill -9 the coordinator, resume from its checkpoints (also with the newest
                 one corrupted); the log must equal marina-sim's
   quorum        3 workers, --min-workers 2; kill two: the coordinator must stop, naming them
@@ -886,6 +887,32 @@ def slow_link(h):
     codes = h.wait_exit([h.coord] + workers, 30.0, "the coordinator and workers to finish")
     if any(c != 0 for c in codes):
         h.fail(f"exit codes {codes} (expected all 0)")
+
+    # A full-sync deadline shorter than the reply's crossing: each round closes without the
+    # slow worker, and its reply, arriving about 2 s after the deadline, must say so (a
+    # 'late_reply' naming --sync-timeout-ms), not only count as a miss.
+    port = free_port_pair("0.0.0.0")
+    h.start_coordinator(port, ["--workers", str(n), "--data", data, "--method", "gd",
+                               "--rounds", "1000", "--seed", "1", "--round-timeout-ms", "2000",
+                               "--sync-timeout-ms", "2000", "--miss-limit", "1000"],
+                        host="0.0.0.0", name="coordinator-short", log="short.csv",
+                        events="short-events.jsonl")
+    workers = [h.start_worker(0, n, port, data, host=host_ip, name="worker0-slow-short",
+                              prefix=(ip, "netns", "exec", ns)),
+               h.start_worker(1, n, port, data, name="worker1-short")]
+    late = h.wait("a 'late_reply' event for the slow worker with a 2 s full-sync deadline",
+                  lambda: h.events.find(0, "late_reply", 0), timeout=60.0)
+    measured(f"slow_link: with --sync-timeout-ms 2000: {late['detail']}")
+    m = re.search(r"came (\d+) ms after its deadline", late.get("detail", ""))
+    if not m or "--sync-timeout-ms" not in late["detail"]:
+        h.fail(f"the 'late_reply' does not say how late, or which deadline: {late['_line']}")
+    if not 500 <= int(m.group(1)) <= 10000:
+        h.fail(f"the 'late_reply' says {m.group(1)} ms; the reply takes about 4 s against a "
+               "2 s deadline, so about 2000 ms was expected")
+    if not h.events.find(0, "deadline_miss", 0):
+        h.fail("a 'late_reply' without the 'deadline_miss' before it")
+    h.stop_coordinator("slow_link")
+    h.expect_clean_exit(workers, "the workers to exit 0 after the coordinator's bye")
 
 
 class Disturbed(Exception):

@@ -21,6 +21,7 @@
 #include "test_support.h"
 
 using namespace marina;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -289,14 +290,36 @@ TEST_CASE(
   CHECK(m.live_worker_of("b2") == 1u);
 
   // Missed deadlines make it gone; a join brings it back, from any peer.
-  CHECK_FALSE(m.missed(1));
-  CHECK(m.missed(1));
+  CHECK_FALSE(m.missed(1, 7, false, now));
+  CHECK(m.missed(1, 8, true, now + 2s));
   CHECK(m.live_count() == 0);
-  CHECK_FALSE(m.live_worker_of("b2"));
+  // Its reply to the first round it missed, arriving after all, says by how much (once); a
+  // reply to an earlier round does not, nor a second copy.
+  CHECK_FALSE(m.late(1, 6, now + 3s));
+  const auto late = m.late(1, 7, now + 1500ms);
+  REQUIRE(late);
+  CHECK(late->first.round == 7u);
+  CHECK_FALSE(late->first.full_sync);
+  CHECK(late->second == 1500ms);
+  CHECK_FALSE(m.late(1, 7, now + 4s));
   m.admit(1, "b3", "arm64", now);
   CHECK(m.live_worker_of("b3") == 1u);
   CHECK(m[1].returns == 1u);
   CHECK(m.live_count() == 1);
+
+  // A reply to a later round than the pending miss drops it: that round's reply will not come.
+  CHECK_FALSE(m.missed(1, 20, true, now));
+  REQUIRE(m[1].pending_miss);
+  CHECK_FALSE(m.late(1, 21, now + 1s));
+  CHECK_FALSE(m[1].pending_miss);
+  CHECK_FALSE(m.late(1, 20, now + 2s));
+  // An answer in time drops it too.
+  m.admit(2, "c", "x86_64", now);
+  CHECK_FALSE(m.missed(2, 30, false, now));
+  REQUIRE(m[2].pending_miss);
+  m.answered(2, now + 1s, 0.001);
+  CHECK_FALSE(m[2].pending_miss);
+  CHECK_FALSE(m.late(2, 30, now + 2s));
 }
 
 TEST_CASE("drivers: a round waits until no live worker is awaited, and again for one revived") {

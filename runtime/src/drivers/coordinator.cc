@@ -684,7 +684,8 @@ class Coordinator {
       if (!below_quorum_since && now >= clock.deadline()) {
         for (uint32_t w : awaited(*server_, members_, s_.absent)) {
           event("deadline_miss", w, "no reply within " + ms(timeout));
-          if (members_.missed(w)) event("gone", w, members_[w].gone_reason);
+          if (members_.missed(w, server_->round(), full_sync, now))
+            event("gone", w, members_[w].gone_reason);
         }
         return true;
       }
@@ -764,6 +765,18 @@ class Coordinator {
         // The round's gate: stale, future, duplicate or unasked replies never reach the method.
         if (r.round < server_->round()) {
           reject("late reply", *w, "", false);
+          // The reply to the round it just missed: say by how much, so that a deadline too
+          // short for a slow link or a large d shows as such, not only as misses.
+          if (const auto late = members_.late(*w, r.round, now)) {
+            const auto& [miss, after] = *late;
+            event("late_reply", *w,
+                  "the reply to round " + std::to_string(r.round) + " came " +
+                      ms(std::chrono::duration_cast<std::chrono::milliseconds>(after)) +
+                      " after its deadline; " +
+                      (miss.full_sync ? "--sync-timeout-ms (full syncs)"
+                                      : "--round-timeout-ms (compressed rounds)") +
+                      " must cover this worker's replies");
+          }
           break;
         }
         if (r.round > server_->round()) {

@@ -84,6 +84,7 @@ void Membership::admit(uint32_t w, const transport::Peer& peer, const std::strin
   m.misses = 0;
   m.gone_reason.clear();
   m.user = user;
+  m.pending_miss.reset();
 }
 
 void Membership::seen(uint32_t w, transport::Clock::time_point now) {
@@ -95,15 +96,28 @@ void Membership::answered(uint32_t w, transport::Clock::time_point now, double l
   m.last_seen = now;
   m.last_latency_s = latency_s;
   m.misses = 0;
+  m.pending_miss.reset();
   ++m.answered;
 }
 
-bool Membership::missed(uint32_t w) {
+bool Membership::missed(uint32_t w, uint64_t round, bool full_sync,
+                        transport::Clock::time_point now) {
   Member& m = members_.at(w);
   if (m.state != MemberState::kLive) return false;
+  if (!m.pending_miss) m.pending_miss = Member::Miss{round, now, full_sync};
   if (++m.misses < miss_limit_) return false;
   mark_gone(w, std::to_string(m.misses) + " deadlines missed in a row");
   return true;
+}
+
+std::optional<std::pair<Member::Miss, transport::Clock::duration>> Membership::late(
+    uint32_t w, uint64_t round, transport::Clock::time_point now) {
+  Member& m = members_.at(w);
+  if (!m.pending_miss || round < m.pending_miss->round) return std::nullopt;
+  const Member::Miss miss = *m.pending_miss;
+  m.pending_miss.reset();
+  if (round > miss.round) return std::nullopt;
+  return std::make_pair(miss, now - miss.at);
 }
 
 void Membership::mark_gone(uint32_t w, const std::string& reason) {

@@ -11,9 +11,9 @@ namespace marina::observe {
 namespace {
 
 constexpr const char* kEventKinds[] = {
-    "join",    "returned", "gone",         "leave",       "worker_error", "deadline_miss",
-    "repair",  "resync",   "sync_partial", "quorum_lost", "quorum_back",  "start_partial",
-    "refused", "rejected", "revoked",      "checkpoint",  "diverged"};
+    "join",          "returned", "gone",     "leave",        "worker_error", "deadline_miss",
+    "late_reply",    "repair",   "resync",   "sync_partial", "quorum_lost",  "quorum_back",
+    "start_partial", "refused",  "rejected", "revoked",      "checkpoint",   "diverged"};
 
 // Prometheus sample values: Go's float syntax, which spells the non-finite ones its own way.
 std::string prom_number(double v) {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "marina/transport/transport.h"
@@ -33,6 +34,15 @@ struct Member {
   uint64_t returns = 0;        // times it came back after being gone
   std::string gone_reason;     // why it is gone, for the quorum error
   std::string user;            // the transport's authenticated identity (CurveZMQ), if any
+  // The oldest deadline it missed since its last reply was taken: a late reply to that round
+  // reports it (Membership::late). Kept while later deadlines pass, so that replies queued
+  // behind one another on a slow link still find the round they answer.
+  struct Miss {
+    uint64_t round = 0;
+    transport::Clock::time_point at{};  // when the deadline passed
+    bool full_sync = false;             // which deadline: --sync-timeout-ms or --round-timeout-ms
+  };
+  std::optional<Miss> pending_miss;
 };
 
 // Finding the worker a message speaks for and counting the live ones are O(1): the coordinator
@@ -66,8 +76,14 @@ class Membership {
   // Any valid message from the worker.
   void seen(uint32_t w, transport::Clock::time_point now);
   void answered(uint32_t w, transport::Clock::time_point now, double latency_s);
-  // A deadline passed without the worker's reply; true when that made it gone.
-  bool missed(uint32_t w);
+  // The deadline of `round` passed at `now` without the worker's reply; true when that made it
+  // gone.
+  bool missed(uint32_t w, uint64_t round, bool full_sync, transport::Clock::time_point now);
+  // A reply to `round` that arrived at `now`, after the round closed: how long after its
+  // deadline, when `round` is the worker's pending miss (once; a reply to a later round drops
+  // the pending miss, whose reply will not come).
+  std::optional<std::pair<Member::Miss, transport::Clock::duration>> late(
+      uint32_t w, uint64_t round, transport::Clock::time_point now);
   void mark_gone(uint32_t w, const std::string& reason);
 
  private:
