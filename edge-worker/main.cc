@@ -171,9 +171,10 @@ int main(int argc, char** argv) {
     const std::string why = out.stopped ? std::string("left on a signal") : out.bye_reason;
     const std::string line =
         me + ": done (" + why + "): " + std::to_string(out.rounds) + " rounds, " +
-        std::to_string(out.replies) + " replies, " + std::to_string(out.resyncs) + " resyncs, " +
-        std::to_string(out.rejoins) + " rejoins, " + std::to_string(out.rejected) +
-        " rejected messages, peak RSS " + std::to_string(ru.ru_maxrss) + " KiB\n";
+        std::to_string(out.replies) + " replies (" + std::to_string(out.resent) + " sent again), " +
+        std::to_string(out.resyncs) + " resyncs, " + std::to_string(out.rejoins) + " rejoins, " +
+        std::to_string(out.rejected) + " rejected messages, peak RSS " +
+        std::to_string(ru.ru_maxrss) + " KiB\n";
     std::cerr << line << std::flush;
     return 0;
   } catch (const std::exception& e) {

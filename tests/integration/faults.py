@@ -10,8 +10,9 @@ Usage: faults.py BUILD_DIR DATA_DIR SCENARIO
   netns         4 workers, one behind a veth pair whose host end goes down, then up again;
                 then down for 9 s: back, it must be served over PUB again
   slow_link     2 workers, one behind a 1 Mbit/s uplink, GD replies of 480 KB (~4 s each,
-                longer than the 3 s liveness timeout): every round must close with both;
-                then with a 2 s deadline, its replies must come with 'late_reply' events
+                longer than the 3 s liveness timeout, crossed by the repair at 3 s): every
+                round must close with both, and no reply be sent twice; then with a 2 s
+                deadline, its replies must come with 'late_reply' events
   resume        kill -9 the coordinator, resume from its checkpoints (also with the newest
                 one corrupted); the log must equal marina-sim's
   quorum        3 workers, --min-workers 2; kill two: the coordinator must stop, naming them
@@ -846,7 +847,9 @@ def slow_link(h):
     """One worker behind a 1 Mbit/s uplink whose every reply (GD, d = 60 000: 480 KB) takes
     about 4 s to cross, longer than the connections' 3 s liveness timeout. A watch that counts
     whole messages closes the connection under each reply, and no round ever closes; the
-    kernel's watch sees the bytes move and leaves it alone."""
+    kernel's watch sees the bytes move and leaves it alone. The round's repair, half-way to
+    its deadline, crosses each reply: a worker that answered it with a second copy would
+    double what its uplink carries and miss every deadline after the first."""
     ip, tc = _ip(), _tc()
     if ip is None or tc is None:
         raise Skip("iproute2 ('ip', 'tc') is not installed; the slow-link scenario needs it")
@@ -860,12 +863,14 @@ def slow_link(h):
         raise Skip(f"tc cannot shape the veth here ({r.stderr.strip()})")
     say(f"uplink of {ns}: tbf rate 1mbit burst 32kbit latency 400ms")
 
+    # The default deadlines: a full sync's is 6 s, so the coordinator repairs the round (sends
+    # the broadcast again directly) at 3 s, while the reply is still crossing. The worker must
+    # not answer the repair with a second copy: its link lost no connection, so the first is on
+    # its way, and a second would double the next reply's wait and miss the deadlines.
     n, rounds = 2, 3
     port = free_port_pair("0.0.0.0")
     h.start_coordinator(port, ["--workers", str(n), "--data", data, "--method", "gd",
-                               "--rounds", str(rounds), "--seed", "1",
-                               "--round-timeout-ms", "60000", "--sync-timeout-ms", "60000"],
-                        host="0.0.0.0")
+                               "--rounds", str(rounds), "--seed", "1"], host="0.0.0.0")
     workers = [h.start_worker(0, n, port, data, host=host_ip, name="worker0-slow",
                               prefix=(ip, "netns", "exec", ns)),
                h.start_worker(1, n, port, data)]
@@ -874,10 +879,16 @@ def slow_link(h):
     rows = [h.csv.row(k) for k in range(rounds + 1)]
     gaps = [b.seen - a.seen for a, b in zip(rows, rows[1:])]
     measured("slow_link: seconds between rows: " + ", ".join(f"{g:.2f}" for g in gaps))
-    for name in ("gone", "deadline_miss", "repair"):
+    for name in ("gone", "deadline_miss", "late_reply"):
         bad = h.events.all(name, 0)
         if bad:
             h.fail(f"a '{name}' event for the slow worker: {bad[0]['_line']}")
+    repairs = h.events.all("repair", 0)
+    measured(f"slow_link: repairs of the slow worker's rounds (at 3 s, its reply still on its "
+             f"way): {len(repairs)}")
+    if not repairs:
+        h.fail("no repair crossed the slow worker's replies: this run does not show what it is "
+               "for (are the default deadlines still 2 s and 3 x 2 s?)")
     short = [r.round for r in rows[1:] if r.participants != n]
     if short:
         h.fail(f"rounds {short} closed without the slow worker's reply")
@@ -887,6 +898,9 @@ def slow_link(h):
     codes = h.wait_exit([h.coord] + workers, 30.0, "the coordinator and workers to finish")
     if any(c != 0 for c in codes):
         h.fail(f"exit codes {codes} (expected all 0)")
+    summary = workers[0].stderr()
+    if "(0 sent again)" not in summary:
+        h.fail(f"the slow worker answered a repair with a second copy of its reply: {summary}")
 
     # A full-sync deadline shorter than the reply's crossing: each round closes without the
     # slow worker, and its reply, arriving about 2 s after the deadline, must say so (a

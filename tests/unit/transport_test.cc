@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -163,4 +164,34 @@ TEST_CASE(
       CHECK(int_option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 3000);
     }
   }
+}
+
+// The worker sends a reply again only when the first may have been lost (drivers/worker.cc):
+// the link counts its lost connections, and a send without a connection says it was dropped.
+TEST_CASE("transport: a link counts the connections it lost") {
+  transport::ZmqOptions options;
+  options.watch_direct = 20ms;
+  auto hub =
+      std::make_unique<transport::ZmqHub>(transport::Endpoint{"127.0.0.1", 0}, 1 << 16, options);
+  transport::ZmqLink link{hub->endpoint(), "worker-0", 1 << 16, options};
+  transport::Incoming in;
+  bool heard = false;
+  for (int i = 0; i < 200 && !heard; ++i) {  // the DEALER queues only once connected
+    if (link.send(bytes_of("hello")))
+      heard = hub->receive(in, 50ms);
+    else
+      std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(heard);
+  CHECK(link.connection_losses() == 0);
+  CHECK(link.send(bytes_of("queued")));
+  hub.reset();  // the coordinator goes away: its connections close
+  uint64_t losses = 0;
+  for (int i = 0; i < 500 && losses == 0; ++i) {
+    std::this_thread::sleep_for(10ms);
+    losses = link.connection_losses();
+  }
+  CHECK(losses == 1);
+  CHECK_FALSE(link.send(bytes_of("nobody")));  // no connection: dropped at once
+  CHECK(link.connection_losses() == 1);
 }

@@ -72,6 +72,7 @@ struct WorkerSummary {
   uint64_t resyncs = 0;
   uint64_t rejoins = 0;
   uint64_t rejected = 0;   // malformed or unexpected messages that were ignored
+  uint64_t resent = 0;     // replies sent again for a repaired round (the first may be lost)
   bool stopped = false;    // ended by stop()
   std::string bye_reason;  // the coordinator's reason, when it ended the run
   std::vector<double> x;   // the model's last point (x^k of the last round it took part in)

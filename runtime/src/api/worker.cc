@@ -123,6 +123,7 @@ WorkerSummary Worker::run() {
   r.resyncs = out.resyncs;
   r.rejoins = out.rejoins;
   r.rejected = out.rejected;
+  r.resent = out.resent;
   r.stopped = out.left;
   r.bye_reason = std::move(out.bye_reason);
   r.x = std::move(out.x);

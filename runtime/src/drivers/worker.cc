@@ -207,6 +207,10 @@ class Worker {
       const bool received = link_.receive(bytes_, 200ms);
       const auto now = Clock::now();  // the loop's one reading of the clock
       progress(now);
+      if (now - losses_read_at_ >= 1s) {  // keeps the link's event queue short
+        losses_seen_ = link_.connection_losses();
+        losses_read_at_ = now;
+      }
       if (!received) {
         if (now - last_heard > s_.liveness) {
           if (!rejoin("coordinator silent for " + std::to_string(s_.liveness.count()) + " ms"))
@@ -278,7 +282,7 @@ class Worker {
       if (half_->on_broadcast(b, reply_)) {
         if (!finite(reply_))
           throw std::runtime_error("non-finite local gradient at round " + std::to_string(b.round));
-        link_.send(enc_.encode(reply_));
+        queued_reply(link_.send(enc_.encode(reply_)));
         last_reply_round_ = b.round;
         ++out_.replies;
       }
@@ -290,11 +294,18 @@ class Worker {
       info(std::string(e.what()) + "; asking for a resync");
     } catch (const methods::ProtocolError& e) {
       // A repeat of a round already answered (a repair crossing our reply) gets the same
-      // reply again; anything else stale or malformed is ignored.
+      // reply again if the first may have been lost: it was dropped at once, or the connection
+      // was lost since it was queued. Otherwise it is still on its way (a large reply on a slow
+      // link), and a second copy would only double what the link has to carry. Anything else
+      // stale or malformed is ignored.
       if (b.round == last_reply_round_) {
-        // reply_ still holds that round's reply (a stale broadcast is refused before it is
-        // touched): encoding it again saves keeping a copy of every encoded reply.
-        link_.send(enc_.encode(reply_));
+        losses_seen_ = link_.connection_losses();
+        if (!reply_queued_at_ || *reply_queued_at_ != losses_seen_) {
+          // reply_ still holds that round's reply (a stale broadcast is refused before it is
+          // touched): encoding it again saves keeping a copy of every encoded reply.
+          queued_reply(link_.send(enc_.encode(reply_)));
+          ++out_.resent;
+        }
       } else {
         ++out_.rejected;
       }
@@ -302,6 +313,11 @@ class Worker {
       leave(std::string("error: ") + e.what());
       throw;
     }
+  }
+
+  // A reply was queued (or dropped at once): what it is known to have been queued after.
+  void queued_reply(bool queued) {
+    reply_queued_at_ = queued ? std::optional<uint64_t>(losses_seen_) : std::nullopt;
   }
 
   transport::Link& link_;
@@ -315,6 +331,12 @@ class Worker {
   methods::Reply reply_;
   std::optional<methods::Broadcast> pending_;
   uint64_t last_reply_round_ = UINT64_MAX;
+  // The link's connection losses as last read (at most a second old, or at a repeat), and as
+  // read before the last reply was queued (nullopt: it was dropped at once). A loss not yet
+  // read when the reply was queued only makes a repeat send it again unneeded.
+  uint64_t losses_seen_ = 0;
+  Clock::time_point losses_read_at_{};
+  std::optional<uint64_t> reply_queued_at_;
   bool joined_ = false;
   Clock::time_point last_progress_{};
   WorkerOutcome out_;

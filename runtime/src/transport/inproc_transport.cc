@@ -48,26 +48,34 @@ class InProcNetwork::HubImpl : public Hub {
 class InProcNetwork::LinkImpl : public Link {
  public:
   LinkImpl(InProcNetwork& net, uint32_t w) : net_(net), peer_(std::to_string(w)), w_(w) {}
-  void send(Bytes m) override {
-    if (net_.cut_[w_].load() || (net_.drop_up_ && net_.drop_up_(m, w_))) return;
+  // A message lost on the way (a cut link, the test's filter) is what a lost connection does
+  // to the messages queued on it.
+  bool send(Bytes m) override {
+    if (net_.cut_[w_].load() || (net_.drop_up_ && net_.drop_up_(m, w_))) {
+      ++losses_;
+      return true;
+    }
     std::string user;
     {
       std::lock_guard lock(net_.users_mu_);
       user = net_.users_[w_];
     }
     net_.to_hub_.push(Incoming{peer_, std::move(user), {m.begin(), m.end()}});
+    return true;
   }
   bool receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) override {
     if (!net_.to_worker_[w_]->pop(scratch_, timeout)) return false;
     bytes.swap(scratch_.bytes);
     return true;
   }
+  uint64_t connection_losses() override { return losses_; }
 
  private:
   InProcNetwork& net_;
   Peer peer_;
   uint32_t w_;
   Incoming scratch_;
+  uint64_t losses_ = 0;
 };
 
 InProcNetwork::InProcNetwork(uint32_t workers)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <stdexcept>
 
@@ -274,6 +275,7 @@ ZmqLink::ZmqLink(const Endpoint& coordinator, const std::string& identity, std::
                  ZmqOptions options)
     : sub_(ctx_, zmq::socket_type::sub),
       dealer_(ctx_, zmq::socket_type::dealer),
+      monitor_(ctx_, zmq::socket_type::pair),
       watch_direct_(options.watch_direct) {
   for (zmq::socket_t* s : {&sub_, &dealer_}) {
     set_keepalive(*s, options);
@@ -295,15 +297,42 @@ ZmqLink::ZmqLink(const Endpoint& coordinator, const std::string& identity, std::
   // Queue only to a completed connection: while the coordinator is down, joins and replies
   // are dropped rather than piled up and replayed to whoever listens next.
   dealer_.set(zmq::sockopt::immediate, true);
+  // libzmq's monitor sends its events from the I/O thread with a blocking send: an unbounded
+  // queue on our side (rcvhwm 0) keeps a full one from ever stopping that thread. Events are
+  // read when connection_losses() is asked, which the worker does at least every second.
+  const char* const monitor_at = "inproc://marina-link-dealer-monitor";
+  if (zmq_socket_monitor(dealer_.handle(), monitor_at, ZMQ_EVENT_DISCONNECTED) != 0)
+    throw zmq::error_t();
+  monitor_.set(zmq::sockopt::rcvhwm, 0);
+  monitor_.set(zmq::sockopt::linger, 0);
+  monitor_.connect(monitor_at);
   sub_.connect(coordinator.pub());
   dealer_.connect(coordinator.router());
   watch_both_until_ = Clock::now() + watch_direct_;
 }
 
-void ZmqLink::send(Bytes m) {
+ZmqLink::~ZmqLink() {
+  // The monitor stops before its reader closes: libzmq would block on an event for a reader
+  // that is gone.
+  (void)zmq_socket_monitor(dealer_.handle(), nullptr, 0);
+}
+
+bool ZmqLink::send(Bytes m) {
   // Without a connection (coordinator down) the DEALER would block: drop instead; the
   // protocol retries what matters (joins, replies on repair).
-  (void)dealer_.send(zmq::buffer(m.data(), m.size()), zmq::send_flags::dontwait);
+  return dealer_.send(zmq::buffer(m.data(), m.size()), zmq::send_flags::dontwait).has_value();
+}
+
+uint64_t ZmqLink::connection_losses() {
+  // An event is two frames: [uint16 event, uint32 value] and the endpoint.
+  for (;;) {
+    zmq::message_t event;
+    if (!monitor_.recv(event, zmq::recv_flags::dontwait)) return losses_;
+    uint16_t id = 0;
+    if (event.size() >= sizeof id) std::memcpy(&id, event.data(), sizeof id);
+    if (id == ZMQ_EVENT_DISCONNECTED) ++losses_;
+    drain(monitor_, event);
+  }
 }
 
 bool ZmqLink::take(zmq::socket_t& from, zmq::message_t& msg, std::vector<uint8_t>& bytes) {

@@ -50,6 +50,7 @@ struct WorkerSettings {
 struct WorkerOutcome {
   uint64_t rounds = 0;  // broadcasts handled
   uint64_t replies = 0;
+  uint64_t resent = 0;  // replies sent again for a repaired round (the first may have been lost)
   uint64_t resyncs = 0;
   uint64_t rejoins = 0;
   uint64_t rejected = 0;  // messages that failed validation and were ignored

@@ -48,7 +48,15 @@ class Hub {
 class Link {
  public:
   virtual ~Link() = default;
-  virtual void send(Bytes message) = 0;
+  // Queues `message` for the coordinator; false when it was dropped at once (no connection, a
+  // full queue). Queued is not yet delivered: see connection_losses().
+  virtual bool send(Bytes message) = 0;
+  // How many times the connection to the coordinator has been lost so far. A message queued
+  // while the count stays the same has arrived or is still on its way; one queued before a
+  // loss may have gone with it. (The worker sends a reply again only then: on a slow link the
+  // coordinator's repair of a round may cross a reply that is still on its way, and a second
+  // copy would double what the link has to carry.)
+  [[nodiscard]] virtual uint64_t connection_losses() = 0;
   // The next message from the coordinator (published or direct); false on timeout.
   virtual bool receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) = 0;
 };

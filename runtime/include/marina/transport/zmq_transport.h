@@ -108,8 +108,12 @@ class ZmqLink : public Link {
   // peer; its worker id, not this, is its identity in the run).
   ZmqLink(const Endpoint& coordinator, const std::string& identity, std::size_t max_message,
           ZmqOptions options = {});
-  void send(Bytes message) override;
+  ~ZmqLink() override;
+  bool send(Bytes message) override;
   bool receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) override;
+  // Counts the DEALER's disconnections, read from libzmq's socket monitor when asked (no cost
+  // per message).
+  uint64_t connection_losses() override;
 
  private:
   bool receive_either(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout);
@@ -118,6 +122,8 @@ class ZmqLink : public Link {
   zmq::context_t ctx_;
   zmq::socket_t sub_;
   zmq::socket_t dealer_;
+  zmq::socket_t monitor_;  // PAIR: the DEALER's disconnection events
+  uint64_t losses_ = 0;
   std::chrono::milliseconds watch_direct_;
   // While set, both sockets are watched until then; set in the constructor (joining needs the
   // DEALER).
