@@ -765,7 +765,7 @@ class Coordinator {
         // The round's gate: stale, future, duplicate or unasked replies never reach the method.
         if (r.round < server_->round()) {
           reject("late reply", *w, "", false);
-          // The reply to the round it just missed: say by how much, so that a deadline too
+          // The reply to the first round it missed: say by how much, so that a deadline too
           // short for a slow link or a large d shows as such, not only as misses.
           if (const auto late = members_.late(*w, r.round, now)) {
             const auto& [miss, after] = *late;
