@@ -4,8 +4,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -32,11 +35,13 @@ struct Run {
   std::string error;  // what run_coordinator threw (only a run with `tweak` may throw)
 };
 
-Run run_inproc(methods::Method method, const std::string& q, const data::Dataset& all, uint32_t n,
-               uint64_t rounds, std::function<bool(transport::Bytes, uint32_t)> drop = {},
-               std::function<void(transport::Link&)> rogue = {}, bool evaluate = true,
-               std::function<bool(transport::Bytes, uint32_t)> drop_up = {},
-               std::function<void(drivers::CoordinatorSettings&)> tweak = {}) {
+Run run_inproc(
+    methods::Method method, const std::string& q, const data::Dataset& all, uint32_t n,
+    uint64_t rounds, std::function<bool(transport::Bytes, uint32_t)> drop = {},
+    std::function<void(transport::Link&)> rogue = {}, bool evaluate = true,
+    std::function<bool(transport::Bytes, uint32_t)> drop_up = {},
+    std::function<void(drivers::CoordinatorSettings&)> tweak = {},
+    std::function<std::unique_ptr<transport::Link>(transport::Link&, uint32_t)> wrap_link = {}) {
   auto shards = test::shards_of(all, n);
   drivers::CoordinatorSettings s;
   s.base.method = method;
@@ -50,7 +55,7 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
   // Lossy runs repair quickly; the deadline stays long enough that a loaded machine never
   // closes a round without a reply that is merely slow.
   s.round_timeout = std::chrono::milliseconds(20000);
-  s.repair_after = std::chrono::milliseconds(drop || drop_up ? 30 : 0);
+  s.repair_after = std::chrono::milliseconds(drop || drop_up || wrap_link ? 30 : 0);
   s.miss_limit = 1000;
   s.join_timeout = std::chrono::milliseconds(20000);
   if (evaluate) s.evaluation = &shards;
@@ -61,6 +66,8 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
   if (drop) net.set_publish_filter(drop);
   if (drop_up) net.set_send_filter(drop_up);
   r.workers.resize(n);
+  std::vector<std::unique_ptr<transport::Link>> wrapped(n);
+  for (uint32_t i = 0; i < n && wrap_link; ++i) wrapped[i] = wrap_link(net.link(i), i);
   std::vector<std::thread> threads;
   for (uint32_t i = 0; i < n; ++i) {
     threads.emplace_back([&, i] {
@@ -72,7 +79,7 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
       problem::Objective f = shards[i];  // each worker its own model
       w.model = &f;
       try {
-        r.workers[i] = drivers::run_worker(net.link(i), std::move(w));
+        r.workers[i] = drivers::run_worker(wrapped[i] ? *wrapped[i] : net.link(i), std::move(w));
       } catch (const std::exception& e) {
         r.workers[i].bye_reason = std::string("(worker threw: ") + e.what() + ")";
       }
@@ -94,6 +101,61 @@ Run run_inproc(methods::Method method, const std::string& q, const data::Dataset
   if (!tweak) REQUIRE_MESSAGE(r.error.empty(), r.error);
   return r;
 }
+
+// A worker's uplink on which every message takes `delay` to arrive and none is lost (a slow
+// link): what it sends is queued and handed on by a thread of its own, in order.
+class SlowUplink : public transport::Link {
+ public:
+  SlowUplink(transport::Link& inner, std::chrono::milliseconds delay)
+      : inner_(inner), delay_(delay), pump_([this] { pump(); }) {}
+  ~SlowUplink() override {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    pump_.join();
+  }
+  bool send(transport::Bytes m) override {
+    {
+      std::lock_guard lock(mu_);
+      queue_.emplace_back(transport::Clock::now() + delay_,
+                          std::vector<uint8_t>(m.begin(), m.end()));
+    }
+    cv_.notify_all();
+    return true;
+  }
+  uint64_t connection_losses() override { return inner_.connection_losses(); }
+  bool receive(std::vector<uint8_t>& bytes, std::chrono::milliseconds timeout) override {
+    return inner_.receive(bytes, timeout);
+  }
+
+ private:
+  void pump() {
+    std::unique_lock lock(mu_);
+    while (!stop_ || !queue_.empty()) {
+      if (queue_.empty()) {
+        cv_.wait(lock);
+      } else if (transport::Clock::now() < queue_.front().first) {
+        cv_.wait_until(lock, queue_.front().first);
+      } else {
+        const auto m = std::move(queue_.front().second);
+        queue_.pop_front();
+        lock.unlock();
+        (void)inner_.send(m);
+        lock.lock();
+      }
+    }
+  }
+
+  transport::Link& inner_;
+  std::chrono::milliseconds delay_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<transport::Clock::time_point, std::vector<uint8_t>>> queue_;
+  bool stop_ = false;
+  std::thread pump_;  // last: starts once the rest is in place
+};
 
 // Which round a message carries, if it is of that kind (a reply or a broadcast).
 std::optional<uint64_t> round_of(transport::Bytes bytes, wire::MessageKind kind) {
@@ -158,8 +220,27 @@ TEST_CASE("drivers: a lost reply is sent again when the repaired broadcast arriv
                  });
   CHECK(lost->load() == 3);
   CHECK(lossy.out.repairs >= 2);
+  CHECK(lossy.workers[2].resent >= 2);
   CHECK(lossy.out.events.count("deadline_miss") == 0);
   test::check_same_rows(clean.rows, lossy.rows);
+}
+
+TEST_CASE("drivers: a repaired round whose reply is still on its way gets no second copy") {
+  const auto all = test::synthetic(120, 8, 0.5, 25);
+  const auto clean = run_inproc(methods::Method::kMarina, "randk:2", all, 4, 20);
+  // Worker 2's messages take 80 ms to arrive; the coordinator repairs its rounds after 30 ms,
+  // while the reply is on its way. Nothing is lost, so a second copy would only load the link.
+  const auto slow =
+      run_inproc(methods::Method::kMarina, "randk:2", all, 4, 20, {}, {}, true, {}, {},
+                 [](transport::Link& link, uint32_t w) -> std::unique_ptr<transport::Link> {
+                   if (w != 2) return nullptr;
+                   return std::make_unique<SlowUplink>(link, std::chrono::milliseconds(80));
+                 });
+  CHECK(slow.out.repairs >= 20);
+  CHECK(slow.workers[2].resent == 0);
+  CHECK(slow.workers[2].replies == clean.workers[2].replies);
+  CHECK(slow.out.events.count("deadline_miss") == 0);
+  test::check_same_rows(clean.rows, slow.rows);
 }
 
 TEST_CASE("drivers: a worker that missed a round it sat out resyncs (PP-MARINA)") {

@@ -1,5 +1,6 @@
 #include "marina/transport/inproc_transport.h"
 
+#include <atomic>
 #include <string>
 
 namespace marina::transport {
@@ -68,14 +69,14 @@ class InProcNetwork::LinkImpl : public Link {
     bytes.swap(scratch_.bytes);
     return true;
   }
-  uint64_t connection_losses() override { return losses_; }
+  uint64_t connection_losses() override { return losses_.load(); }
 
  private:
   InProcNetwork& net_;
   Peer peer_;
   uint32_t w_;
   Incoming scratch_;
-  uint64_t losses_ = 0;
+  std::atomic<uint64_t> losses_{0};  // a test may send from another thread
 };
 
 InProcNetwork::InProcNetwork(uint32_t workers)
