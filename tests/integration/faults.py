@@ -676,11 +676,17 @@ def stop_cont(h):
     say(f"stop_cont: CSV rounds 0..{k} contiguous")
 
 
-def _ip():
-    for c in (shutil.which("ip"), "/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"):
+def _iproute2(tool):
+    """The path of an iproute2 tool ('ip', 'tc'), also where root's PATH is not ours; or None."""
+    dirs = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+    for c in (shutil.which(tool), *(os.path.join(d, tool) for d in dirs)):
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
     return None
+
+
+def _ip():
+    return _iproute2("ip")
 
 
 def _run(argv, check=True):
@@ -824,13 +830,6 @@ def netns(h):
     say(f"netns: CSV rounds 0..{k} contiguous")
 
 
-def _tc():
-    for c in (shutil.which("tc"), "/usr/sbin/tc", "/sbin/tc"):
-        if c and os.path.isfile(c) and os.access(c, os.X_OK):
-            return c
-    return None
-
-
 def _wide_libsvm(path, d, rows, seed=11):
     """A small LibSVM file with d features (feature d appears, so the dimension is d)."""
     import random
@@ -850,7 +849,7 @@ def slow_link(h):
     kernel's watch sees the bytes move and leaves it alone. The round's repair, half-way to
     its deadline, crosses each reply: a worker that answered it with a second copy would
     double what its uplink carries and miss every deadline after the first."""
-    ip, tc = _ip(), _tc()
+    ip, tc = _ip(), _iproute2("tc")
     if ip is None or tc is None:
         raise Skip("iproute2 ('ip', 'tc') is not installed; the slow-link scenario needs it")
     h.need(h.coord_bin, h.worker_bin)
