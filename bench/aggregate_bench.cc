@@ -46,6 +46,7 @@
 #include "marina/compress/compressor.h"
 #include "marina/methods/method.h"
 #include "marina/util/random.h"
+#include "marina/wire/codec.h"
 
 namespace {
 
@@ -247,6 +248,143 @@ void grid(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_server_round)
     ->ArgNames({"n", "d", "q"})
     ->Apply(grid)
+    ->MinTime(0.3)
+    ->Unit(benchmark::kMicrosecond);
+
+// The coordinator's side of a compressed round from the bytes that arrived, as
+// drivers/coordinator.cc runs it: begin_round and prepare (the seeded indices, derived while
+// the workers compute), then for each of the n replies the transport's copy into its receive
+// buffer, wire::Decoder::decode_taking and ServerHalf::accept_and_recycle, then end_round.
+// Modes 1, 5 and 3 of BM_server_round (RandK K = 1% seeded and indexed, dense). The replies are
+// encoded again for each round (their round number changes), untimed. Baseline, same process:
+// the same copies of the messages and a streaming fold of their values into g (at the indices
+// the seeded ones stand for), plus the O(d) pass: what any receiver of those bytes must do.
+void BM_coordinator_round(benchmark::State& state) {
+  const auto n = static_cast<uint32_t>(state.range(0));
+  const auto d = static_cast<std::size_t>(state.range(1));
+  const int mode = static_cast<int>(state.range(2));
+  const bool dense = mode == 3;
+
+  methods::MethodConfig c;
+  c.method = methods::Method::kMarina;
+  c.compressor = compressor_of(mode, d);
+  c.workers = n;
+  c.dim = d;
+  c.seed = 11;
+  c.gamma = kGamma;
+  c.p = 0.0;
+  auto server = methods::make_server(c);
+  const auto q = compress::make_compressor(c.compressor);
+  const bool indexed = q->payload_kind() == compress::PayloadKind::kSparse;
+  const std::size_t k = dense ? d : static_cast<std::size_t>(compress::zeta(*q, d, n));
+
+  util::Rng rng(3);
+  std::vector<methods::Reply> replies(n);
+  std::vector<std::vector<uint32_t>> idx(dense ? 0 : n);
+  for (uint32_t w = 0; w < idx.size(); ++w)
+    q->seeded_indices(compress::Context{12345, w, n}, d, idx[w]);
+  for (uint32_t w = 0; w < n; ++w) {
+    auto& p = replies[w].payload;
+    replies[w].worker = w;
+    replies[w].oracle_calls = 1;
+    p.dim = static_cast<uint32_t>(d);
+    p.finite = true;
+    if (dense) {
+      p.kind = compress::PayloadKind::kDense64;
+      p.dense.resize(d);
+      for (auto& v : p.dense) v = (rng.uniform() - 0.5) * 1e-6;
+    } else {
+      p.kind = q->payload_kind();
+      if (indexed) p.indices = idx[w];
+      p.values.resize(k);
+      for (auto& v : p.values) v = static_cast<float>((rng.uniform() - 0.5) * 1e-6);
+    }
+  }
+
+  wire::Encoder enc(1);
+  wire::Decoder dec(wire::Limits{wire::max_message_bytes(d, n), d, n});
+  wire::Inbox inbox;
+  std::vector<std::vector<uint8_t>> messages(n);
+  std::vector<uint8_t> received;
+  const auto encode = [&](uint64_t round) {
+    for (uint32_t w = 0; w < n; ++w) {
+      replies[w].round = round;
+      const auto bytes = enc.encode(replies[w]);
+      messages[w].assign(bytes.begin(), bytes.end());
+    }
+  };
+  const auto take = [&] {
+    for (uint32_t w = 0; w < n; ++w) {
+      received.assign(messages[w].begin(), messages[w].end());
+      (void)dec.decode_taking(received, inbox);
+      server->accept_and_recycle(inbox.reply);
+    }
+    server->end_round();
+  };
+
+  // Round 0, the full sync, from dense messages as the coordinator receives them.
+  {
+    methods::Reply r;
+    r.payload.kind = compress::PayloadKind::kDense64;
+    r.payload.dim = static_cast<uint32_t>(d);
+    r.payload.dense.assign(d, 0.0);
+    const auto& b = server->begin_round();
+    for (uint32_t w = 0; w < n; ++w) {
+      r.worker = w;
+      r.round = b.round;
+      const auto bytes = enc.encode(dense ? replies[w] : r);
+      received.assign(bytes.begin(), bytes.end());
+      (void)dec.decode_taking(received, inbox);
+      inbox.reply.round = b.round;
+      server->accept_and_recycle(inbox.reply);
+    }
+    server->end_round();
+  }
+
+  encode(1);
+  Eigen::VectorXd g = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(d));
+  Eigen::VectorXd x = g, x_prev = g;
+  const double baseline_ns = bench::ns_per_call([&] {
+    const double wgt = 1.0 / n;
+    for (uint32_t w = 0; w < n; ++w) {
+      received.assign(messages[w].begin(), messages[w].end());
+      benchmark::DoNotOptimize(received.data());
+      const auto& p = replies[w].payload;
+      if (dense) {
+        for (std::size_t j = 0; j < d; ++j) g[static_cast<Eigen::Index>(j)] += wgt * p.dense[j];
+      } else {
+        const auto& ix = idx[w];
+        for (std::size_t i = 0; i < k; ++i) g[ix[i]] += wgt * p.values[i];
+      }
+    }
+    x_prev = x;
+    x -= kGamma * g;
+    benchmark::DoNotOptimize(x.data());
+    benchmark::ClobberMemory();
+  });
+
+  const auto round = [&](double* cpu) {
+    const double t0 = bench::thread_cpu_seconds();
+    const uint64_t open = server->begin_round().round;
+    (void)server->prepare(std::chrono::hours(1));
+    const double t1 = bench::thread_cpu_seconds();
+    encode(open);
+    const double t2 = bench::thread_cpu_seconds();
+    take();
+    if (cpu) *cpu += (t1 - t0) + (bench::thread_cpu_seconds() - t2);
+  };
+  round(nullptr);  // the per-reply buffers grow to the run's sizes
+  round(nullptr);
+  double cpu = 0.0;
+  for (auto _ : state) round(&cpu);
+  bench::report_ratio(state, cpu * 1e9 / static_cast<double>(state.iterations()), baseline_ns);
+  state.counters["K"] = static_cast<double>(k);
+  state.SetLabel(c.compressor);
+}
+
+BENCHMARK(BM_coordinator_round)
+    ->ArgNames({"n", "d", "q"})
+    ->ArgsProduct({{10, 100}, {10000, 100000, 1000000}, {1, 5, 3}})
     ->MinTime(0.3)
     ->Unit(benchmark::kMicrosecond);
 

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <numeric>
@@ -1157,20 +1158,22 @@ TEST_CASE("compress: take_sparse copies, then exchanges buffers, and refuses bef
   mc::Payload a, b;
   qi->compress(x, ctx, a);
   qi->compress(x, {78, 1, 4}, b);
-  std::vector<uint32_t> idx;
-  std::vector<float> val;
+  mc::SparseValues out;
+  const auto idx = [&out] { return std::vector<uint32_t>(out.idx.begin(), out.idx.end()); };
+  const auto val = [&out] { return std::vector<float>(out.val.begin(), out.val.end()); };
   // No buffer to give back yet: copied, the payload untouched.
   mc::Payload r = a;
-  REQUIRE(mc::take_sparse(r, *qi, ctx, idx, val, &r));
-  CHECK(idx == a.indices);
-  CHECK(val == a.values);
+  REQUIRE(mc::take_sparse(r, *qi, ctx, out, &r));
+  CHECK(idx() == a.indices);
+  CHECK(val() == a.values);
+  CHECK(out.val.data() == out.values.data());
   CHECK(r.values == a.values);
   CHECK(r.finite);
   // Then exchanged: the payload holds what the receiver had (the previous reply).
   r = b;
-  REQUIRE(mc::take_sparse(r, *qi, ctx, idx, val, &r));
-  CHECK(idx == b.indices);
-  CHECK(val == b.values);
+  REQUIRE(mc::take_sparse(r, *qi, ctx, out, &r));
+  CHECK(idx() == b.indices);
+  CHECK(val() == b.values);
   CHECK(r.indices == a.indices);
   CHECK(r.values == a.values);
   CHECK_FALSE(r.finite);
@@ -1178,27 +1181,118 @@ TEST_CASE("compress: take_sparse copies, then exchanges buffers, and refuses bef
   r = a;
   r.values[2] = std::numeric_limits<float>::quiet_NaN();
   r.finite = false;
-  CHECK(message_of([&] { (void)mc::take_sparse(r, *qi, ctx, idx, val, &r); }) ==
+  CHECK(message_of([&] { (void)mc::take_sparse(r, *qi, ctx, out, &r); }) ==
         "payload: value nan at index " + std::to_string(a.indices[2]) + " is not finite");
-  CHECK(idx == b.indices);
-  CHECK(val == b.values);
+  CHECK(idx() == b.indices);
+  CHECK(val() == b.values);
   CHECK(std::isnan(r.values[2]));
   // Seeded: indices derived, the count checked against them.
   auto q = mc::make_compressor("randk:5");
   mc::Payload s;
   q->compress(x, ctx, s);
-  REQUIRE(mc::take_sparse(s, *q, ctx, idx, val));
-  CHECK(idx == a.indices);
-  CHECK(val == a.values);
+  REQUIRE(mc::take_sparse(s, *q, ctx, out));
+  CHECK(idx() == a.indices);
+  CHECK(val() == a.values);
   s.values.push_back(1.0f);
-  CHECK(message_of([&] { (void)mc::take_sparse(s, *q, ctx, idx, val); }) ==
+  CHECK(message_of([&] { (void)mc::take_sparse(s, *q, ctx, out); }) ==
         "payload: seeded payload has 6 values, randk:5 draws 5 this round");
-  CHECK(val == a.values);
+  CHECK(val() == a.values);
   // Other kinds are not its business.
   mc::Payload dense;
   mc::make_compressor("identity")->compress(x, ctx, dense);
-  CHECK_FALSE(mc::take_sparse(dense, *q, ctx, idx, val));
-  CHECK(val == a.values);
+  CHECK_FALSE(mc::take_sparse(dense, *q, ctx, out));
+  CHECK(val() == a.values);
+}
+
+namespace {
+
+// `p` as wire::Decoder::decode_taking leaves a reply: its indices and values inside a message
+// (here at offsets 8 and 8 + 4·indices), the vectors empty.
+mc::Payload in_message(const mc::Payload& p) {
+  mc::Payload m = p;
+  const std::size_t k = p.values.size(), ni = p.indices.size();
+  m.received.bytes.assign(8 + 4 * ni + 4 * k, uint8_t{0xAB});
+  std::memcpy(m.received.bytes.data() + 8, p.indices.data(), 4 * ni);
+  std::memcpy(m.received.bytes.data() + 8 + 4 * ni, p.values.data(), 4 * k);
+  if (ni != 0) m.received.indices_at = mc::InMessage::Range{8, ni};
+  m.received.floats_at = mc::InMessage::Range{8 + 4 * ni, k};
+  m.indices.clear();
+  m.values.clear();
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("compress: take_sparse takes a reply's message, and refuses before touching it") {
+  // The coordinator decodes with wire::Decoder::decode_taking, which leaves a sparse or seeded
+  // reply's vectors in the message: the server half keeps that message until its round closes
+  // and hands back the one it kept before, to be received into.
+  const auto x = test_vector(64);
+  const mc::Context ctx{77, 1, 4}, next{78, 1, 4};
+  auto indexed = mc::make_compressor("randk:5:indexed");
+  for (const char* spec : {"randk:5:indexed", "randk:5"}) {
+    CAPTURE(spec);
+    auto q = mc::make_compressor(spec);
+    mc::Payload a, b, a_sent, b_sent;
+    q->compress(x, ctx, a);
+    q->compress(x, next, b);
+    indexed->compress(x, ctx, a_sent);  // the same draws, with the indices in the payload
+    indexed->compress(x, next, b_sent);
+    mc::SparseValues out;
+    const auto idx = [&out] { return std::vector<uint32_t>(out.idx.begin(), out.idx.end()); };
+    const auto val = [&out] { return std::vector<float>(out.val.begin(), out.val.end()); };
+    const auto inside = [&out](const void* p) {
+      const auto* at = static_cast<const uint8_t*>(p);
+      return at >= out.message.data() && at < out.message.data() + out.message.size();
+    };
+
+    mc::Payload r = in_message(a);
+    const uint8_t* first = r.received.bytes.data();
+    REQUIRE(mc::take_sparse(r, *q, ctx, out, &r));
+    CHECK(idx() == a_sent.indices);
+    CHECK(val() == a.values);
+    CHECK(out.message.data() == first);
+    CHECK(inside(out.val.data()));
+    CHECK(inside(out.idx.data()) == (a.kind == mc::PayloadKind::kSparse));
+    CHECK_FALSE(r.received.holds_any());
+    CHECK(r.received.bytes.empty());
+    CHECK(r.value_view().empty());
+    CHECK_FALSE(r.finite);
+    // What the caller holds now is its own to overwrite.
+    std::vector<uint8_t> scratch(64, uint8_t{0xFF});
+    r.received.bytes.swap(scratch);
+    CHECK(val() == a.values);
+
+    // The next reply's message takes its place, and the first one's buffer goes back.
+    r = in_message(b);
+    const uint8_t* second = r.received.bytes.data();
+    REQUIRE(mc::take_sparse(r, *q, next, out, &r));
+    CHECK(idx() == b_sent.indices);
+    CHECK(val() == b.values);
+    CHECK(out.message.data() == second);
+
+    // A NaN in a message not known finite: refused, nothing taken or exchanged.
+    mc::Payload bad = in_message(a);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::memcpy(bad.received.bytes.data() + bad.received.floats_at->offset + 2 * sizeof(float),
+                &nan, sizeof nan);
+    bad.finite = false;
+    const std::vector<uint8_t> bad_bytes = bad.received.bytes;
+    CHECK(message_of([&] { (void)mc::take_sparse(bad, *q, ctx, out, &bad); }) ==
+          "payload: value nan at index " + std::to_string(a_sent.indices[2]) + " is not finite");
+    CHECK(out.message.data() == second);
+    CHECK(val() == b.values);
+    CHECK(bad.received.bytes == bad_bytes);
+    CHECK(bad.received.floats_at.has_value());
+
+    // Without a payload to give back to, the vectors are copied out of the message.
+    const mc::Payload kept = in_message(a);
+    REQUIRE(mc::take_sparse(kept, *q, ctx, out));
+    CHECK(val() == a.values);
+    CHECK(out.val.data() == out.values.data());
+    CHECK(out.idx.data() == out.indices.data());
+    CHECK(kept.received.floats_at.has_value());
+  }
 }
 
 TEST_CASE("compress: a payload is marked finite only by code that has checked it") {

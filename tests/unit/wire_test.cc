@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "marina/util/increasing.h"
 #include "marina/util/random.h"
 #include "marina/wire/codec.h"
 #include "marina_generated.h"
@@ -46,9 +47,10 @@ bool bit_equal(const std::vector<T>& a, const std::vector<T>& b) {
          (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }
 
-bool bit_equal(std::span<const double> a, std::span<const double> b) {
+template <typename T>
+bool bit_equal(std::span<const T> a, std::span<const T> b) {
   return a.size() == b.size() &&
-         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }
 
 bool bit_equal(double a, double b) {
@@ -61,8 +63,10 @@ bool bit_equal(const std::optional<double>& a, const std::optional<double>& b) {
 
 bool same(const Payload& a, const Payload& b) {
   return a.kind == b.kind && a.dim == b.dim && bit_equal(a.dense_values(), b.dense_values()) &&
-         bit_equal(a.values, b.values) && a.indices == b.indices && a.levels == b.levels &&
-         bit_equal(a.norm, b.norm) && a.levels_s == b.levels_s;
+         bit_equal(a.value_view(), b.value_view()) &&
+         std::ranges::equal(a.index_view(), b.index_view()) &&
+         std::ranges::equal(a.level_view(), b.level_view()) && bit_equal(a.norm, b.norm) &&
+         a.levels_s == b.levels_s;
 }
 
 bool same(const Reply& a, const Reply& b) {
@@ -643,13 +647,8 @@ TEST_CASE("wire: decode_taking leaves a dense reply's values in the message it t
   CHECK(same(in.reply, next));
   CHECK(bytes.data() == message);
 
-  // Anything else is copied and leaves `bytes` alone, and no stale view survives it: a sparse
-  // reply, a dense one through decode(), one whose doubles are misplaced in the message.
-  const Bytes sparse = copy(enc.encode(reply_with(sparse_payload())));
-  bytes = sparse;
-  REQUIRE(dec.decode_taking(bytes, in) == MessageKind::kReply);
-  CHECK(same(in.reply, reply_with(sparse_payload())));
-  CHECK(bytes == sparse);
+  // Anything else is copied and leaves `bytes` alone, and no stale view survives it: a dense
+  // reply through decode(), one whose doubles are misplaced in the message.
   REQUIRE(dec.decode(enc.encode(dense), in) == MessageKind::kReply);
   CHECK_FALSE(in.reply.payload.received.at.has_value());
   CHECK(same(in.reply, dense));
@@ -669,6 +668,56 @@ TEST_CASE("wire: decode_taking leaves a dense reply's values in the message it t
   CHECK_THROWS_AS((void)dec.decode_taking(bytes, in), DecodeError);
   CHECK(bytes == bad_bytes);
   CHECK(same(in.reply, dense));
+}
+
+TEST_CASE("wire: decode_taking leaves every kind of reply's vectors in the message it takes") {
+  Encoder enc(kSession);
+  Decoder dec(run_limits());
+  Inbox in;
+  const Payload& p = in.reply.payload;
+  for (const Payload& payload : {dense32_payload(), sparse_payload(), seeded_payload(5),
+                                 quantized_payload(), dense64_payload()}) {
+    const std::string kind(to_string(payload.kind));
+    CAPTURE(kind);
+    const Reply r = reply_with(payload);
+    Bytes bytes = copy(enc.encode(r));
+    const uint8_t* message = bytes.data();
+    const uint8_t* held = p.received.bytes.data();
+    REQUIRE(dec.decode_taking(bytes, in) == MessageKind::kReply);
+    CHECK(same(in.reply, r));
+    CHECK(p.finite);
+    CHECK(p.received.bytes.data() == message);
+    CHECK(bytes.data() == held);  // the previous message's buffer, handed back
+    // Each vector is read in the message, and only there: the copies are empty.
+    const auto inside = [&](const void* at) {
+      const auto* b = static_cast<const uint8_t*>(at);
+      return b > message && b < message + p.received.bytes.size();
+    };
+    CHECK(p.values.empty());
+    CHECK(p.indices.empty());
+    CHECK(p.levels.empty());
+    CHECK(p.dense.empty());
+    CHECK(p.value_view().empty() != inside(p.value_view().data()));
+    CHECK(p.index_view().empty() != inside(p.index_view().data()));
+    CHECK(p.level_view().empty() != inside(p.level_view().data()));
+    CHECK(p.dense_values().empty() != inside(p.dense_values().data()));
+    // A copy is whole on its own.
+    const Payload kept = p;
+    std::fill(bytes.begin(), bytes.end(), uint8_t{0xFF});
+    CHECK(same(kept, payload));
+  }
+  // Through decode(), or rejected: nothing taken, no stale view left.
+  const Reply sparse = reply_with(sparse_payload());
+  REQUIRE(dec.decode(enc.encode(sparse), in) == MessageKind::kReply);
+  CHECK_FALSE(p.received.holds_any());
+  CHECK(same(in.reply, sparse));
+  Reply bad = reply_with(seeded_payload(5));
+  bad.payload.values[3] = std::numeric_limits<float>::quiet_NaN();
+  const Bytes bad_bytes = copy(enc.encode(bad));
+  Bytes bytes = bad_bytes;
+  CHECK_THROWS_AS((void)dec.decode_taking(bytes, in), DecodeError);
+  CHECK(bytes == bad_bytes);
+  CHECK(same(in.reply, sparse));
 }
 
 TEST_CASE("wire: decode_taking leaves an update's vectors in the message it takes") {
@@ -994,6 +1043,42 @@ TEST_CASE("wire: an index out of order at any position is found and named") {
   CHECK(reason(r) == "reply: index[12] = 13 >= d = 13");
   r.payload.indices[0] = 0xffffffffu;  // huge and out of order at once: the first failure
   CHECK(reason(r) == "reply: index[0] = 4294967295 >= d = 13");
+}
+
+TEST_CASE("wire: the index scan finds a break at every position of vectors of any length") {
+  // util::strictly_increasing_u32 runs in vectors of 4, 8 or 16 lanes (SSE2, AVX2, AVX-512:
+  // whichever this CPU has), unrolled twice, then a scalar tail: lengths around each multiple
+  // take every path, and unsigned values across 2^31 catch a signed comparison.
+  for (std::size_t n : {0, 1, 2, 3, 8, 9, 16, 17, 31, 32, 33, 34, 64, 65, 66, 100, 257}) {
+    CAPTURE(n);
+    for (const uint32_t base : {5u, 0x7ffffff0u}) {
+      CAPTURE(base);
+      std::vector<uint32_t> v(n);
+      for (std::size_t i = 0; i < n; ++i) v[i] = base + static_cast<uint32_t>(3 * i);
+      // Misaligned by one byte, as a hostile message may place them.
+      std::vector<uint8_t> bytes(4 * n + 1);
+      const auto scan = [&] {
+        std::memcpy(bytes.data() + 1, v.data(), 4 * n);
+        return marina::util::strictly_increasing_u32(bytes.data() + 1, n);
+      };
+      CHECK(scan());
+      for (std::size_t i = 1; i < n; ++i) {
+        CAPTURE(i);
+        const uint32_t kept = v[i];
+        v[i] = v[i - 1];  // a repeat
+        CHECK_FALSE(scan());
+        v[i] = v[i - 1] - 1;  // a step down
+        CHECK_FALSE(scan());
+        v[i] = kept;
+      }
+    }
+  }
+  // Across the sign bit of a 32-bit lane, and up to the largest index.
+  const std::vector<uint32_t> wide = {1u,          0x7fffffffu, 0x80000000u,
+                                      0x80000001u, 0xfffffffeu, 0xffffffffu};
+  std::vector<uint8_t> bytes(4 * wide.size());
+  std::memcpy(bytes.data(), wide.data(), bytes.size());
+  CHECK(marina::util::strictly_increasing_u32(bytes.data(), wide.size()));
 }
 
 TEST_CASE("wire: random garbage never crashes the decoder") {

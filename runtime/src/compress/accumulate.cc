@@ -51,8 +51,8 @@ void add(std::size_t count, Index index, Value value, double weight,
 
 // A kSeeded payload's count against the `drawn` indices derived for it.
 void check_seeded_count(const Payload& p, const Compressor& q, std::size_t drawn) {
-  if (p.values.size() != drawn) {
-    fail("seeded payload has " + std::to_string(p.values.size()) + " values, " + q.name() +
+  if (p.value_view().size() != drawn) {
+    fail("seeded payload has " + std::to_string(p.value_view().size()) + " values, " + q.name() +
          " draws " + std::to_string(drawn) + " this round");
   }
 }
@@ -71,7 +71,8 @@ void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, do
                    Eigen::Ref<Eigen::VectorXd> acc, std::vector<uint32_t>& seeded) {
   const std::size_t d = p.dim;
   const auto dense = [](std::size_t i) { return i; };
-  const auto f32 = [&p](std::size_t i) { return static_cast<double>(p.values[i]); };
+  const auto f32 = [v = p.value_view()](std::size_t i) { return static_cast<double>(v[i]); };
+  const auto index = [ix = p.index_view()](std::size_t i) { return ix[i]; };
   switch (p.kind) {
     case PayloadKind::kDense64:
       add(
@@ -81,8 +82,7 @@ void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, do
       add(d, dense, f32, weight, acc);
       return;
     case PayloadKind::kSparse:
-      add(
-          p.indices.size(), [&p](std::size_t i) { return p.indices[i]; }, f32, weight, acc);
+      add(p.index_view().size(), index, f32, weight, acc);
       return;
     case PayloadKind::kSeeded:
       derive_seeded(p, q, ctx, seeded);
@@ -92,8 +92,8 @@ void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, do
     case PayloadKind::kQuantized: {
       const double sd = p.levels_s;
       add(
-          p.indices.size(), [&p](std::size_t i) { return p.indices[i]; },
-          [&p, sd](std::size_t i) { return p.norm * p.levels[i] / sd; }, weight, acc);
+          p.index_view().size(), index,
+          [&p, l = p.level_view(), sd](std::size_t i) { return p.norm * l[i] / sd; }, weight, acc);
       return;
     }
   }
@@ -105,7 +105,7 @@ void check_and_add(const Payload& p, const Compressor& q, const Context& ctx, do
 // stored as 0 + 1·value(i), so a −0.0 becomes +0.0 as it does in the dense vector.
 // A payload already known finite (Payload::finite) is only converted.
 template <class Value>
-void collect(const std::vector<uint32_t>& indices, Value value, bool known_finite,
+void collect(std::span<const uint32_t> indices, Value value, bool known_finite,
              std::vector<double>& out) {
   const std::size_t count = indices.size();
   out.resize(count);
@@ -128,6 +128,20 @@ void collect(const std::vector<uint32_t>& indices, Value value, bool known_finit
 template <class T>
 void reserve_for(std::vector<T>& v, std::size_t count, std::size_t d) {
   if (v.capacity() < count) v.reserve(v.capacity() == 0 ? count : std::max(count, d));
+}
+
+// Whether a receiver keeps `message` itself and gives back out.message in its place. Always
+// when out.message is at least as large: an exchange of equals, which neither side ever has to
+// grow back. Otherwise only a buffer about the message's size (at most twice), for which
+// out.message is first grown to as much (the first time, and when the receiver's buffers
+// grew): a receive buffer grown for a much larger message stays with the receiver rather than
+// make every receiver's buffer that large.
+bool keep(const std::vector<uint8_t>& message, SparseValues& out) {
+  const std::size_t capacity = message.capacity();
+  if (out.message.capacity() >= capacity) return true;
+  if (capacity > 2 * message.size()) return false;
+  out.message.reserve(capacity);
+  return true;
 }
 
 }  // namespace
@@ -154,12 +168,13 @@ void decode(const Payload& payload, const Compressor& q, const Context& ctx, Eig
 bool decode_sparse(const Payload& p, const Compressor& q, const Context& ctx,
                    std::vector<uint32_t>& indices, std::vector<double>& values) {
   const std::size_t d = p.dim;
-  const auto f32 = [&p](std::size_t i) { return static_cast<double>(p.values[i]); };
+  const auto f32 = [v = p.value_view()](std::size_t i) { return static_cast<double>(v[i]); };
+  const auto sent_indices = p.index_view();
   switch (p.kind) {
     case PayloadKind::kSparse:
-      reserve_for(indices, p.indices.size(), d);
-      reserve_for(values, p.indices.size(), d);
-      indices.assign(p.indices.begin(), p.indices.end());
+      reserve_for(indices, sent_indices.size(), d);
+      reserve_for(values, sent_indices.size(), d);
+      indices.assign(sent_indices.begin(), sent_indices.end());
       collect(indices, f32, p.finite, values);
       return true;
     case PayloadKind::kSeeded:
@@ -171,11 +186,12 @@ bool decode_sparse(const Payload& p, const Compressor& q, const Context& ctx,
       return true;
     case PayloadKind::kQuantized: {
       const double sd = p.levels_s;
-      reserve_for(indices, p.indices.size(), d);
-      reserve_for(values, p.indices.size(), d);
-      indices.assign(p.indices.begin(), p.indices.end());
+      reserve_for(indices, sent_indices.size(), d);
+      reserve_for(values, sent_indices.size(), d);
+      indices.assign(sent_indices.begin(), sent_indices.end());
       collect(
-          indices, [&p, sd](std::size_t i) { return p.norm * p.levels[i] / sd; }, p.finite, values);
+          indices, [&p, l = p.level_view(), sd](std::size_t i) { return p.norm * l[i] / sd; },
+          p.finite, values);
       return true;
     }
     default:
@@ -183,35 +199,51 @@ bool decode_sparse(const Payload& p, const Compressor& q, const Context& ctx,
   }
 }
 
-bool take_sparse(const Payload& p, const Compressor& q, const Context& ctx,
-                 std::vector<uint32_t>& indices, std::vector<float>& values, Payload* recycle,
-                 bool indices_derived) {
+bool take_sparse(const Payload& p, const Compressor& q, const Context& ctx, SparseValues& out,
+                 Payload* recycle, bool indices_derived) {
   const bool seeded = p.kind == PayloadKind::kSeeded;
   if (!seeded && p.kind != PayloadKind::kSparse) return false;
-  const std::size_t count = p.values.size();
-  if (!seeded && p.indices.size() != count)
-    fail(std::to_string(p.indices.size()) + " indices for " + std::to_string(count) + " values");
+  const std::span<const float> sent = p.value_view();
+  const std::span<const uint32_t> sent_indices = p.index_view();
+  const std::size_t count = sent.size();
+  if (!seeded && sent_indices.size() != count)
+    fail(std::to_string(sent_indices.size()) + " indices for " + std::to_string(count) + " values");
   // Everything that can fail before anything is exchanged or copied.
   if (seeded && indices_derived)
-    check_seeded_count(p, q, indices.size());
+    check_seeded_count(p, q, out.indices.size());
   else if (seeded)
-    derive_seeded(p, q, ctx, indices);
+    derive_seeded(p, q, ctx, out.indices);
   if (!p.finite) {
-    if (const auto i = util::find_non_finite(p.values.data(), count)) {
-      fail("value " + str(static_cast<double>(p.values[*i])) + " at index " +
-           std::to_string(seeded ? indices[*i] : p.indices[*i]) + " is not finite");
+    if (const auto i = util::find_non_finite(sent.data(), count)) {
+      fail("value " + str(static_cast<double>(sent[*i])) + " at index " +
+           std::to_string(seeded ? out.indices[*i] : sent_indices[*i]) + " is not finite");
     }
   }
-  // Exchanged once there is a buffer of that size to give back (from the second reply on):
-  // the reply's vectors keep being reused by whoever fills them next.
-  if (recycle != nullptr && values.capacity() >= count && (seeded || indices.capacity() >= count)) {
-    values.swap(recycle->values);
-    if (!seeded) indices.swap(recycle->indices);
+  if (recycle != nullptr && recycle->received.floats_at && keep(recycle->received.bytes, out)) {
+    // Left in the message they came in: the message changes hands, its previous buffer goes
+    // back to be received into. Swapping vectors moves no element, so the views stay valid.
+    out.message.swap(recycle->received.bytes);
+    recycle->received.forget();
+    recycle->received.bytes.clear();
     recycle->finite = false;
+    out.val = sent;
+    out.idx = seeded ? std::span<const uint32_t>(out.indices) : sent_indices;
     return true;
   }
-  values.assign(p.values.begin(), p.values.end());
-  if (!seeded) indices.assign(p.indices.begin(), p.indices.end());
+  // The payload's own vectors are exchanged once there is a buffer of that size to give back
+  // (from the second reply on): they keep being reused by whoever fills them next. Values in a
+  // message that stays with the payload are copied.
+  if (recycle != nullptr && !recycle->received.floats_at && out.values.capacity() >= count &&
+      (seeded || out.indices.capacity() >= count)) {
+    out.values.swap(recycle->values);
+    if (!seeded) out.indices.swap(recycle->indices);
+    recycle->finite = false;
+  } else {
+    out.values.assign(sent.begin(), sent.end());
+    if (!seeded) out.indices.assign(sent_indices.begin(), sent_indices.end());
+  }
+  out.val = out.values;
+  out.idx = out.indices;
   return true;
 }
 
@@ -219,15 +251,15 @@ void decode_dense(const Payload& p, DenseValues& out, Payload* recycle) {
   const std::size_t d = p.dim;
   const bool f64 = p.kind == PayloadKind::kDense64;
   const std::span<const double> v64 = p.dense_values();
-  if ((f64 ? v64.size() : p.values.size()) != d)
-    fail(std::to_string(f64 ? v64.size() : p.values.size()) +
-         " values for d = " + std::to_string(d));
+  const std::span<const float> v32 = p.value_view();
+  if ((f64 ? v64.size() : v32.size()) != d)
+    fail(std::to_string(f64 ? v64.size() : v32.size()) + " values for d = " + std::to_string(d));
   // A payload not known finite is read once more for that (at memory speed, see
   // util/finite.h).
   if (!p.finite) {
-    if (const auto j = f64 ? util::find_non_finite(v64.data(), d)
-                           : util::find_non_finite(p.values.data(), d)) {
-      const double v = f64 ? v64[*j] : static_cast<double>(p.values[*j]);
+    if (const auto j =
+            f64 ? util::find_non_finite(v64.data(), d) : util::find_non_finite(v32.data(), d)) {
+      const double v = f64 ? v64[*j] : static_cast<double>(v32[*j]);
       fail("value " + str(v) + " at index " + std::to_string(*j) + " is not finite");
     }
   }
@@ -236,7 +268,7 @@ void decode_dense(const Payload& p, DenseValues& out, Payload* recycle) {
       // The pointer stays valid: swapping vectors moves no element.
       out.message.swap(recycle->received.bytes);
       out.data = v64.data();
-      recycle->received.at.reset();
+      recycle->received.forget();
       recycle->received.bytes.clear();
       recycle->finite = false;
       return;
@@ -252,7 +284,7 @@ void decode_dense(const Payload& p, DenseValues& out, Payload* recycle) {
   if (f64) {
     for (std::size_t j = 0; j < d; ++j) out.copy[j] = 0.0 + v64[j];
   } else {
-    for (std::size_t j = 0; j < d; ++j) out.copy[j] = 0.0 + static_cast<double>(p.values[j]);
+    for (std::size_t j = 0; j < d; ++j) out.copy[j] = 0.0 + static_cast<double>(v32[j]);
   }
   out.data = out.copy.data();
 }

@@ -122,9 +122,10 @@ class KOfD : public Compressor {
   }
   [[nodiscard]] std::string mismatch(const Payload& p) const override {
     if (auto why = Compressor::mismatch(p); !why.empty()) return why;
-    if (p.values.size() == k_) return {};
-    return std::string(to_string(p.kind)) + " payload has " + std::to_string(p.values.size()) +
-           " values, " + name_ + " sends " + std::to_string(k_);
+    if (p.value_view().size() == k_) return {};
+    return std::string(to_string(p.kind)) + " payload has " +
+           std::to_string(p.value_view().size()) + " values, " + name_ + " sends " +
+           std::to_string(k_);
   }
 
  protected:
@@ -460,8 +461,8 @@ class TopK final : public Compressor {
   [[nodiscard]] PayloadKind payload_kind() const override { return PayloadKind::kSparse; }
   [[nodiscard]] std::string mismatch(const Payload& p) const override {
     if (auto why = Compressor::mismatch(p); !why.empty()) return why;
-    if (p.values.size() == k_) return {};
-    return "sparse payload has " + std::to_string(p.values.size()) + " values, " + name_ +
+    if (p.value_view().size() == k_) return {};
+    return "sparse payload has " + std::to_string(p.value_view().size()) + " values, " + name_ +
            " sends " + std::to_string(k_);
   }
   [[nodiscard]] bool unbiased() const override { return false; }

@@ -25,23 +25,11 @@ std::size_t Payload::value_count() const {
       return dim;
     case PayloadKind::kSparse:
     case PayloadKind::kSeeded:
-      return values.size();
+      return value_view().size();
     case PayloadKind::kQuantized:
-      return indices.size() + 1;  // + the norm
+      return index_view().size() + 1;  // + the norm
   }
   return 0;
-}
-
-std::span<const double> InMessage::doubles() const {
-  if (!at) return {};
-  // The decoder placed the range inside `bytes` and checked its alignment; a vector copied
-  // with its owner starts at a new allocation, which is aligned at least as well.
-  return {reinterpret_cast<const double*>(bytes.data() + at->offset), at->count};
-}
-
-std::span<const uint32_t> InMessage::indices() const {
-  if (!indices_at) return {};
-  return {reinterpret_cast<const uint32_t*>(bytes.data() + indices_at->offset), indices_at->count};
 }
 
 void Payload::clear() {
@@ -55,7 +43,7 @@ void Payload::clear() {
   levels_s = 0;
   finite = false;
   received.bytes.clear();
-  received.at.reset();
+  received.forget();
 }
 
 }  // namespace marina::compress

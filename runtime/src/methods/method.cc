@@ -69,11 +69,10 @@ ServerHalf::ServerHalf(const MethodConfig& config)
   x_ = initial_point(config_);
   x_prev_ = x_;
   dense_.resize(config_.workers);
-  reply_indices_.resize(config_.workers);
+  sent_.resize(config_.workers);
   prepared_.assign(config_.workers, 0);
   max_values_ = compress::max_values(*q_, config_.dim, config_.workers);
   reply_values_.resize(config_.workers);
-  reply_sent_.resize(config_.workers);
   sparse_.assign(config_.workers, 0);
   sum_ = Eigen::VectorXd::Zero(d);
   touched_bits_.assign((config_.dim + 63) / 64, 0);
@@ -123,7 +122,7 @@ bool ServerHalf::prepare(std::chrono::nanoseconds budget,
     if (!expects(w) || received_[w] || prepared_[w] == round_ + 1 || (skip && skip(w))) continue;
     if (std::chrono::steady_clock::now() >= until) return false;
     q_->seeded_indices(compress::Context{broadcast_.round_seed, w, config_.workers}, config_.dim,
-                       reply_indices_[w]);
+                       sent_[w].indices);
     prepared_[w] = round_ + 1;
   }
   return true;
@@ -131,6 +130,11 @@ bool ServerHalf::prepare(std::chrono::nanoseconds budget,
 
 bool ServerHalf::expects(uint32_t worker) const {
   return worker < multiplicity_.size() && multiplicity_[worker] > 0;
+}
+
+std::span<const uint32_t> ServerHalf::indices_of(uint32_t worker) const {
+  const compress::SparseValues& s = sent_[worker];
+  return sparse_[worker] == kSentValues ? s.idx : std::span<const uint32_t>(s.indices);
 }
 
 bool ServerHalf::awaiting(uint32_t worker) const {
@@ -176,14 +180,26 @@ void ServerHalf::accept(const Reply& reply, Reply* recycle) {
     const uint32_t w = reply.worker;
     compress::Payload* const give_back = recycle ? &recycle->payload : nullptr;
     sparse_[w] = 0;
-    // Whatever happens next may change reply_indices_[w]: prepared once, used once.
+    // Whatever happens next may change sent_[w].indices: prepared once, used once.
     const bool derived = std::exchange(prepared_[w], 0) == round_ + 1;
+    // One message buffer per worker, held with whichever kind of reply it sent last: the one
+    // that brought its last full sync's reply can keep its next sparse reply, and the other way
+    // round (a round reads only the replies of that round).
+    const auto kind = reply.payload.kind;
+    if (kind == compress::PayloadKind::kSparse || kind == compress::PayloadKind::kSeeded) {
+      if (sent_[w].message.capacity() < dense_[w].message.capacity()) {
+        sent_[w].message.swap(dense_[w].message);
+        dense_[w].data = nullptr;
+      }
+    } else if (kind == compress::PayloadKind::kDense64 &&
+               dense_[w].message.capacity() < sent_[w].message.capacity()) {
+      dense_[w].message.swap(sent_[w].message);
+    }
     // Float values are folded as sent (c·double(v) is what c·(0.0 + 1.0·double(v)) gives, −0.0
     // included, since sums start at +0.0), and taken rather than copied when recycling.
-    if (compress::take_sparse(reply.payload, *q_, ctx, reply_indices_[w], reply_sent_[w], give_back,
-                              derived))
+    if (compress::take_sparse(reply.payload, *q_, ctx, sent_[w], give_back, derived))
       sparse_[w] = kSentValues;
-    else if (compress::decode_sparse(reply.payload, *q_, ctx, reply_indices_[w], reply_values_[w]))
+    else if (compress::decode_sparse(reply.payload, *q_, ctx, sent_[w].indices, reply_values_[w]))
       sparse_[w] = kDecodedValues;
     else
       compress::decode_dense(reply.payload, dense_[w], give_back);
@@ -310,12 +326,13 @@ void ServerHalf::collect_parts() {
     }
     Part p;
     if (sparse_[w]) {
-      p.idx = reply_indices_[w].data();
+      const std::span<const uint32_t> idx = indices_of(w);
+      p.idx = idx.data();
       if (sparse_[w] == kSentValues)
-        p.sent = reply_sent_[w].data();
+        p.sent = sent_[w].val.data();
       else
         p.val = reply_values_[w].data();
-      p.size = reply_indices_[w].size();
+      p.size = idx.size();
       p.split = consecutive_split(p.idx, p.size);
       p.c = weight(w);
       parts_sparse_values_ += p.size;
@@ -558,13 +575,13 @@ void ServerHalf::shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& 
     diana_shift(alpha, Eigen::Map<const Eigen::VectorXd>(dense_[worker].data, h_i.size()), h_i);
     return;
   }
-  const std::vector<uint32_t>& idx = reply_indices_[worker];
+  const std::span<const uint32_t> idx = indices_of(worker);
   const auto shift = [&](const auto& val) {
     for (std::size_t k = 0; k < idx.size(); ++k)
       if (val[k] != 0) h_i[idx[k]] += alpha * static_cast<double>(val[k]);
   };
   if (sparse_[worker] == kSentValues)
-    shift(reply_sent_[worker]);
+    shift(sent_[worker].val);
   else
     shift(reply_values_[worker]);
 }

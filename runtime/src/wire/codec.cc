@@ -323,15 +323,15 @@ ReplyParts parts_of(const compress::Payload& p) {
       break;
     case compress::PayloadKind::kDense32:
     case compress::PayloadKind::kSeeded:
-      r.values = p.values;
+      r.values = p.value_view();
       break;
     case compress::PayloadKind::kSparse:
-      r.indices = p.indices;
-      r.values = p.values;
+      r.indices = p.index_view();
+      r.values = p.value_view();
       break;
     case compress::PayloadKind::kQuantized:
-      r.indices = p.indices;
-      r.levels = p.levels;
+      r.indices = p.index_view();
+      r.levels = p.level_view();
       r.norm = p.norm;
       r.levels_s = p.levels_s;
       break;

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "marina/util/finite.h"
+#include "marina/util/increasing.h"
 #include "marina/wire/codec.h"
 #include "marina_generated.h"
 
@@ -71,13 +72,12 @@ compress::InMessage::Range range_of(const flatbuffers::Vector<T>* v, const uint8
 // buffer. Otherwise the values are copied into `copy`.
 void take_or_copy(const flatbuffers::Vector<double>* v, const uint8_t* data,
                   std::vector<uint8_t>* take, compress::InMessage& in, std::vector<double>& copy) {
-  in.indices_at.reset();
+  in.forget();
   if (can_take(v, data, take)) {
     in.at = range_of(v, data);
     in.bytes.swap(*take);
     return;
   }
-  in.at.reset();
   copy_into(v, copy);
 }
 
@@ -86,16 +86,44 @@ void take_or_copy(const flatbuffers::Vector<uint32_t>* indices,
                   const flatbuffers::Vector<double>* values, const uint8_t* data,
                   std::vector<uint8_t>* take, compress::InMessage& in,
                   std::vector<uint32_t>& index_copy, std::vector<double>& value_copy) {
+  in.forget();
   if (can_take(indices, data, take) && can_take(values, data, take)) {
     in.at = range_of(values, data);
     in.indices_at = range_of(indices, data);
     in.bytes.swap(*take);
     return;
   }
-  in.at.reset();
-  in.indices_at.reset();
   copy_into(indices, index_copy);
   copy_into(values, value_copy);
+}
+
+// The same for a reply's vectors, which are taken or copied together: taken when each one
+// there is aligned for its element type (a hostile sender may misplace doubles; the Verifier
+// keeps 4-byte elements aligned).
+void take_or_copy(const fb::Reply& m, const uint8_t* data, std::vector<uint8_t>* take,
+                  compress::Payload& p) {
+  compress::InMessage& in = p.received;
+  in.forget();
+  const auto fits = [&](const auto* v) { return count(v) == 0 || can_take(v, data, take); };
+  const bool any =
+      count(m.dense()) + count(m.values()) + count(m.indices()) + count(m.levels()) != 0;
+  if (take != nullptr && take->data() == data && any && fits(m.dense()) && fits(m.values()) &&
+      fits(m.indices()) && fits(m.levels())) {
+    if (count(m.dense()) != 0) in.at = range_of(m.dense(), data);
+    if (count(m.values()) != 0) in.floats_at = range_of(m.values(), data);
+    if (count(m.indices()) != 0) in.indices_at = range_of(m.indices(), data);
+    if (count(m.levels()) != 0) in.levels_at = range_of(m.levels(), data);
+    p.dense.clear();
+    p.values.clear();
+    p.indices.clear();
+    p.levels.clear();
+    in.bytes.swap(*take);
+    return;
+  }
+  copy_into(m.dense(), p.dense);
+  copy_into(m.values(), p.values);
+  copy_into(m.indices(), p.indices);
+  copy_into(m.levels(), p.levels);
 }
 
 void copy_into(const flatbuffers::String* s, std::string& out) {
@@ -116,33 +144,8 @@ void check_finite(MessageKind kind, const char* what, double x) {
   if (!std::isfinite(x)) fail(kind, what, " is ", x);
 }
 
-// Whether every index exceeds the one before it, compared 4 at a time with no branch per
-// element (as util::any_non_finite). Strictly increasing also means the last index is the
-// largest, so one comparison checks the bound.
-bool strictly_increasing(const uint8_t* data, std::size_t n) {
-  typedef uint32_t V __attribute__((vector_size(16)));
-  constexpr std::size_t kLanes = sizeof(V) / sizeof(uint32_t);
-  V bad = {};
-  std::size_t i = 1;
-  for (; i + kLanes <= n; i += kLanes) {
-    V now, before;
-    std::memcpy(&now, data + i * sizeof(uint32_t), sizeof now);
-    std::memcpy(&before, data + (i - 1) * sizeof(uint32_t), sizeof before);
-    bad |= reinterpret_cast<V>(now <= before);
-  }
-  uint32_t any = 0;
-  for (std::size_t l = 0; l < kLanes; ++l) any |= bad[l];
-  for (; i < n; ++i) {
-    uint32_t now, before;
-    std::memcpy(&now, data + i * sizeof(uint32_t), sizeof now);
-    std::memcpy(&before, data + (i - 1) * sizeof(uint32_t), sizeof before);
-    any |= now <= before ? 1u : 0u;
-  }
-  return any == 0;
-}
-
-// Whether every level lies in [−s, s], compared 16 at a time with no branch per element (as
-// strictly_increasing: GCC's -O2 does not vectorize the plain loop).
+// Whether every level lies in [−s, s], compared 16 at a time with no branch per element (GCC's -O2
+// does not vectorize the plain loop).
 bool levels_within(const uint8_t* data, std::size_t n, uint32_t s) {
   if (s > 127) return true;  // |−128| = 128 ≤ s: every byte is a level
   typedef int8_t V __attribute__((vector_size(16)));
@@ -171,7 +174,10 @@ bool levels_within(const uint8_t* data, std::size_t n, uint32_t s) {
 void check_indices(MessageKind kind, const char* what, const flatbuffers::Vector<uint32_t>* v,
                    uint64_t bound) {
   const std::size_t n = count(v);
-  if (n == 0 || (strictly_increasing(v->Data(), n) && (bound == 0 || element(v, n - 1) < bound)))
+  // Strictly increasing also means the last index is the largest: one comparison checks the
+  // bound.
+  if (n == 0 ||
+      (util::strictly_increasing_u32(v->Data(), n) && (bound == 0 || element(v, n - 1) < bound)))
     return;
   for (std::size_t i = 0; i < n; ++i) {
     const uint32_t index = element(v, i);
@@ -546,10 +552,7 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox,
       compress::Payload& p = out.payload;
       p.kind = static_cast<compress::PayloadKind>(m.kind());
       p.dim = m.dim();
-      take_or_copy(m.dense(), data, take, p.received, p.dense);
-      copy_into(m.values(), p.values);
-      copy_into(m.indices(), p.indices);
-      copy_into(m.levels(), p.levels);
+      take_or_copy(m, data, take, p);
       p.norm = m.norm();
       p.levels_s = m.levels_s();
       p.finite = true;  // check.reply: values, dense, norm (and int8 levels within ±s)

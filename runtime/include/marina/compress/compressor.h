@@ -87,18 +87,35 @@ void decode(const Payload& payload, const Compressor& q, const Context& ctx, Eig
 bool decode_sparse(const Payload& payload, const Compressor& q, const Context& ctx,
                    std::vector<uint32_t>& indices, std::vector<double>& values);
 
+// A kSparse or kSeeded payload's indices and float values as a receiver keeps them (the server
+// half, until its round closes): `idx` and `val` are where they are. That is `indices` and
+// `values` (copied, or exchanged with the payload's; a kSeeded payload's indices are always
+// derived into `indices`), or, taken from Payload::received, the message they came in
+// (`message`).
+struct SparseValues {
+  std::vector<uint32_t> indices;
+  std::vector<float> values;
+  std::vector<uint8_t> message;
+  std::span<const uint32_t> idx;
+  std::span<const float> val;
+};
+
 // The indices and values of a kSparse or kSeeded payload as sent (float values, unconverted),
 // for a receiver that folds them itself: checked as decode_sparse checks them (finite values
 // unless payload.finite, a seeded payload's count against its derived indices); on an error
-// the payload and `values` are untouched (a kSeeded payload's indices, derived into `indices`
-// as decode_sparse derives them, may be there already). With `recycle`
-// (the payload itself) the vectors are exchanged instead of copied once `values` has a buffer
-// to give back: the payload's indices (kSparse) and values then hold the previous contents of
-// `indices` and `values` (sizes included), and it is no longer marked finite. Returns false,
-// touching nothing, for the other kinds. `indices_derived`: `indices` already hold a kSeeded
-// payload's derivation for `ctx` (derived ahead of the reply), so only its count is checked.
-bool take_sparse(const Payload& payload, const Compressor& q, const Context& ctx,
-                 std::vector<uint32_t>& indices, std::vector<float>& values,
+// the payload and `out` are untouched (a kSeeded payload's indices, derived into out.indices
+// as decode_sparse derives them, may be there already). With `recycle` (the payload itself)
+// nothing is copied: a payload whose vectors are in its message (Payload::received) hands the
+// message to out.message and gets out.message's previous buffer (emptied, and first grown to
+// the capacity of the one it gave) in its place, unless that would grow out.message to more
+// than twice the message (a buffer grown for a much larger message stays with the payload,
+// and the values are copied out of it); any other one exchanges its vectors with
+// out.values and out.indices once they have buffers to give back (its indices (kSparse) and
+// values then hold their previous contents, sizes included). Either way, if it gave anything
+// up, it is then no longer marked finite. Returns false, touching nothing,
+// for the other kinds. `indices_derived`: out.indices already hold a kSeeded payload's
+// derivation for `ctx` (derived ahead of the reply), so only its count is checked.
+bool take_sparse(const Payload& payload, const Compressor& q, const Context& ctx, SparseValues& out,
                  Payload* recycle = nullptr, bool indices_derived = false);
 
 // A dense payload's d values as a receiver keeps them (the server half, until its round

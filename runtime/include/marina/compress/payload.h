@@ -23,10 +23,12 @@ enum class PayloadKind : uint8_t {
 // "dense64", "dense32", "sparse", "seeded", "quantized".
 [[nodiscard]] std::string_view to_string(PayloadKind kind);
 
-// Doubles (and a sparse update's indices) left where a received message holds them
-// (wire::Decoder::decode_taking) instead of being copied out of it: the message, and where in
-// it the values are (`at`: a byte offset, 8-byte aligned, and a count; `indices_at`: 4-byte
-// aligned uint32s). Offsets rather than pointers, so that a copy is whole.
+// A received message's vectors left where it holds them (wire::Decoder::decode_taking) instead
+// of being copied out of it: the message, and where in it each vector is (a byte offset, aligned
+// for the element type, and a count). Offsets rather than pointers, so that a copy is whole.
+// `at`: doubles (a dense reply's or update's values, a delta's values); `indices_at`: uint32s
+// (a delta's or a sparse reply's indices); `floats_at`: a reply's float values; `levels_at`:
+// a QSGD reply's int8 levels.
 struct InMessage {
   struct Range {
     std::size_t offset = 0;
@@ -35,25 +37,53 @@ struct InMessage {
   std::vector<uint8_t> bytes;
   std::optional<Range> at;
   std::optional<Range> indices_at;
+  std::optional<Range> floats_at;
+  std::optional<Range> levels_at;
 
-  // The values; empty when `at` is not set.
-  [[nodiscard]] std::span<const double> doubles() const;
-  // The indices; empty when `indices_at` is not set.
-  [[nodiscard]] std::span<const uint32_t> indices() const;
-  // The values if `at` is set, else `copy` (where a decode that did not take the message put
-  // them): what the dense_values() of Payload and methods::ModelUpdate return.
+  // Each vector; empty when its range is not set.
+  [[nodiscard]] std::span<const double> doubles() const { return view<double>(at); }
+  [[nodiscard]] std::span<const uint32_t> indices() const { return view<uint32_t>(indices_at); }
+  [[nodiscard]] std::span<const float> floats() const { return view<float>(floats_at); }
+  [[nodiscard]] std::span<const int8_t> levels() const { return view<int8_t>(levels_at); }
+  // The vector if its range is set, else `copy` (where a decode that did not take the message
+  // put it): what the accessors of Payload and methods::ModelUpdate return.
   [[nodiscard]] std::span<const double> doubles_or(const std::vector<double>& copy) const {
     return at ? doubles() : std::span<const double>(copy);
   }
   [[nodiscard]] std::span<const uint32_t> indices_or(const std::vector<uint32_t>& copy) const {
     return indices_at ? indices() : std::span<const uint32_t>(copy);
   }
+  [[nodiscard]] std::span<const float> floats_or(const std::vector<float>& copy) const {
+    return floats_at ? floats() : std::span<const float>(copy);
+  }
+  [[nodiscard]] std::span<const int8_t> levels_or(const std::vector<int8_t>& copy) const {
+    return levels_at ? levels() : std::span<const int8_t>(copy);
+  }
+  // Whether any vector is read from `bytes`.
+  [[nodiscard]] bool holds_any() const { return at || indices_at || floats_at || levels_at; }
+  // No vector is read from `bytes` any more (which keep their buffer).
+  void forget() {
+    at.reset();
+    indices_at.reset();
+    floats_at.reset();
+    levels_at.reset();
+  }
+
+ private:
+  // The decoder placed the range inside `bytes` and checked its alignment; a vector copied
+  // with its owner starts at a new allocation, which is aligned at least as well.
+  template <typename T>
+  [[nodiscard]] std::span<const T> view(const std::optional<Range>& r) const {
+    if (!r) return {};
+    return {reinterpret_cast<const T*>(bytes.data() + r->offset), r->count};
+  }
 };
 
 struct Payload {
   PayloadKind kind = PayloadKind::kDense64;
   uint32_t dim = 0;
-  std::vector<double> dense;      // kDense64, unless in `received` (below; see dense_values())
+  // The vectors, unless in `received` (below):
+  std::vector<double> dense;      // kDense64
   std::vector<float> values;      // kDense32, kSparse, kSeeded
   std::vector<uint32_t> indices;  // kSparse, kQuantized
   std::vector<int8_t> levels;     // kQuantized: signed level l, value = norm·l/s
@@ -65,13 +95,19 @@ struct Payload {
   // validated once). False for a payload built by hand; clear() resets it, and code that
   // changes the values of a payload must reset it too.
   bool finite = false;
-  // A kDense64 payload as wire::Decoder::decode_taking leaves it, sparing a copy of d doubles:
-  // the message it came in, with received.at set, and `dense` not read (it keeps its buffer for
-  // later payloads).
+  // A payload as wire::Decoder::decode_taking leaves it, sparing a copy of its vectors: the
+  // message it came in, with the ranges of the vectors it has set (`at` for kDense64's values,
+  // `floats_at`, `indices_at`, `levels_at` for the others'); `dense`, `values`, `indices` and
+  // `levels` are then empty (they keep their buffers for later payloads). Read a payload's
+  // vectors through the accessors below, which find them wherever they are.
   InMessage received;
 
-  // The kDense64 values, wherever they are (`dense`, or inside `received`).
   [[nodiscard]] std::span<const double> dense_values() const { return received.doubles_or(dense); }
+  [[nodiscard]] std::span<const float> value_view() const { return received.floats_or(values); }
+  [[nodiscard]] std::span<const uint32_t> index_view() const {
+    return received.indices_or(indices);
+  }
+  [[nodiscard]] std::span<const int8_t> level_view() const { return received.levels_or(levels); }
 
   // Number of values sent, counted as the paper counts communication (32 bits per value,
   // indices not counted): d for dense, nnz for sparse, K for seeded, nnz + 1 for QSGD.

@@ -172,6 +172,8 @@ class ServerHalf {
  private:
   [[nodiscard]] bool expects(uint32_t worker) const;
   void accept(const Reply& reply, Reply* recycle);
+  // Where a sparse reply's indices are this round (sparse_[worker] set).
+  [[nodiscard]] std::span<const uint32_t> indices_of(uint32_t worker) const;
   // The received replies in id order as parts_ (and run_), with their tally.
   void collect_parts();
   // weighted_sum() of the parts collected.
@@ -187,19 +189,19 @@ class ServerHalf {
   bool open_ = false;
   ModelUpdate pending_;  // update for the next broadcast
   // Per worker, the decoded payload of this round: a dense d-vector (a copy, or with
-  // accept_and_recycle the reply's own buffer) or, when sparse_[w], the indices of its nonzeros
-  // and their values: as sent (float, kSparse and kSeeded: kSentValues; with
-  // accept_and_recycle the reply's own buffers) or decoded (double, QSGD: kDecodedValues).
+  // accept_and_recycle the reply's own buffer or message) or, when sparse_[w], the indices of
+  // its nonzeros and their values: as sent (float, kSparse and kSeeded: kSentValues, sent_[w].idx
+  // and .val; with accept_and_recycle the reply's own buffers or message) or decoded (double,
+  // QSGD: kDecodedValues, sent_[w].indices and reply_values_[w]).
   static constexpr uint8_t kSentValues = 2, kDecodedValues = 1;
   std::vector<compress::DenseValues> dense_;
-  std::vector<std::vector<uint32_t>> reply_indices_;
-  // Per worker, 1 + the round whose seeded indices prepare() left in reply_indices_ (0: none);
+  std::vector<compress::SparseValues> sent_;
+  // Per worker, 1 + the round whose seeded indices prepare() left in sent_[w].indices (0: none);
   // the next worker prepare() looks at.
   std::vector<uint64_t> prepared_;
   uint32_t prepare_next_ = 0;
   std::optional<std::size_t> max_values_;  // compress::max_values: a compressed reply's bound
   std::vector<std::vector<double>> reply_values_;
-  std::vector<std::vector<float>> reply_sent_;
   std::vector<uint8_t> sparse_;
   // The weighted sum, and the entries of it that may be nonzero: touched_ (each once, ascending)
   // or, when sum_dense_, any. sum_dense_ is chosen once sparse values exceed d / kSparseShare.
