@@ -83,58 +83,101 @@ std::string compressor_of(int mode, std::size_t d) {
   }
 }
 
-void BM_server_round(benchmark::State& state) {
-  const auto n = static_cast<uint32_t>(state.range(0));
-  const auto d = static_cast<std::size_t>(state.range(1));
-  const int mode = static_cast<int>(state.range(2));
-  const bool dense = mode == 3;
+// What a round of either benchmark below folds: a MARINA server with p = 0 (every round after
+// round 0 is a compressed one) and n replies of small values of alternating sign, which keep g
+// and x bounded over any number of rounds. `idx`: the indices the baseline scatters the values
+// at, those the server derives for a round (where they fall does not change a streaming pass's
+// cost); indexed replies carry them.
+struct Inputs {
+  methods::MethodConfig config;
+  std::unique_ptr<compress::Compressor> q;
+  bool dense = false, indexed = false;
+  std::size_t k = 0;
+  std::vector<methods::Reply> replies;
+  std::vector<std::vector<uint32_t>> idx;
+};
 
-  methods::MethodConfig c;
+Inputs make_inputs(uint32_t n, std::size_t d, int mode) {
+  Inputs in;
+  in.dense = mode == 3;
+  methods::MethodConfig& c = in.config;
   c.method = methods::Method::kMarina;
   c.compressor = compressor_of(mode, d);
   c.workers = n;
   c.dim = d;
   c.seed = 11;
   c.gamma = kGamma;
-  c.p = 0.0;  // compressed rounds only (after round 0)
-  auto server = methods::make_server(c);
-  const auto q = compress::make_compressor(c.compressor);
-
-  // Small values of alternating sign keep g and x bounded over any number of rounds.
+  c.p = 0.0;
+  in.q = compress::make_compressor(c.compressor);
+  in.k = in.dense ? d : static_cast<std::size_t>(compress::zeta(*in.q, d, n));
+  in.indexed = in.q->payload_kind() == compress::PayloadKind::kSparse;
+  in.idx.resize(in.dense ? 0 : n);
+  for (uint32_t w = 0; w < in.idx.size(); ++w)
+    in.q->seeded_indices(compress::Context{12345, w, n}, d, in.idx[w]);
   util::Rng rng(3);
-  std::vector<methods::Reply> replies(n);
-  const std::size_t k = dense ? d : static_cast<std::size_t>(compress::zeta(*q, d, n));
-  const bool indexed = q->payload_kind() == compress::PayloadKind::kSparse;
-  // The baseline's inputs: the same values, at the indices the server will derive (those of
-  // the next round; where they fall does not change a streaming pass's cost). Indexed replies
-  // carry these.
-  std::vector<std::vector<uint32_t>> idx(dense ? 0 : n);
-  for (uint32_t w = 0; w < idx.size(); ++w)
-    q->seeded_indices(compress::Context{12345, w, n}, d, idx[w]);
+  in.replies.resize(n);
   for (uint32_t w = 0; w < n; ++w) {
-    auto& p = replies[w].payload;
-    replies[w].worker = w;
+    auto& p = in.replies[w].payload;
+    in.replies[w].worker = w;
     p.dim = static_cast<uint32_t>(d);
-    if (dense) {
+    if (in.dense) {
       p.kind = compress::PayloadKind::kDense64;
       p.dense.resize(d);
       for (auto& v : p.dense) v = (rng.uniform() - 0.5) * 1e-6;
     } else {
-      p.kind = q->payload_kind();
-      if (indexed) p.indices = idx[w];
-      p.values.resize(k);
+      p.kind = in.q->payload_kind();
+      if (in.indexed) p.indices = in.idx[w];
+      p.values.resize(in.k);
       for (auto& v : p.values) v = static_cast<float>((rng.uniform() - 0.5) * 1e-6);
     }
   }
+  return in;
+}
+
+// A full sync's reply of zeros, for round 0 when the replies measured are not dense.
+methods::Reply zero_gradient(std::size_t d) {
+  methods::Reply r;
+  r.payload.kind = compress::PayloadKind::kDense64;
+  r.payload.dim = static_cast<uint32_t>(d);
+  r.payload.dense.assign(d, 0.0);
+  return r;
+}
+
+// The baseline's arithmetic: a streaming fold of every reply's values into g (at `idx`), then
+// the one O(d) pass any server needs.
+void fold(const Inputs& in, Eigen::VectorXd& g, Eigen::VectorXd& x, Eigen::VectorXd& x_prev) {
+  const double wgt = 1.0 / static_cast<double>(in.replies.size());
+  for (std::size_t w = 0; w < in.replies.size(); ++w) {
+    const auto& p = in.replies[w].payload;
+    if (in.dense) {
+      for (std::size_t j = 0; j < p.dense.size(); ++j)
+        g[static_cast<Eigen::Index>(j)] += wgt * p.dense[j];
+    } else {
+      const auto& ix = in.idx[w];
+      for (std::size_t i = 0; i < in.k; ++i) g[ix[i]] += wgt * p.values[i];
+    }
+  }
+  x_prev = x;
+  x -= kGamma * g;
+}
+
+void BM_server_round(benchmark::State& state) {
+  const auto n = static_cast<uint32_t>(state.range(0));
+  const auto d = static_cast<std::size_t>(state.range(1));
+  const int mode = static_cast<int>(state.range(2));
+  Inputs in = make_inputs(n, d, mode);
+  const bool dense = in.dense, indexed = in.indexed;
+  const std::size_t k = in.k;
+  const methods::MethodConfig& c = in.config;
+  const compress::Compressor* const q = in.q.get();
+  auto server = methods::make_server(c);
+  std::vector<methods::Reply>& replies = in.replies;
 
   // Round 0 (full sync). The server copies the first dense reply of each worker, so with the
   // identity compressor it keeps a copy of that worker's reply, and the swaps of the measured
   // rounds trade equal values; otherwise one zero gradient serves every worker.
   {
-    methods::Reply r;
-    r.payload.kind = compress::PayloadKind::kDense64;
-    r.payload.dim = static_cast<uint32_t>(d);
-    r.payload.dense.assign(d, 0.0);
+    methods::Reply r = zero_gradient(d);
     const auto& b = server->begin_round();
     for (uint32_t w = 0; w < n; ++w) {
       if (dense) r.payload.dense = replies[w].payload.dense;
@@ -148,18 +191,7 @@ void BM_server_round(benchmark::State& state) {
   Eigen::VectorXd g = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(d));
   Eigen::VectorXd x = g, x_prev = g;
   const double baseline_ns = bench::ns_per_call([&] {
-    const double wgt = 1.0 / n;
-    for (uint32_t w = 0; w < n; ++w) {
-      const auto& p = replies[w].payload;
-      if (dense) {
-        for (std::size_t j = 0; j < d; ++j) g[static_cast<Eigen::Index>(j)] += wgt * p.dense[j];
-      } else {
-        const auto& ix = idx[w];
-        for (std::size_t i = 0; i < k; ++i) g[ix[i]] += wgt * p.values[i];
-      }
-    }
-    x_prev = x;
-    x -= kGamma * g;
+    fold(in, g, x, x_prev);
     benchmark::DoNotOptimize(x.data());
     benchmark::ClobberMemory();
   });
@@ -263,43 +295,14 @@ void BM_coordinator_round(benchmark::State& state) {
   const auto n = static_cast<uint32_t>(state.range(0));
   const auto d = static_cast<std::size_t>(state.range(1));
   const int mode = static_cast<int>(state.range(2));
-  const bool dense = mode == 3;
-
-  methods::MethodConfig c;
-  c.method = methods::Method::kMarina;
-  c.compressor = compressor_of(mode, d);
-  c.workers = n;
-  c.dim = d;
-  c.seed = 11;
-  c.gamma = kGamma;
-  c.p = 0.0;
-  auto server = methods::make_server(c);
-  const auto q = compress::make_compressor(c.compressor);
-  const bool indexed = q->payload_kind() == compress::PayloadKind::kSparse;
-  const std::size_t k = dense ? d : static_cast<std::size_t>(compress::zeta(*q, d, n));
-
-  util::Rng rng(3);
-  std::vector<methods::Reply> replies(n);
-  std::vector<std::vector<uint32_t>> idx(dense ? 0 : n);
-  for (uint32_t w = 0; w < idx.size(); ++w)
-    q->seeded_indices(compress::Context{12345, w, n}, d, idx[w]);
-  for (uint32_t w = 0; w < n; ++w) {
-    auto& p = replies[w].payload;
-    replies[w].worker = w;
-    replies[w].oracle_calls = 1;
-    p.dim = static_cast<uint32_t>(d);
-    p.finite = true;
-    if (dense) {
-      p.kind = compress::PayloadKind::kDense64;
-      p.dense.resize(d);
-      for (auto& v : p.dense) v = (rng.uniform() - 0.5) * 1e-6;
-    } else {
-      p.kind = q->payload_kind();
-      if (indexed) p.indices = idx[w];
-      p.values.resize(k);
-      for (auto& v : p.values) v = static_cast<float>((rng.uniform() - 0.5) * 1e-6);
-    }
+  Inputs in = make_inputs(n, d, mode);
+  const bool dense = in.dense;
+  std::vector<methods::Reply>& replies = in.replies;
+  for (auto& r : replies) {
+    r.oracle_calls = 1;
+    r.payload.finite = true;
   }
+  auto server = methods::make_server(in.config);
 
   wire::Encoder enc(1);
   wire::Decoder dec(wire::Limits{wire::max_message_bytes(d, n), d, n});
@@ -324,18 +327,15 @@ void BM_coordinator_round(benchmark::State& state) {
 
   // Round 0, the full sync, from dense messages as the coordinator receives them.
   {
-    methods::Reply r;
-    r.payload.kind = compress::PayloadKind::kDense64;
-    r.payload.dim = static_cast<uint32_t>(d);
-    r.payload.dense.assign(d, 0.0);
+    methods::Reply r = zero_gradient(d);
     const auto& b = server->begin_round();
     for (uint32_t w = 0; w < n; ++w) {
       r.worker = w;
       r.round = b.round;
+      replies[w].round = b.round;
       const auto bytes = enc.encode(dense ? replies[w] : r);
       received.assign(bytes.begin(), bytes.end());
       (void)dec.decode_taking(received, inbox);
-      inbox.reply.round = b.round;
       server->accept_and_recycle(inbox.reply);
     }
     server->end_round();
@@ -345,20 +345,11 @@ void BM_coordinator_round(benchmark::State& state) {
   Eigen::VectorXd g = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(d));
   Eigen::VectorXd x = g, x_prev = g;
   const double baseline_ns = bench::ns_per_call([&] {
-    const double wgt = 1.0 / n;
     for (uint32_t w = 0; w < n; ++w) {
       received.assign(messages[w].begin(), messages[w].end());
       benchmark::DoNotOptimize(received.data());
-      const auto& p = replies[w].payload;
-      if (dense) {
-        for (std::size_t j = 0; j < d; ++j) g[static_cast<Eigen::Index>(j)] += wgt * p.dense[j];
-      } else {
-        const auto& ix = idx[w];
-        for (std::size_t i = 0; i < k; ++i) g[ix[i]] += wgt * p.values[i];
-      }
     }
-    x_prev = x;
-    x -= kGamma * g;
+    fold(in, g, x, x_prev);
     benchmark::DoNotOptimize(x.data());
     benchmark::ClobberMemory();
   });
@@ -378,8 +369,8 @@ void BM_coordinator_round(benchmark::State& state) {
   double cpu = 0.0;
   for (auto _ : state) round(&cpu);
   bench::report_ratio(state, cpu * 1e9 / static_cast<double>(state.iterations()), baseline_ns);
-  state.counters["K"] = static_cast<double>(k);
-  state.SetLabel(c.compressor);
+  state.counters["K"] = static_cast<double>(in.k);
+  state.SetLabel(in.config.compressor);
 }
 
 BENCHMARK(BM_coordinator_round)
