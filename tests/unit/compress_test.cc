@@ -1212,8 +1212,8 @@ mc::Payload in_message(const mc::Payload& p) {
   mc::Payload m = p;
   const std::size_t k = p.values.size(), ni = p.indices.size();
   m.received.bytes.assign(8 + 4 * ni + 4 * k, uint8_t{0xAB});
-  std::memcpy(m.received.bytes.data() + 8, p.indices.data(), 4 * ni);
-  std::memcpy(m.received.bytes.data() + 8 + 4 * ni, p.values.data(), 4 * k);
+  if (ni != 0) std::memcpy(m.received.bytes.data() + 8, p.indices.data(), 4 * ni);
+  if (k != 0) std::memcpy(m.received.bytes.data() + 8 + 4 * ni, p.values.data(), 4 * k);
   if (ni != 0) m.received.indices_at = mc::InMessage::Range{8, ni};
   m.received.floats_at = mc::InMessage::Range{8 + 4 * ni, k};
   m.indices.clear();

@@ -1058,7 +1058,7 @@ TEST_CASE("wire: the index scan finds a break at every position of vectors of an
       // Misaligned by one byte, as a hostile message may place them.
       std::vector<uint8_t> bytes(4 * n + 1);
       const auto scan = [&] {
-        std::memcpy(bytes.data() + 1, v.data(), 4 * n);
+        if (n != 0) std::memcpy(bytes.data() + 1, v.data(), 4 * n);
         return marina::util::strictly_increasing_u32(bytes.data() + 1, n);
       };
       CHECK(scan());
