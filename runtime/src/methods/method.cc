@@ -132,11 +132,6 @@ bool ServerHalf::expects(uint32_t worker) const {
   return worker < multiplicity_.size() && multiplicity_[worker] > 0;
 }
 
-std::span<const uint32_t> ServerHalf::indices_of(uint32_t worker) const {
-  const compress::SparseValues& s = sent_[worker];
-  return sparse_[worker] == kSentValues ? s.idx : std::span<const uint32_t>(s.indices);
-}
-
 bool ServerHalf::awaiting(uint32_t worker) const {
   return open_ && expects(worker) && !received_[worker];
 }
@@ -199,9 +194,10 @@ void ServerHalf::accept(const Reply& reply, Reply* recycle) {
     // included, since sums start at +0.0), and taken rather than copied when recycling.
     if (compress::take_sparse(reply.payload, *q_, ctx, sent_[w], give_back, derived))
       sparse_[w] = kSentValues;
-    else if (compress::decode_sparse(reply.payload, *q_, ctx, sent_[w].indices, reply_values_[w]))
+    else if (compress::decode_sparse(reply.payload, *q_, ctx, sent_[w].indices, reply_values_[w])) {
+      sent_[w].idx = sent_[w].indices;
       sparse_[w] = kDecodedValues;
-    else
+    } else
       compress::decode_dense(reply.payload, dense_[w], give_back);
   } catch (const std::invalid_argument& e) {
     throw ProtocolError(where() + ": " + e.what());
@@ -326,7 +322,7 @@ void ServerHalf::collect_parts() {
     }
     Part p;
     if (sparse_[w]) {
-      const std::span<const uint32_t> idx = indices_of(w);
+      const std::span<const uint32_t> idx = sent_[w].idx;
       p.idx = idx.data();
       if (sparse_[w] == kSentValues)
         p.sent = sent_[w].val.data();
@@ -575,7 +571,7 @@ void ServerHalf::shift_by_reply(uint32_t worker, double alpha, Eigen::VectorXd& 
     diana_shift(alpha, Eigen::Map<const Eigen::VectorXd>(dense_[worker].data, h_i.size()), h_i);
     return;
   }
-  const std::span<const uint32_t> idx = indices_of(worker);
+  const std::span<const uint32_t> idx = sent_[worker].idx;
   const auto shift = [&](const auto& val) {
     for (std::size_t k = 0; k < idx.size(); ++k)
       if (val[k] != 0) h_i[idx[k]] += alpha * static_cast<double>(val[k]);

@@ -48,16 +48,16 @@ struct InMessage {
   // The vector if its range is set, else `copy` (where a decode that did not take the message
   // put it): what the accessors of Payload and methods::ModelUpdate return.
   [[nodiscard]] std::span<const double> doubles_or(const std::vector<double>& copy) const {
-    return at ? doubles() : std::span<const double>(copy);
+    return view_or(at, copy);
   }
   [[nodiscard]] std::span<const uint32_t> indices_or(const std::vector<uint32_t>& copy) const {
-    return indices_at ? indices() : std::span<const uint32_t>(copy);
+    return view_or(indices_at, copy);
   }
   [[nodiscard]] std::span<const float> floats_or(const std::vector<float>& copy) const {
-    return floats_at ? floats() : std::span<const float>(copy);
+    return view_or(floats_at, copy);
   }
   [[nodiscard]] std::span<const int8_t> levels_or(const std::vector<int8_t>& copy) const {
-    return levels_at ? levels() : std::span<const int8_t>(copy);
+    return view_or(levels_at, copy);
   }
   // Whether any vector is read from `bytes`.
   [[nodiscard]] bool holds_any() const { return at || indices_at || floats_at || levels_at; }
@@ -76,6 +76,11 @@ struct InMessage {
   [[nodiscard]] std::span<const T> view(const std::optional<Range>& r) const {
     if (!r) return {};
     return {reinterpret_cast<const T*>(bytes.data() + r->offset), r->count};
+  }
+  template <typename T>
+  [[nodiscard]] std::span<const T> view_or(const std::optional<Range>& r,
+                                           const std::vector<T>& copy) const {
+    return r ? view<T>(r) : std::span<const T>(copy);
   }
 };
 

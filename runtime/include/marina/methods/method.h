@@ -172,8 +172,6 @@ class ServerHalf {
  private:
   [[nodiscard]] bool expects(uint32_t worker) const;
   void accept(const Reply& reply, Reply* recycle);
-  // Where a sparse reply's indices are this round (sparse_[worker] set).
-  [[nodiscard]] std::span<const uint32_t> indices_of(uint32_t worker) const;
   // The received replies in id order as parts_ (and run_), with their tally.
   void collect_parts();
   // weighted_sum() of the parts collected.
@@ -190,9 +188,9 @@ class ServerHalf {
   ModelUpdate pending_;  // update for the next broadcast
   // Per worker, the decoded payload of this round: a dense d-vector (a copy, or with
   // accept_and_recycle the reply's own buffer or message) or, when sparse_[w], the indices of
-  // its nonzeros and their values: as sent (float, kSparse and kSeeded: kSentValues, sent_[w].idx
-  // and .val; with accept_and_recycle the reply's own buffers or message) or decoded (double,
-  // QSGD: kDecodedValues, sent_[w].indices and reply_values_[w]).
+  // its nonzeros (sent_[w].idx) and their values: as sent (float, kSparse and kSeeded:
+  // kSentValues, sent_[w].val; with accept_and_recycle the reply's own buffers or message) or
+  // decoded (double, QSGD: kDecodedValues, reply_values_[w]).
   static constexpr uint8_t kSentValues = 2, kDecodedValues = 1;
   std::vector<compress::DenseValues> dense_;
   std::vector<compress::SparseValues> sent_;
