@@ -53,6 +53,33 @@ TEST_CASE("problem: minibatch gradient over all rows equals the full gradient") 
   CHECK((diff - (full - at0)).norm() <= 1e-13 * full.norm());
 }
 
+TEST_CASE("problem: the gradient's loss and slopes are exactly those evaluated one at a time") {
+  // gradient() evaluates φ and φ' of a row together, sharing their exponentials; value() and
+  // minibatch_gradient() evaluate each on its own. Margins from about ±0.1 to ±2000 reach both
+  // branches of the logistic loss and exponentials that overflow. 64 rows: value() divides the
+  // sum by the row count where gradient() multiplies by its inverse, the same for a power of two.
+  const auto data = test::synthetic(64, 6, 0.8, 17);
+  std::vector<uint32_t> all(64);
+  for (uint32_t j = 0; j < 64; ++j) all[j] = j;
+  for (const auto loss : {problem::Loss::kNonConvex, problem::Loss::kLogistic}) {
+    for (const double scale : {0.1, 0.37, 1.0, 3.3, 30.0, 2000.0}) {
+      CAPTURE(problem::to_string(loss));
+      CAPTURE(scale);
+      problem::Objective f(data, loss, 0.0);
+      const Eigen::VectorXd x = scale * Eigen::VectorXd::LinSpaced(6, -1.0, 0.8);
+      Eigen::VectorXd g, mb;
+      const double fx = f.gradient(x, g);
+      f.minibatch_gradient(x, all, mb);
+      CHECK(fx == f.value(x));
+      for (Eigen::Index j = 0; j < g.size(); ++j) CHECK(g[j] == mb[j]);
+      std::vector<double> on_support(6, 0.0);
+      CHECK(f.gradient_on_support(std::span<const double>(x.data(), 6), on_support) == fx);
+      for (Eigen::Index j = 0; j < g.size(); ++j)
+        CHECK(on_support[static_cast<std::size_t>(j)] == g[j]);
+    }
+  }
+}
+
 TEST_CASE("problem: evaluate gives f, ||grad f||^2 and the mean of the shards' ||grad f_i||^2") {
   std::vector<problem::Objective> shards;
   for (uint64_t seed : {1, 2, 3})

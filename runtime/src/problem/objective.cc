@@ -62,6 +62,25 @@ double dphi(Loss loss, double m) {
   return -1.0 / (1.0 + util::portable_exp(m));  // −σ(−m)
 }
 
+// φ(m) and φ'(m) together, each bit for bit what phi() and dphi() return: the exponentials the
+// two share are evaluated once (for the paper's loss 2 of 3 per row; for the logistic loss 2 of
+// 3 where m ≤ 0), and every other operation is the same, in the same order.
+struct PhiDphi {
+  double phi;
+  double dphi;
+};
+PhiDphi phi_dphi(Loss loss, double m) {
+  if (loss == Loss::kNonConvex) {
+    const double t = 1.0 / (1.0 + util::portable_exp(m));   // 1 − σ(m)
+    const double s = 1.0 / (1.0 + util::portable_exp(-m));  // σ(m)
+    return {t * t, -2.0 * s * t * t};
+  }
+  const double e = util::portable_exp(m);
+  const double slope = -1.0 / (1.0 + e);
+  return {m > 0 ? util::portable_log1p(util::portable_exp(-m)) : -m + util::portable_log1p(e),
+          slope};
+}
+
 }  // namespace
 
 std::string_view to_string(Loss loss) {
@@ -193,9 +212,9 @@ double Objective::gradient_into(const double* x, double* grad) const {
   std::fill(grad, grad + d, 0.0);
   double sum = 0.0;
   for (std::size_t j = 0; j < rows(); ++j) {
-    const double m = margin(j, x);
-    sum += phi(loss_, m);
-    add_row(j, dphi(loss_, m) * data_.y[static_cast<Eigen::Index>(j)], grad);
+    const auto [value, slope] = phi_dphi(loss_, margin(j, x));
+    sum += value;
+    add_row(j, slope * data_.y[static_cast<Eigen::Index>(j)], grad);
   }
   const double inv = 1.0 / static_cast<double>(rows());
   for (std::size_t i = 0; i < d; ++i) grad[i] *= inv;
@@ -223,9 +242,9 @@ double Objective::support_gradient_into(const double* x, double* grad) {
   const int* at = support_position_.data();
   double sum = 0.0;
   for (std::size_t j = 0; j < rows(); ++j) {
-    const double m = margin(j, x);
-    sum += phi(loss_, m);
-    const double scale = dphi(loss_, m) * data_.y[static_cast<Eigen::Index>(j)];
+    const auto [value, slope] = phi_dphi(loss_, margin(j, x));
+    sum += value;
+    const double scale = slope * data_.y[static_cast<Eigen::Index>(j)];
     for (int k = A.outerIndexPtr()[j]; k < A.outerIndexPtr()[j + 1]; ++k)
       compact_[static_cast<std::size_t>(at[k])] += scale * val[k];
   }
