@@ -9,6 +9,7 @@
 
 #include "marina/methods/mirror.h"
 #include "marina/util/bitmap.h"
+#include "marina/util/compact.h"
 #include "marina/util/random.h"
 #include "marina/util/sample.h"
 
@@ -518,7 +519,7 @@ void ServerHalf::weighted_delta(ModelUpdate& out) {
         add(p.val);
     }
     if (scan) {
-      for (std::size_t i = 0; i < j1 - j0; ++i) emit(j0, i);
+      n += util::compact_nonzero(sum, j1 - j0, static_cast<uint32_t>(j0), idx + n, val + n);
       continue;
     }
     for (std::size_t wd = 0; wd < kBlock / 64; ++wd) {
@@ -547,12 +548,7 @@ void ServerHalf::sum_to_delta(ModelUpdate& out) {
   // The pass that finds the nonzeros in order also clears the sum for the next round.
   std::size_t n = 0;
   if (sum_dense_) {
-    for (std::size_t j = 0; j < d; ++j) {
-      idx[n] = static_cast<uint32_t>(j);
-      val[n] = sum[j];
-      n += sum[j] != 0.0;
-      sum[j] = 0.0;
-    }
+    n = util::compact_nonzero(sum, d, 0, idx, val);
   } else {
     for (uint32_t j : touched_) {
       idx[n] = j;
