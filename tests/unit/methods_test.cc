@@ -732,14 +732,16 @@ TEST_CASE("methods: sparse replies aggregate to what the dense sum of their deco
 }
 
 TEST_CASE("methods: the delta's read-out keeps every nonzero with its index, in order") {
-  // util::compact_nonzero reads the sum out eight entries at a time where the CPU has AVX-512,
-  // else one at a time; lengths around multiples of 8 take the vector turns and the scalar
-  // tail. Values: zeros of both signs (left out, and cleared to +0.0), NaN (kept, as `!= 0.0`
-  // keeps it), subnormals and large magnitudes (kept).
+  // util::compact_nonzero reads the sum out eight entries at a time (AVX-512), four (AVX2) or
+  // one, whichever this CPU allows; each of the ways it has is checked. Lengths around
+  // multiples of 8 take the vector turns and the scalar tail. Values: zeros of both signs (left
+  // out, and cleared to +0.0), NaN (kept, as `!= 0.0` keeps it), subnormals and large
+  // magnitudes (kept).
   std::mt19937_64 gen(29);
   std::uniform_real_distribution<double> uniform(-1.0, 1.0);
   const double kinds[] = {0.0, -0.0, std::numeric_limits<double>::quiet_NaN(), 4.9e-324, -1e300};
-  for (const std::size_t count : {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4096}) {
+  const auto ways = util::detail::compact_ways();
+  for (const std::size_t count : {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4096}) {
     for (const uint32_t first : {0u, 4096u, 0xfffff000u}) {
       for (const double share : {0.0, 0.1, 0.63, 1.0}) {
         CAPTURE(count);
@@ -757,14 +759,11 @@ TEST_CASE("methods: the delta's read-out keeps every nonzero with its index, in 
           want_idx.push_back(first + static_cast<uint32_t>(i));
           want_val.push_back(sum[i]);
         }
-        for (const bool scalar : {false, true}) {
-          CAPTURE(scalar);
+        for (const auto& way : ways) {
+          CAPTURE(way.name);
           std::vector<double> s = sum, val(count, 7.0);
           std::vector<uint32_t> idx(count, 7);
-          const std::size_t m =
-              scalar ? util::detail::compact_nonzero_scalar(s.data(), count, first, idx.data(),
-                                                            val.data())
-                     : util::compact_nonzero(s.data(), count, first, idx.data(), val.data());
+          const std::size_t m = way.fn(s.data(), count, first, idx.data(), val.data());
           REQUIRE(m == want_idx.size());
           CHECK(std::equal(want_idx.begin(), want_idx.end(), idx.begin()));
           CHECK(std::memcmp(want_val.data(), val.data(), m * sizeof(double)) == 0);
@@ -774,8 +773,9 @@ TEST_CASE("methods: the delta's read-out keeps every nonzero with its index, in 
       }
     }
   }
-  const std::string path = util::detail::compact_has_vector_path() ? "AVX-512" : "scalar only";
-  MESSAGE("read-out on this CPU: " << path);
+  std::string names;
+  for (const auto& way : ways) names += std::string(names.empty() ? "" : ", ") + way.name;
+  MESSAGE("read-outs on this CPU: " << names);
 }
 
 TEST_CASE("methods: a sparse delta moves g and x as an entry-by-entry update does") {

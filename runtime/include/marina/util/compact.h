@@ -5,13 +5,15 @@
 // weighted_delta's scanned blocks); at n·K ≈ d that pass took as long as folding the replies.
 //
 // The scalar loop writes every entry and moves the output position on past nonzeros only (no
-// branch to mispredict); it is bound by that position's chain, about 2 cycles an entry. Where
-// the CPU has AVX-512 (F and VL), eight entries go at a time: a compare gives the nonzeros' mask
-// and a compress packs their values and indices (util/compact.cc, chosen at run time). The
-// result is the same either way: it only moves values.
+// branch to mispredict); it is bound by that position's chain, about 2 cycles an entry. On
+// x86-64 with AVX-512 (F and VL) eight entries go at a time: a compare gives the nonzeros' mask
+// and a compress packs their values and indices; with AVX2, four, packed by a permutation
+// looked up from the mask (util/compact.cc, chosen at run time). All ways give the same
+// result: they only move values.
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace marina::util {
 
@@ -23,11 +25,14 @@ std::size_t compact_nonzero(double* sum, std::size_t count, uint32_t first, uint
                             double* val);
 
 namespace detail {
-// The scalar way, for tests that compare it with compact_nonzero where that takes the vector
-// way (compact_has_vector_path: on this CPU).
-std::size_t compact_nonzero_scalar(double* sum, std::size_t count, uint32_t first, uint32_t* idx,
-                                   double* val);
-[[nodiscard]] bool compact_has_vector_path();
+using CompactFn = std::size_t (*)(double*, std::size_t, uint32_t, uint32_t*, double*);
+struct CompactWay {
+  const char* name;
+  CompactFn fn;
+};
+// Every way this CPU can run, fastest first and the scalar one last: compact_nonzero takes the
+// first. For tests, which check each.
+[[nodiscard]] std::vector<CompactWay> compact_ways();
 }  // namespace detail
 
 }  // namespace marina::util
