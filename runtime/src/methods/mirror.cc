@@ -92,16 +92,18 @@ bool marina_advance(const ModelUpdate& u, double gamma, Eigen::VectorXd& g, Eige
                     Eigen::VectorXd& x_prev) {
   if (u.kind == UpdateKind::kNone) return bounded(x);
   const Eigen::Index d = x.size();
+  // x^{k−1} takes x^k's storage (a swap of pointers) and x^k is written over the older one: one
+  // stream of d doubles fewer to write than copying x into x_prev first.
+  x.swap(x_prev);
   double* __restrict gs = g.data();
   double* __restrict xs = x.data();
-  double* __restrict ps = x_prev.data();
+  const double* __restrict ps = x_prev.data();
   uint64_t any_large = 0;
   if (u.kind == UpdateKind::kDense) {
     const double* __restrict us = u.dense_values().data();
     for (Eigen::Index j = 0; j < d; ++j) {
       gs[j] = us[j];
-      ps[j] = xs[j];
-      xs[j] = xs[j] - gamma * us[j];
+      xs[j] = ps[j] - gamma * us[j];
       any_large |= large(xs[j]);
     }
     return bounded_after(any_large, x);
@@ -110,8 +112,7 @@ bool marina_advance(const ModelUpdate& u, double gamma, Eigen::VectorXd& g, Eige
   const double* __restrict values = u.delta_values().data();
   for (std::size_t k = 0; k < indices.size(); ++k) gs[indices[k]] += values[k];
   for (Eigen::Index j = 0; j < d; ++j) {
-    ps[j] = xs[j];
-    xs[j] = xs[j] - gamma * gs[j];
+    xs[j] = ps[j] - gamma * gs[j];
     any_large |= large(xs[j]);
   }
   return bounded_after(any_large, x);
@@ -126,17 +127,17 @@ bool diana_advance(const ModelUpdate& u, double gamma, double alpha, Eigen::Vect
                    Eigen::VectorXd& x, Eigen::VectorXd& x_prev) {
   if (u.kind == UpdateKind::kNone) return bounded(x);
   const Eigen::Index d = x.size();
+  x.swap(x_prev);  // as in marina_advance
   double* __restrict hs = h.data();
   double* __restrict xs = x.data();
-  double* __restrict ps = x_prev.data();
+  const double* __restrict ps = x_prev.data();
   uint64_t any_large = 0;
   // x ← x − γ(h + u) and h ← h + αu, touching u's non-zeros only where it is sparse.
   if (u.kind == UpdateKind::kDense) {
     const double* __restrict us = u.dense_values().data();
     for (Eigen::Index j = 0; j < d; ++j) {
       const double uj = us[j];
-      ps[j] = xs[j];
-      xs[j] = xs[j] - gamma * (hs[j] + uj);
+      xs[j] = ps[j] - gamma * (hs[j] + uj);
       hs[j] = hs[j] + alpha * uj;
       any_large |= large(xs[j]);
     }
@@ -148,8 +149,7 @@ bool diana_advance(const ModelUpdate& u, double gamma, double alpha, Eigen::Vect
   for (Eigen::Index j = 0; j < d; ++j) {
     double uj = 0.0;
     if (k < indices.size() && indices[k] == static_cast<uint32_t>(j)) uj = values[k++];
-    ps[j] = xs[j];
-    xs[j] = xs[j] - gamma * (hs[j] + uj);
+    xs[j] = ps[j] - gamma * (hs[j] + uj);
     if (uj != 0.0) hs[j] += alpha * uj;
     any_large |= large(xs[j]);
   }
