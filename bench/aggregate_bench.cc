@@ -144,7 +144,8 @@ methods::Reply zero_gradient(std::size_t d) {
 }
 
 // The baseline's arithmetic: a streaming fold of every reply's values into g (at `idx`), then
-// the one O(d) pass any server needs.
+// the one O(d) pass any server needs, at its least: x^{k−1} kept by a swap of storage and
+// x^k = x^{k−1} − γ g written in one pass (three streams of d doubles, as the server's step).
 void fold(const Inputs& in, Eigen::VectorXd& g, Eigen::VectorXd& x, Eigen::VectorXd& x_prev) {
   const double wgt = 1.0 / static_cast<double>(in.replies.size());
   for (std::size_t w = 0; w < in.replies.size(); ++w) {
@@ -157,8 +158,8 @@ void fold(const Inputs& in, Eigen::VectorXd& g, Eigen::VectorXd& x, Eigen::Vecto
       for (std::size_t i = 0; i < in.k; ++i) g[ix[i]] += wgt * p.values[i];
     }
   }
-  x_prev = x;
-  x -= kGamma * g;
+  x.swap(x_prev);
+  x = x_prev - kGamma * g;
 }
 
 void BM_server_round(benchmark::State& state) {
