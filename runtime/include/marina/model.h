@@ -5,7 +5,9 @@
 //   f_i(x) = (1/m_i) Σ_{j<m_i} f_ij(x),   x ∈ ℝ^d,
 // and the methods need only what this interface gives: f_i and ∇f_i at a point, minibatch
 // gradients (VR-MARINA, VR-DIANA) and smoothness constants for the theoretical stepsizes.
-// Every output goes into a buffer the caller owns, so nothing needs to allocate per round.
+// Every output goes into a buffer the caller owns, so nothing needs to allocate per round. The
+// spans passed in are valid for the call only: the runtime reuses (and swaps) its vectors
+// between calls, so a model must copy what it wants to keep of x.
 //
 // The runtime calls a model from one thread only (the thread that runs marina::Worker::run),
 // so an implementation may keep scratch buffers in its members. An exception thrown by any of
