@@ -104,13 +104,23 @@ __attribute__((target("avx2"))) std::size_t compact_avx2(double* __restrict sum,
 }
 #endif
 
-detail::CompactFn fastest() {
+// The ways this CPU can run into `ways` (room for three), fastest first and the scalar one
+// last; returns how many. Both users below ask here, so they agree.
+std::size_t list_ways(detail::CompactWay* ways) {
+  std::size_t n = 0;
 #ifdef MARINA_COMPACT_X86
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
-    return compact_avx512;
-  if (__builtin_cpu_supports("avx2")) return compact_avx2;
+    ways[n++] = {"AVX-512", compact_avx512};
+  if (__builtin_cpu_supports("avx2")) ways[n++] = {"AVX2", compact_avx2};
 #endif
-  return compact_scalar;
+  ways[n++] = {"scalar", compact_scalar};
+  return n;
+}
+
+detail::CompactFn fastest() {
+  std::array<detail::CompactWay, 3> ways{};
+  (void)list_ways(ways.data());
+  return ways[0].fn;
 }
 
 }  // namespace
@@ -122,14 +132,9 @@ std::size_t compact_nonzero(double* sum, std::size_t count, uint32_t first, uint
 }
 
 std::vector<detail::CompactWay> detail::compact_ways() {
-  std::vector<CompactWay> ways;
-#ifdef MARINA_COMPACT_X86
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
-    ways.push_back({"AVX-512", compact_avx512});
-  if (__builtin_cpu_supports("avx2")) ways.push_back({"AVX2", compact_avx2});
-#endif
-  ways.push_back({"scalar", compact_scalar});
-  return ways;
+  std::array<CompactWay, 3> ways{};
+  const std::size_t n = list_ways(ways.data());
+  return {ways.begin(), ways.begin() + static_cast<std::ptrdiff_t>(n)};
 }
 
 }  // namespace marina::util
