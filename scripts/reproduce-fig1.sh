@@ -26,7 +26,9 @@
 # Usage: scripts/reproduce-fig1.sh [OUT_DIR]     (default build/fig1; build/fig1-paper with
 #                                                 SETUP=paper-code)
 # Environment: SETUP (default or paper-code), ROUNDS (20000), STOP_AT (1e-3), JOBS (2 parallel runs), DATASETS
-#   ("heart_scale krvskp breast_cancer supermarket"), FIGDIR (also copy the PNGs there),
+#   ("heart_scale krvskp breast_cancer supermarket"; an entry with a "/" is a LibSVM file of
+#   your own, e.g. DATASETS=./mine.libsvm, named in the logs and figures after its file name
+#   without .libsvm/.txt), FIGDIR (also copy the PNGs there),
 #   BUILD (build directory, default build), PLOT_ONLY (non-empty: skip the runs, draw the logs
 #   already in OUT_DIR).
 set -euo pipefail
@@ -53,10 +55,29 @@ mkdir -p "$out"
 
 data_file() {
   case "$1" in
+    */*) echo "$1" ;;
     heart_scale) echo data/heart_scale ;;
     *) echo "data/$1.libsvm" ;;
   esac
 }
+
+# The name of a DATASETS entry in the logs' and figures' names.
+data_name() {
+  local b
+  b="$(basename "$1")"
+  b="${b%.libsvm}"
+  echo "${b%.txt}"
+}
+
+# DATASETS as names; files[name] is its file.
+declare -A files
+names=()
+for entry in $datasets; do
+  ds="$(data_name "$entry")"
+  [[ -n "${files[$ds]:-}" ]] && { echo "reproduce-fig1: DATASETS names '$ds' twice" >&2; exit 2; }
+  files[$ds]="$(data_file "$entry")"
+  names+=("$ds")
+done
 
 # Rows per worker: contiguous equal shards, the remainder dropped (as marina-sim splits).
 rows_per_worker() {
@@ -69,9 +90,14 @@ rows_per_worker() {
 # would join the next line to it).
 plan="$out/plan.txt"
 : > "$plan"
-for ds in $datasets; do
-  f="$(data_file "$ds")"
-  [[ -s "$f" ]] || { echo "reproduce-fig1: missing $f (scripts/fetch-data.sh)" >&2; exit 1; }
+for ds in "${names[@]}"; do
+  f="${files[$ds]}"
+  if [[ ! -s "$f" ]]; then
+    hint=" (scripts/fetch-data.sh fetches the named datasets)"
+    [[ $f == "$ds" || $f == */* && $f != data/* ]] && hint=""
+    echo "reproduce-fig1: missing or empty $f$hint" >&2
+    exit 1
+  fi
   m=$(rows_per_worker "$f")
   b=$(( (m + 50) / 100 )); (( b >= 1 )) || b=1
   common="--data $f --workers $n --rounds $rounds --seed 1 --stop-at $stop_at"
@@ -120,7 +146,7 @@ y=grad_norm_sq setup_title="theoretical stepsizes"
 if [[ $setup == paper-code ]]; then
   y=local_grad_norm_sq setup_title="as the paper's code: bias, row-max L"
 fi
-for ds in $datasets; do
+for ds in "${names[@]}"; do
   logs=() labels=()
   for k in 1 5 10; do
     logs+=("$out/$ds-marina-k$k.csv" "$out/$ds-diana-k$k.csv")

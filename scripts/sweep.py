@@ -12,6 +12,8 @@ line "... gamma = X".
   scripts/sweep.py [--datasets heart_scale krvskp] [--methods NAME...] [--rounds 20000]
                    [--out DIR] [--max-j 16]
 
+A --datasets entry with a "/" is a LibSVM file of your own (--datasets ./mine.libsvm).
+
 Settings: n = 5, RandK K = 1 for every compressed method (PermK for "marina-permk"), seed 1,
 p theoretical (for the MARINA family p does not depend on gamma), b' = max(1, round(m/100)) for
 the VR methods, r = 3 clients for PP-MARINA. Each run stops at 1e-2 or after --rounds rounds."""
@@ -31,7 +33,19 @@ GAMMA_RE = re.compile(r"\bgamma = ([0-9.eE+-]+)(?:,|[ \t]*$)", re.MULTILINE)
 
 
 def data_file(ds):
+    """A --datasets entry with a "/" is a LibSVM file of the user's own; else a fetched one."""
+    if "/" in ds:
+        return ds
     return os.path.join(REPO, "data", "heart_scale" if ds == "heart_scale" else ds + ".libsvm")
+
+
+def data_name(ds):
+    """How an entry is named in the logs and the table: a file by its name, less .libsvm/.txt."""
+    base = os.path.basename(ds)
+    for ext in (".libsvm", ".txt"):
+        if base.endswith(ext):
+            base = base[: -len(ext)]
+    return base
 
 
 def rows_per_worker(path):
@@ -124,15 +138,20 @@ def main():
             ap.error(f"--methods: unknown method '{name}' (one of {' '.join(known)})")
     os.makedirs(args.out, exist_ok=True)
 
-    table = []
     for ds in args.datasets:
-        m = rows_per_worker(data_file(ds))
+        if not os.path.isfile(data_file(ds)):
+            ap.error(f"--datasets: no file {data_file(ds)}"
+                     + ("" if "/" in ds else " (scripts/fetch-data.sh fetches the named ones)"))
+    table = []
+    for entry in args.datasets:
+        ds = data_name(entry)
+        m = rows_per_worker(data_file(entry))
         for name, margs in methods_for(m):
             if args.methods and name not in args.methods:
                 continue
             # j = 0 with --gamma auto: the run prints the theory gamma, which sets the scale.
             log0 = os.path.join(args.out, f"{ds}-{name}-j0.csv")
-            theory = run(args.sim, ds, margs, "auto", args.rounds, log0)
+            theory = run(args.sim, entry, margs, "auto", args.rounds, log0)
             found = GAMMA_RE.findall(theory["text"])
             if not found:
                 raise RuntimeError(f"{ds} {name}: no 'gamma = ' in marina-sim's output")
@@ -141,7 +160,7 @@ def main():
             tried = [(0, theory)]
             for j in range(1, args.max_j + 1):
                 log = os.path.join(args.out, f"{ds}-{name}-j{j}.csv")
-                res = run(args.sim, ds, margs, repr(g_theory * 2 ** j), args.rounds, log)
+                res = run(args.sim, entry, margs, repr(g_theory * 2 ** j), args.rounds, log)
                 tried.append((j, res))
                 print(f"{ds:12} {name:13} j={j:2} gamma={g_theory * 2 ** j:.4g} "
                       f"bits@1e-2={fmt_bits(res)}", file=sys.stderr, flush=True)
