@@ -65,8 +65,13 @@ struct CurveClient {
 struct ZmqOptions {
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds heartbeat_timeout{3000};
-  // Link: how long it watches both sockets after a poke, a direct message or a timeout.
-  std::chrono::milliseconds watch_direct{1000};
+  // Link: how long it watches both sockets after a poke, a direct message or a timeout. Long
+  // enough for a direct message to follow its poke on a LAN (they leave the hub together), and
+  // short: every poke goes to every worker (each join's welcome sends one), and a second of
+  // watching after the last join cost the first 2 000-5 000 rounds of a run at n = 8-32 about
+  // 4 % of their latency (docs/PERFORMANCE.md, round latency). A direct message later than
+  // this waits for the receive's timeout (at most 200 ms in the worker), as after a lost poke.
+  std::chrono::milliseconds watch_direct{50};
   std::optional<CurveServer> curve_server;  // hub only
   std::optional<CurveClient> curve_client;  // link only
 };
