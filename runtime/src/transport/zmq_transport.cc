@@ -1,5 +1,7 @@
 #include "marina/transport/zmq_transport.h"
 
+#include <tuple>
+
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
@@ -161,7 +163,6 @@ ZmqHub::ZmqHub(Endpoint listen, std::size_t max_message, ZmqOptions options)
     zap_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::rep);
     zap_->set(zmq::sockopt::linger, 0);
     zap_->bind("inproc://zeromq.zap.01");
-    zap_thread_ = std::thread([this, curve] { serve_zap(curve); });
     for (zmq::socket_t* s : {&pub_, &router_}) {
       s->set(zmq::sockopt::curve_server, true);
       s->set(zmq::sockopt::curve_secretkey, curve.secret_key);
@@ -179,9 +180,25 @@ ZmqHub::ZmqHub(Endpoint listen, std::size_t max_message, ZmqOptions options)
   // A PUB socket receives only subscriptions (a few bytes) and, with CURVE, the handshake's
   // commands (a few hundred): nothing larger has a reason to arrive.
   pub_.set(zmq::sockopt::maxmsgsize, int64_t{4096});
+  bind_both();
+  // Only now, when nothing here can throw any more: a joinable thread must not be destroyed
+  // by a failed constructor. Handshakes that arrive before it wait in the ZAP socket's queue.
+  if (options.curve_server)
+    zap_thread_ = std::thread([this, curve = *options.curve_server] { serve_zap(curve); });
+}
+
+void ZmqHub::bind_both() {
   if (ep_.port != 0) {
-    pub_.bind(ep_.pub());
-    router_.bind(ep_.router());
+    // The address in the error: "Address already in use" alone does not say which of the two.
+    for (auto [socket, address, what] :
+         {std::tuple{&pub_, ep_.pub(), "the PUB, for broadcasts"},
+          std::tuple{&router_, ep_.router(), "the ROUTER, for replies: port + 1"}}) {
+      try {
+        socket->bind(address);
+      } catch (const zmq::error_t& e) {
+        throw std::runtime_error("cannot listen on " + address + " (" + what + "): " + e.what());
+      }
+    }
     return;
   }
   std::random_device rd;

@@ -93,6 +93,7 @@ class ZmqHub : public Hub {
 
  private:
   void serve_zap(const CurveServer& curve);
+  void bind_both();  // PUB on the port, ROUTER on port + 1 (a free pair when the port is 0)
   void poke_if_sent();
 
   zmq::context_t ctx_;
