@@ -304,7 +304,7 @@ def cmd_threads(args):
                  f"tcp://127.0.0.1:{port}", "--workers", str(n), "--rounds", "100000000",
                  "--seed", "1", "--log", log, "--quiet", "--join-timeout-ms", "300000",
                  "--method", "marina", "--compressor", "randk:1"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "coord.err"), "w"))
             workers = [subprocess.Popen(
                 [binary("edge-worker", "marina-worker"), "--connect", f"tcp://127.0.0.1:{port}",
                  "--data", data, "--shard", f"{i}/{n}", "--quiet"],
@@ -312,8 +312,11 @@ def cmd_threads(args):
             pids = [coord.pid] + [w.pid for w in workers]
 
             def rows():
-                with open(log) as fh:
-                    return sum(1 for _ in fh)
+                try:
+                    with open(log) as fh:
+                        return sum(1 for _ in fh)
+                except FileNotFoundError:  # the coordinator has not started its log
+                    return 0
             try:
                 time.sleep(args.warmup)
                 r0, before = rows(), thread_times(pids)
@@ -326,7 +329,11 @@ def cmd_threads(args):
             ours = thread_split(before, after, coord.pid)
             ours_rounds = r1 - r0
             if ours_rounds <= 0:
-                sys.exit("loopback: no round closed in the window")
+                with open(os.path.join(tmp, "coord.err")) as fh:
+                    err = fh.read().strip()
+                # e.g. a port taken between free_port_pair() and the coordinator's bind
+                sys.exit("loopback: no round closed in the window"
+                         + (f"; the coordinator said: {err}" if err else ""))
             with open(log, newline="") as fh:
                 logged = list(csv.DictReader(fh))
             first, last = logged[len(logged) // 2], logged[-1]
