@@ -103,6 +103,16 @@ int int_option(int fd, int level, int name) {
 
 }  // namespace
 
+TEST_CASE("transport: a coordinator host that does not resolve is named before the link waits") {
+  // libzmq retries such a connect quietly for ever; the worker prints this reason once.
+  const auto why =
+      transport::unreachable(transport::parse_endpoint("tcp://no-such-host.invalid:5555"));
+  REQUIRE(why.has_value());
+  CHECK(why->find("host 'no-such-host.invalid' of tcp://no-such-host.invalid:5555 does not "
+                  "resolve") != std::string::npos);
+  CHECK_FALSE(transport::unreachable(transport::parse_endpoint("tcp://127.0.0.1:5555")));
+}
+
 TEST_CASE("transport: a direct message reaches a link that waits for broadcasts only") {
   Pair p;
   REQUIRE(p.hub.send(p.peer, transport::Bytes(bytes_of("direct"))));

@@ -107,6 +107,8 @@ WorkerSummary Worker::run() {
   };
   drivers::WorkerOutcome out;
   try {
+    if (const auto why = transport::unreachable(m.endpoint); why && s.on_info)
+      s.on_info(*why + "; trying until it does, or until the connect timeout");
     transport::ZmqOptions zopt;
     zopt.curve_client = m.curve;
     transport::ZmqLink link(m.endpoint, routing_id(s.id),

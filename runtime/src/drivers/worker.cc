@@ -124,12 +124,22 @@ class Worker {
     link_.send(enc_.encode(wire::Bye{s_.id, reason.substr(0, wire::kMaxStringBytes)}));
   }
 
+  static constexpr std::chrono::seconds kSayWaiting{5};
+
   // Sends Join with backoff (100 ms doubling to 2 s) until a Welcome arrives; false when
   // stopped or when the run ended meanwhile. Throws after `timeout` or on a refusal.
   bool join(std::chrono::milliseconds timeout, const std::string& what) {
-    const auto deadline = Clock::now() + timeout;
+    const auto started = Clock::now();
+    const auto deadline = started + timeout;
     auto backoff = 100ms;
+    bool said_waiting = false;  // silence would look like a hang
     for (;;) {
+      if (!said_waiting && Clock::now() - started >= kSayWaiting) {
+        said_waiting = true;
+        info("no welcome after " + std::to_string(kSayWaiting.count()) +
+             " s; still asking (is the coordinator up, at that address, and not behind a "
+             "firewall?)");
+      }
       link_.send(join_bytes_);
       const auto until = Clock::now() + backoff;
       for (auto now = Clock::now(); now < until; now = Clock::now()) {

@@ -1,6 +1,7 @@
 #include "marina/transport/zmq_transport.h"
 
-#include <tuple>
+#include <netdb.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <charconv>
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <random>
 #include <stdexcept>
+#include <tuple>
 
 namespace marina::transport {
 
@@ -35,6 +37,17 @@ Endpoint parse_endpoint(const std::string& text) {
     throw std::invalid_argument("endpoint '" + text + "': bad port (0..65534; PORT+1 is used too)");
   ep.port = static_cast<uint16_t>(value);
   return ep;
+}
+
+std::optional<std::string> unreachable(const Endpoint& ep) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;  // libzmq's TCP without ZMQ_IPV6
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = getaddrinfo(ep.host.c_str(), nullptr, &hints, &found);
+  if (found != nullptr) freeaddrinfo(found);
+  if (rc == 0) return std::nullopt;
+  return "host '" + ep.host + "' of " + ep.str() + " does not resolve (" + gai_strerror(rc) + ")";
 }
 
 namespace {

@@ -80,6 +80,11 @@ struct ZmqOptions {
 // PORT 0 (listen only) asks for a free pair of ports.
 [[nodiscard]] Endpoint parse_endpoint(const std::string& text);
 
+// Why a link to `ep` cannot connect as things stand (its host does not resolve to an IPv4
+// address, as libzmq's TCP needs), or nullopt. libzmq itself retries such a connect quietly for
+// ever; a worker says so once, and keeps trying (DNS may come up after the device boots).
+[[nodiscard]] std::optional<std::string> unreachable(const Endpoint& ep);
+
 class ZmqHub : public Hub {
  public:
   // Binds both sockets; with port 0 tries random free pairs. `max_message` bounds what a
