@@ -113,5 +113,12 @@ refused "cannot listen on tcp://127.0.0.1:$taken (the PUB, for broadcasts)" "$co
 kill "$holder" 2> /dev/null || true
 wait "$holder" 2> /dev/null || true
 
+# A coordinator whose workers never come says who it waits for (after 5 s; no terminal, so no
+# progress line), then gives up at the join timeout naming them.
+refused "0 of 2 workers joined; waiting for 0, 1 until the join timeout" "$coord" \
+  --listen tcp://127.0.0.1:0 --workers 2 --rounds 3 --join-timeout-ms 6000
+refused "only 0 of 2 workers joined within 1000 ms" "$coord" --listen tcp://127.0.0.1:0 \
+  --workers 2 --rounds 3 --join-timeout-ms 1000
+
 [[ $fails -eq 0 ]] || { echo "cli_test: $fails failure(s)" >&2; exit 1; }
 echo "cli_test: --help everywhere; bad command lines refused with their reason"

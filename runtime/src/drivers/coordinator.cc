@@ -329,8 +329,19 @@ class Coordinator {
 
   void admit_initial() {
     const auto deadline = Clock::now() + s_.join_timeout;
+    // Who is still missing, after 5 s and then every 30 s: without a terminal there is no
+    // progress line, and a coordinator waiting for a worker that cannot reach it looks hung.
+    auto next_note = Clock::now() + 5s;
     while (members_.live_count() < n_) {
       if (stopping()) return;
+      if (const auto now = Clock::now(); now >= next_note) {
+        next_note = now + 30s;
+        std::string missing = members_.missing_text();
+        if (missing.size() > 60) missing = missing.substr(0, missing.rfind(',', 60)) + ", ...";
+        info(std::to_string(members_.live_count()) + " of " + std::to_string(n_) +
+             " workers joined; waiting for " + missing + " until the join timeout (" +
+             ms(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now)) + " left)");
+      }
       const auto exited = workers_exited();
       if (exited || Clock::now() > deadline) {
         const std::string when = exited ? "before " + *exited : "within " + ms(s_.join_timeout);
