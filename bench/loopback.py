@@ -71,9 +71,17 @@ def binary(*parts):
 
 
 def free_port_pair():
-    """A port P with P and P+1 free on 127.0.0.1 (the coordinator binds both)."""
+    """A port P with P and P+1 free on 127.0.0.1 (the coordinator binds both). Below the
+    kernel's ephemeral range (Linux: from 32768), so that no outgoing connection of the many
+    processes started meanwhile takes it before the coordinator binds it."""
+    low = 32767
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            low = int(fh.read().split()[0]) - 1
+    except (OSError, ValueError, IndexError):
+        pass
     for _ in range(200):
-        p = random.randint(20000, 59000)
+        p = random.randint(min(20000, low - 2000), low - 1)
         ok = True
         for q in (p, p + 1):
             s = socket.socket()
