@@ -71,5 +71,19 @@ if [[ -s "$repo/data/heart_scale" ]]; then
     echo "plot_test: paper-code setup without the paper's lambda:" >&2; cat "$tmp/fig-paper-code.log" >&2; exit 1; }
   grep -q -- "--batch-sampling without-replacement" "$tmp/fig-paper-code/plan.txt" || {
     echo "plot_test: paper-code setup draws minibatches with replacement" >&2; exit 1; }
+  # A file of one's own (an entry with a "/"), named after the file; a missing one named.
+  cp "$repo/data/heart_scale" "$tmp/mine.txt"
+  DATASETS="$tmp/mine.txt" ROUNDS=30 BUILD="$build" "$repo/scripts/reproduce-fig1.sh" \
+    "$tmp/fig-mine" > "$tmp/fig-mine.log" 2>&1 || {
+    echo "plot_test: reproduce-fig1.sh on a file failed:" >&2; cat "$tmp/fig-mine.log" >&2; exit 1; }
+  for png in fig1-mine.png fig1-vr-mine.png; do
+    [[ -s "$tmp/fig-mine/$png" ]] || { echo "plot_test: no $png (own file)" >&2; exit 1; }
+  done
+  grep -q -- "--data $tmp/mine.txt " "$tmp/fig-mine/plan.txt" || {
+    echo "plot_test: the own file's runs do not read it" >&2; exit 1; }
+  if DATASETS="$tmp/none.libsvm" BUILD="$build" "$repo/scripts/reproduce-fig1.sh" "$tmp/fig-none" \
+    > /dev/null 2> "$tmp/none.err" || ! grep -q "missing or empty $tmp/none.libsvm$" "$tmp/none.err"; then
+    echo "plot_test: a missing own file was not refused by name:" >&2; cat "$tmp/none.err" >&2; exit 1
+  fi
 fi
 echo "plot_test: PNGs written; malformed logs and a missing column refused with a message; reproduce-fig1.sh ran"
