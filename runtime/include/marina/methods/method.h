@@ -86,10 +86,11 @@ class ServerHalf {
   void accept_and_recycle(Reply& reply);
   // Derives the indices of this round's seeded replies ahead of them (their seeds are known
   // once the round is open), worker by worker among those still awaited, until `budget` has
-  // passed; true when all are ready. A driver calls it while the workers compute: accepting a
-  // reply whose indices are ready then costs its values only, and the others are derived in
-  // accept as before. The indices, and so every result, are the same either way. Does nothing
-  // in rounds without seeded replies. `skip`: workers not worth it (known gone, say).
+  // passed (the clock is read every microsecond or so of work); true when all are ready. A driver
+  // calls it while the workers compute: accepting a reply whose indices are ready then costs its
+  // values only, and the others are derived in accept as before. The indices, and so every result,
+  // are the same either way. Does nothing in rounds without seeded replies. `skip`: workers not
+  // worth it (known gone, say).
   bool prepare(std::chrono::nanoseconds budget,
                const std::function<bool(uint32_t worker)>& skip = {});
   // True when every participant of the open round has replied.
