@@ -7,7 +7,7 @@
       DEALER -> ROUTER, same n, the same mean message sizes), run alternately (--repeat trials each)
       in this invocation. Per-round times of the runtime come from the coordinator's CSV (wall_s, the
       time since the start at which each row was written); the first 10% of the rounds are
-      warm-up and dropped. Prints p50 and p99 of both and their ratio.
+      warm-up and dropped. Prints p50 and p99 of both and their ratio (--json FILE: as JSON too).
   bench/loopback.py scale [--workers 256] [--rounds 500]
       the same tiny problem with many worker processes: rounds/s and the coordinator's peak
       RSS (/usr/bin/time -v).
@@ -47,6 +47,7 @@ import argparse
 import ctypes
 import csv
 import glob
+import json
 import os
 import random
 import re
@@ -193,6 +194,7 @@ def cmd_latency(args):
     print("| n | runtime p50 (µs) | runtime p99 (µs) | raw ZeroMQ p50 (µs) | raw ZeroMQ p99 (µs) "
           "| ratio p50 | ratio p99 | bytes down / up per worker and round |")
     print("|---|---|---|---|---|---|---|---|")
+    cells = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.workers:
             data = tiny_problem(tmp, n)
@@ -224,6 +226,14 @@ def cmd_latency(args):
             down, up = sum(downs) / len(downs), sum(ups) / len(ups)
             print(f"| {n} | {p50:.0f} | {p99:.0f} | {bp50:.0f} | {bp99:.0f} | {p50 / bp50:.2f} "
                   f"| {p99 / bp99:.2f} | {down:.0f} / {up:.0f} |", flush=True)
+            cells.append({"n": n, "p50_us": p50, "p99_us": p99, "raw_p50_us": bp50,
+                          "raw_p99_us": bp99, "ratio_p50": p50 / bp50, "ratio_p99": p99 / bp99,
+                          "bytes_down": down, "bytes_up": up, "rounds": args.rounds,
+                          "repeat": args.repeat})
+            if args.json:  # after every n, so that an interrupted run keeps what it measured
+                with open(args.json + ".tmp", "w") as fh:
+                    json.dump(cells, fh, indent=1)
+                os.replace(args.json + ".tmp", args.json)
 
 
 def cmd_cpu(args):
@@ -476,6 +486,8 @@ def main():
     a.add_argument("--workers", type=int, nargs="+", default=[1, 8, 64])
     a.add_argument("--rounds", type=int, default=2000)
     a.add_argument("--repeat", type=int, default=3, help="alternating trials of each")
+    a.add_argument("--json", metavar="FILE",
+                   help="also write the cells as JSON (what bench/targets.py reads)")
     a = sub.add_parser("cpu", parents=[common])
     a.add_argument("--workers", type=int, nargs="+", default=[8, 64])
     a.add_argument("--rounds", type=int, default=3000)

@@ -31,6 +31,15 @@ for tool in marina-plot reference_marina.py reference_gd.py summarize.py compare
   fi
 done
 
+for cmd in "$repo/scripts/bench.sh" "/usr/bin/python3 $repo/bench/targets.py" \
+           "/usr/bin/python3 $repo/bench/loopback.py"; do
+  if ! $cmd --help > "$tmp/out" 2>&1 || ! grep -qi "^usage: " "$tmp/out"; then
+    echo "cli_test: $cmd --help failed or printed no usage:" >&2
+    head -5 "$tmp/out" >&2
+    fails=$((fails + 1))
+  fi
+done
+
 # refused MESSAGE COMMAND...: COMMAND must exit non-zero within 30 s, print MESSAGE on stderr,
 # and leave no log behind.
 refused() {

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# scripts/bench.sh and bench/targets.py: a --quick run must measure every benchmark and report
+# each of its cells against its target; targets.py must judge ratios at and past each limit
+# correctly, and refuse (naming the file) results it cannot read rather than summarize fewer
+# cells. No assertion here depends on how fast anything ran.
+# Usage: bench_test.sh BUILD_DIR
+set -euo pipefail
+build="$1"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "bench_test: $*" >&2; exit 1; }
+
+# 1. The whole chain on the real binaries.
+BUILD="$build" MARINA_BENCH_RT=0 "$repo/scripts/bench.sh" --quick --no-build --out "$tmp/run" \
+  > "$tmp/run.log" 2>&1 || { cat "$tmp/run.log" >&2; fail "bench.sh --quick failed"; }
+for f in codec.json aggregate.json latency.json summary.md; do
+  [[ -s "$tmp/run/$f" ]] || fail "bench.sh wrote no $f"
+done
+# Every measured cell is in the summary with its ratio and the verdict its ratio calls for.
+/usr/bin/python3 - "$tmp/run" <<'PY' || fail "the summary does not report every cell as measured"
+import json, sys
+out = sys.argv[1]
+summary = open(f"{out}/summary.md").read()
+rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+        for line in summary.splitlines() if line.startswith("|")]
+def row_with(*cells):  # a row holding these cells, in this order
+    def has(row):
+        it = iter(row)
+        return all(any(c == r for r in it) for c in cells)
+    return any(has(r) for r in rows)
+n = 0
+for b in json.load(open(f"{out}/codec.json"))["benchmarks"]:
+    d = int(b["name"].split("/")[2])
+    ok = "-" if d < 10000 else ("yes" if b["ratio"] <= 2 else "no")
+    assert row_with(str(d), f"{b['ratio']:.2f}", ok), b["name"]
+    n += 1
+for b in json.load(open(f"{out}/aggregate.json"))["benchmarks"]:
+    ok = "yes" if b["ratio"] <= 2 else "no"
+    assert row_with(b["label"], f"{b['ratio']:.2f}", ok), b["name"]
+    n += 1
+cells = json.load(open(f"{out}/latency.json"))
+assert [c["n"] for c in cells] == [1, 8], cells
+for c in cells:
+    v = lambda r: "yes" if r <= 1.15 else "no"
+    assert row_with(str(c["n"]), f"{c['ratio_p50']:.2f}", v(c["ratio_p50"]),
+                    f"{c['ratio_p99']:.2f}", v(c["ratio_p99"])), c
+    n += 1
+assert n >= 8, n
+PY
+
+# 2. Verdicts at and just past each limit, and the counts.
+mkdir -p "$tmp/fix"
+cat > "$tmp/fix/codec.json" <<'JSON'
+{"benchmarks": [
+ {"name": "BM_reply/dense/1000/min_time:0.200", "run_type": "iteration", "ratio": 9.0, "msg_bytes": 8112},
+ {"name": "BM_reply/dense/10000/min_time:0.200", "run_type": "iteration", "ratio": 2.0, "msg_bytes": 80112},
+ {"name": "BM_reply/sparse_k1pct/10000/min_time:0.200", "run_type": "iteration", "ratio": 2.006, "msg_bytes": 920},
+ {"name": "BM_reply/dense/10000/min_time:0.200_mean", "run_type": "aggregate", "ratio": 2.0, "msg_bytes": 80112}
+]}
+JSON
+cat > "$tmp/fix/latency.json" <<'JSON'
+[{"n": 1, "p50_us": 115, "p99_us": 200, "raw_p50_us": 100, "raw_p99_us": 100, "ratio_p50": 1.15, "ratio_p99": 2.0}]
+JSON
+/usr/bin/python3 "$repo/bench/targets.py" "$tmp/fix" > "$tmp/fix.md" || fail "targets.py failed on the fixture"
+grep -q '^| reply dense | 1000 | 8112 | 9.00 | (none: d < 1e4) | - |$' "$tmp/fix.md" || fail "d < 1e4 judged"
+grep -q '^| reply dense | 10000 | 80112 | 2.00 | <= 2 | yes |$' "$tmp/fix.md" || fail "2.00 not met"
+grep -q '^| reply sparse_k1pct | 10000 | 920 | 2.01 | <= 2 | no |$' "$tmp/fix.md" || fail "2.006 met"
+grep -q '^| 1 | 115 / 200 | 100 / 100 | 1.15 | yes | 2.00 | no |$' "$tmp/fix.md" || fail "latency verdicts"
+grep -q '^- codec: 1 of 2 cells$' "$tmp/fix.md" || fail "codec count (the mean row is not a cell)"
+grep -q '^- latency (p50 and p99): 1 of 2 cells$' "$tmp/fix.md" || fail "latency count"
+
+# 3. Results it cannot read: refused, naming the file.
+printf '{"benchmarks": [' > "$tmp/fix/aggregate.json"
+if /usr/bin/python3 "$repo/bench/targets.py" "$tmp/fix" > /dev/null 2> "$tmp/err.txt"; then
+  fail "targets.py summarized a truncated aggregate.json"
+fi
+grep -q "targets: .*aggregate.json" "$tmp/err.txt" || { cat "$tmp/err.txt" >&2; fail "no file named"; }
+echo '[{"n": 1, "ratio_p50": 1.0}]' > "$tmp/fix/latency.json"
+rm "$tmp/fix/aggregate.json"
+if /usr/bin/python3 "$repo/bench/targets.py" "$tmp/fix" > /dev/null 2> "$tmp/err.txt"; then
+  fail "targets.py summarized a latency cell without its figures"
+fi
+grep -q "targets: .*latency.json: cell" "$tmp/err.txt" || { cat "$tmp/err.txt" >&2; fail "no cell named"; }
+if /usr/bin/python3 "$repo/bench/targets.py" "$tmp/empty-dir-that-is-not-there" 2> "$tmp/err.txt"; then
+  fail "targets.py found results in a directory that does not exist"
+fi
+echo "bench_test: ok"
