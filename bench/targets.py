@@ -89,12 +89,13 @@ def codec(path):
                      f"{b['ratio']:.2f}", target, ok])
     head = ["message", "d", "bytes", "memcpys", "target", "met"]
     return table("Codec: encode + verify + decode, in memcpys of the same bytes", head,
-                 rows), ("codec", met, total)
+                 rows), [("codec", met, total)]
 
 
 def aggregate(path):
     server, coord = [], []
     met, total = 0, 0
+    after_met, after_total = 0, 0  # seeded cells, once their replies are in
     for b in benchmarks(path):
         name = cell_name(b)
         if name.startswith("BM_worker_indices"):
@@ -109,7 +110,12 @@ def aggregate(path):
         row = [m.group(2), m.group(3), q, f"{b['ratio']:.2f}"]
         if m.group(1) == "server":
             after = b.get("ratio_after_replies")
-            row.append(f"{after:.2f}" if isinstance(after, (int, float)) else "-")
+            if isinstance(after, (int, float)):
+                row.append(f"{after:.2f}")
+                after_total += 1
+                after_met += after <= AGGREGATE_MAX
+            else:
+                row.append("-")
             server.append(row + [ok])
         else:
             coord.append(row + [ok])
@@ -120,7 +126,12 @@ def aggregate(path):
     lines += table("Aggregation: the coordinator's round from the received bytes "
                    f"(target <= {AGGREGATE_MAX:g})",
                    ["n", "d", "compressor", "ratio", "met"], coord)
-    return lines, ("aggregation", met, total)
+    counts = [("aggregation", met, total)]
+    if after_total:
+        counts.append(("aggregation, seeded replies once they are in (their indices derived "
+                       "while the workers compute; not the target's measure)", after_met,
+                       after_total))
+    return lines, counts
 
 
 def latency(path):
@@ -144,7 +155,7 @@ def latency(path):
     head = ["n", "runtime p50 / p99 (µs)", "raw p50 / p99 (µs)", "ratio p50", "met",
             "ratio p99", "met"]
     return table(f"Round latency on loopback against raw cppzmq (target <= {LATENCY_MAX:g})",
-                 head, rows), ("latency (p50 and p99)", met, total)
+                 head, rows), [("latency (p50 and p99)", met, total)]
 
 
 def main(argv):
@@ -160,7 +171,7 @@ def main(argv):
             if os.path.exists(path):
                 more, count = fn(path)
                 lines += more
-                counts.append(count)
+                counts += count
     except Bad as e:
         print(f"targets: {e}", file=sys.stderr)
         return 1

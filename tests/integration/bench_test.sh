@@ -62,7 +62,21 @@ JSON
 cat > "$tmp/fix/latency.json" <<'JSON'
 [{"n": 1, "p50_us": 115, "p99_us": 200, "raw_p50_us": 100, "raw_p99_us": 100, "ratio_p50": 1.15, "ratio_p99": 2.0}]
 JSON
+cat > "$tmp/fix/aggregate.json" <<'JSON'
+{"benchmarks": [
+ {"name": "BM_server_round/n:10/d:10000/q:1/min_time:0.300", "label": "randk:100", "ratio": 4.0, "ratio_after_replies": 1.9},
+ {"name": "BM_server_round/n:10/d:10000/q:5/min_time:0.300", "label": "randk:100:indexed", "ratio": 2.0},
+ {"name": "BM_coordinator_round/n:10/d:10000/q:5/min_time:0.300", "label": "randk:100:indexed", "ratio": 2.1},
+ {"name": "BM_worker_indices/d:10000/q:1/min_time:0.300", "label": "randk:100", "ratio": 9.0}
+]}
+JSON
 /usr/bin/python3 "$repo/bench/targets.py" "$tmp/fix" > "$tmp/fix.md" || fail "targets.py failed on the fixture"
+grep -q '^| 10 | 10000 | randk:100 | 4.00 | 1.90 | no |$' "$tmp/fix.md" || fail "seeded server cell"
+grep -q '^| 10 | 10000 | randk:100:indexed | 2.00 | - | yes |$' "$tmp/fix.md" || fail "indexed server cell"
+grep -q '^| 10 | 10000 | randk:100:indexed | 2.10 | no |$' "$tmp/fix.md" || fail "coordinator cell"
+grep -q '^- aggregation: 1 of 3 cells$' "$tmp/fix.md" || fail "aggregation count (worker indices have no target)"
+grep -q '^- aggregation, seeded replies once they are in .*: 1 of 1 cells$' "$tmp/fix.md" ||
+  fail "seeded count"
 grep -q '^| reply dense | 1000 | 8112 | 9.00 | (none: d < 1e4) | - |$' "$tmp/fix.md" || fail "d < 1e4 judged"
 grep -q '^| reply dense | 10000 | 80112 | 2.00 | <= 2 | yes |$' "$tmp/fix.md" || fail "2.00 not met"
 grep -q '^| reply sparse_k1pct | 10000 | 920 | 2.01 | <= 2 | no |$' "$tmp/fix.md" || fail "2.006 met"
