@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Drives the real binaries on loopback (127.0.0.1 only) and measures what a round costs.
 
-  bench/loopback.py latency [--workers 1 8 64] [--rounds 2000] [--repeat 3]
+  bench/loopback.py latency [--workers 1 8 64] [--rounds 2000] [--repeat 3] [--dim 16]
+                            [--compressor randk:1] [--p P]
       marina-coordinator + n marina-worker processes (MARINA, RandK K = 1, a tiny synthetic
-      problem: 4 rows per worker, d = 16) against marina_zmq_baseline (raw cppzmq PUB -> SUB +
-      DEALER -> ROUTER, same n, the same mean message sizes), run alternately (--repeat trials each)
-      in this invocation. Per-round times of the runtime come from the coordinator's CSV (wall_s, the
-      time since the start at which each row was written); the first 10% of the rounds are
-      warm-up and dropped. Prints p50 and p99 of both and their ratio (--json FILE: as JSON too).
+      problem: 4 rows per worker, d = 16; or --dim, --compressor, --p) against
+      marina_zmq_baseline (raw cppzmq PUB -> SUB + DEALER -> ROUTER, same n, the same mean
+      message sizes, and one pass of the step x = x_prev - gamma g over d doubles on each side
+      per round: --step-dim), run alternately (--repeat trials each) in this invocation.
+      Per-round times of the runtime come from the coordinator's CSV (wall_s, the time since
+      the start at which each row was written); the first 10% of the rounds are warm-up and
+      dropped. Prints p50 and p99 of both and their ratio (--json FILE: as JSON too).
   bench/loopback.py scale [--workers 256] [--rounds 500]
       the same tiny problem with many worker processes: rounds/s and the coordinator's peak
       RSS (/usr/bin/time -v).
@@ -101,15 +104,20 @@ def write_libsvm(path, rows, dim, nnz_per_row, seed):
     """A reproducible sparse classification problem; the last row names feature `dim` so that
     the file has exactly d features."""
     rng = random.Random(seed)
+    lines, labels = [], []
+    for i in range(rows):
+        k = min(nnz_per_row, dim)
+        cols = sorted(rng.sample(range(1, dim + 1), k))
+        if i == rows - 1 and cols[-1] != dim:
+            cols[-1] = dim
+            cols = sorted(set(cols))
+        labels.append(1 if rng.random() < 0.5 else -1)
+        lines.append(" ".join(f"{c}:{rng.uniform(-1, 1):.4f}" for c in cols))
+    if rows > 1 and len(set(labels)) == 1:
+        labels[-1] = -labels[-1]  # a worker refuses a shard of one class
     with open(path, "w") as fh:
-        for i in range(rows):
-            k = min(nnz_per_row, dim)
-            cols = sorted(rng.sample(range(1, dim + 1), k))
-            if i == rows - 1 and cols[-1] != dim:
-                cols[-1] = dim
-                cols = sorted(set(cols))
-            label = 1 if rng.random() < 0.5 else -1
-            fh.write(f"{label} " + " ".join(f"{c}:{rng.uniform(-1, 1):.4f}" for c in cols) + "\n")
+        for label, line in zip(labels, lines):
+            fh.write(f"{label} {line}\n")
 
 
 def peak_rss_kib(time_file):
@@ -140,13 +148,22 @@ def run_cluster(data, n, rounds, algo, tmp, timed_coordinator=False, timed_worke
             cmd = ["/usr/bin/time", "-v", "-o", os.path.join(tmp, f"worker-{i}.time")] + cmd
         workers.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                         text=True))
-    try:
-        _, err = cp.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        cp.kill()
-        for w in workers:
-            w.kill()
-        raise
+    # A worker that fails (a data file it refuses, say) would leave the coordinator waiting
+    # for its join until the join timeout: stop at once and say what the worker said.
+    deadline = time.monotonic() + timeout
+    while cp.poll() is None:
+        failed = next((w for w in workers if w.poll() not in (None, 0)), None)
+        if failed is not None or time.monotonic() > deadline:
+            cp.kill()
+            for w in workers:
+                w.kill()
+            cp.wait()
+            if failed is None:
+                raise subprocess.TimeoutExpired(coord, timeout)
+            sys.exit(f"loopback: a worker failed ({failed.returncode}):\n"
+                     f"{failed.communicate()[1]}")
+        time.sleep(0.05)
+    err = cp.stderr.read()
     wall = time.monotonic() - t0
     worker_err = []
     for w in workers:
@@ -184,9 +201,9 @@ def pct(v, q):
     return s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))]
 
 
-def tiny_problem(tmp, n):
-    path = os.path.join(tmp, f"tiny-{n}.libsvm")
-    write_libsvm(path, rows=4 * n, dim=16, nnz_per_row=6, seed=n)
+def tiny_problem(tmp, n, dim=16):
+    path = os.path.join(tmp, f"tiny-{n}-{dim}.libsvm")
+    write_libsvm(path, rows=4 * n, dim=dim, nnz_per_row=6, seed=n)
     return path
 
 
@@ -195,15 +212,17 @@ def cmd_latency(args):
           "| ratio p50 | ratio p99 | bytes down / up per worker and round |")
     print("|---|---|---|---|---|---|---|---|")
     cells = []
+    algo = ["--method", "marina", "--compressor", args.compressor]
+    if args.p is not None:
+        algo += ["--p", str(args.p)]
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.workers:
-            data = tiny_problem(tmp, n)
+            data = tiny_problem(tmp, n, args.dim)
             # The machine is shared: trials alternate runtime / baseline so that a burst of
             # someone else's load lands on both, and the percentiles pool every trial's rounds.
             rt, bt, downs, ups = [], [], [], []
             for _ in range(args.repeat):
-                rows, _, _, _, _ = run_cluster(
-                    data, n, args.rounds, ["--method", "marina", "--compressor", "randk:1"], tmp)
+                rows, _, _, _, _ = run_cluster(data, n, args.rounds, algo, tmp)
                 rt += round_times(rows)
                 r0, r1 = rows[len(rows) // 10], rows[-1]
                 k = int(r1["round"]) - int(r0["round"])
@@ -215,7 +234,8 @@ def cmd_latency(args):
                 out = subprocess.run(
                     [binary("bench", "marina_zmq_baseline"), "--workers", str(n), "--rounds",
                      str(int(args.rounds * 0.9)), "--warmup", str(args.rounds // 10), "--down",
-                     str(round(down)), "--up", str(round(up)), "--times", times],
+                     str(round(down)), "--up", str(round(up)), "--times", times,
+                     "--step-dim", str(args.dim)],
                     capture_output=True, text=True, timeout=3600)
                 if out.returncode != 0:
                     sys.exit(f"loopback: baseline failed: {out.stdout}{out.stderr}")
@@ -229,7 +249,8 @@ def cmd_latency(args):
             cells.append({"n": n, "p50_us": p50, "p99_us": p99, "raw_p50_us": bp50,
                           "raw_p99_us": bp99, "ratio_p50": p50 / bp50, "ratio_p99": p99 / bp99,
                           "bytes_down": down, "bytes_up": up, "rounds": args.rounds,
-                          "repeat": args.repeat})
+                          "repeat": args.repeat, "dim": args.dim,
+                          "compressor": args.compressor, "p": args.p})
             if args.json:  # after every n, so that an interrupted run keeps what it measured
                 with open(args.json + ".tmp", "w") as fh:
                     json.dump(cells, fh, indent=1)
@@ -486,6 +507,12 @@ def main():
     a.add_argument("--workers", type=int, nargs="+", default=[1, 8, 64])
     a.add_argument("--rounds", type=int, default=2000)
     a.add_argument("--repeat", type=int, default=3, help="alternating trials of each")
+    a.add_argument("--dim", type=int, default=16,
+                   help="features of the synthetic problem (4 rows of 6 nonzeros per worker)")
+    a.add_argument("--compressor", default="randk:1")
+    a.add_argument("--p", type=float,
+                   help="MARINA's full-sync probability (default: the theory's, K/d for "
+                        "RandK); at large d a tiny p keeps the dense rounds out of the p99")
     a.add_argument("--json", metavar="FILE",
                    help="also write the cells as JSON (what bench/targets.py reads)")
     a = sub.add_parser("cpu", parents=[common])

@@ -4,7 +4,7 @@
   bench/targets.py DIR
 
 reads DIR/codec.json and DIR/aggregate.json (Google Benchmark's JSON output of
-marina_bench_codec and marina_bench_aggregate) and DIR/latency.json (bench/loopback.py
+marina_bench_codec and marina_bench_aggregate) and DIR/latency*.json (bench/loopback.py
 latency --json), whichever exist, and prints one Markdown table per benchmark: every cell with
 its same-run ratio, the target and whether it is met, then a line per benchmark with the count.
 
@@ -19,6 +19,7 @@ file: a summary that silently left cells out would overstate what is met.
 """
 
 import argparse
+import glob
 import json
 import os
 import re
@@ -134,14 +135,18 @@ def aggregate(path):
     return lines, counts
 
 
-def latency(path):
-    doc = load(path)
-    if not isinstance(doc, list):
-        raise Bad(f"{path}: not a list of cells (bench/loopback.py latency --json)")
+def latency(paths):
     rows, met, total = [], 0, 0
-    for c in doc:
+    cells = []
+    for path in paths:
+        doc = load(path)
+        if not isinstance(doc, list):
+            raise Bad(f"{path}: not a list of cells (bench/loopback.py latency --json)")
+        cells += [(path, c) for c in doc]
+    for path, c in cells:
         try:
             n, r50, r99 = int(c["n"]), float(c["ratio_p50"]), float(c["ratio_p99"])
+            d, q = int(c.get("dim", 16)), str(c.get("compressor", "randk:1"))
             p50, p99 = float(c["p50_us"]), float(c["p99_us"])
             raw50, raw99 = float(c["raw_p50_us"]), float(c["raw_p99_us"])
         except (KeyError, TypeError, ValueError) as e:
@@ -149,13 +154,14 @@ def latency(path):
         for ratio in (r50, r99):
             total += 1
             met += ratio <= LATENCY_MAX
-        rows.append([str(n), f"{p50:.0f} / {p99:.0f}", f"{raw50:.0f} / {raw99:.0f}",
+        rows.append([str(n), str(d), q, f"{p50:.0f} / {p99:.0f}", f"{raw50:.0f} / {raw99:.0f}",
                      f"{r50:.2f}", verdict(r50, LATENCY_MAX), f"{r99:.2f}",
                      verdict(r99, LATENCY_MAX)])
-    head = ["n", "runtime p50 / p99 (µs)", "raw p50 / p99 (µs)", "ratio p50", "met",
-            "ratio p99", "met"]
-    return table(f"Round latency on loopback against raw cppzmq (target <= {LATENCY_MAX:g})",
-                 head, rows), [("latency (p50 and p99)", met, total)]
+    head = ["n", "d", "compressor", "runtime p50 / p99 (µs)", "raw p50 / p99 (µs)",
+            "ratio p50", "met", "ratio p99", "met"]
+    return table("Round latency on loopback against raw cppzmq, with one pass of the step over "
+                 f"d on each side (target <= {LATENCY_MAX:g})", head,
+                 rows), [("latency (p50 and p99)", met, total)]
 
 
 def main(argv):
@@ -163,7 +169,7 @@ def main(argv):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dir", help="the results of scripts/bench.sh (its --out)")
     out = ap.parse_args(argv[1:]).dir
-    parts = [("codec.json", codec), ("aggregate.json", aggregate), ("latency.json", latency)]
+    parts = [("codec.json", codec), ("aggregate.json", aggregate)]
     lines, counts = [], []
     try:
         for name, fn in parts:
@@ -172,11 +178,17 @@ def main(argv):
                 more, count = fn(path)
                 lines += more
                 counts += count
+        paths = sorted(glob.glob(os.path.join(glob.escape(out), "latency*.json")))
+        if paths:
+            more, count = latency(paths)
+            lines += more
+            counts += count
     except Bad as e:
         print(f"targets: {e}", file=sys.stderr)
         return 1
     if not counts:
-        print(f"targets: none of {', '.join(p for p, _ in parts)} in {out}", file=sys.stderr)
+        print(f"targets: none of codec.json, aggregate.json, latency*.json in {out}",
+              file=sys.stderr)
         return 1
     lines.append("### Met")
     lines.append("")

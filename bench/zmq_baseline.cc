@@ -5,9 +5,16 @@
 // (bench/loopback.py latency runs both with the same n and message sizes).
 //
 //   marina_zmq_baseline --workers N --rounds R --down BYTES --up BYTES [--warmup W]
+//                       [--step-dim D]
 // prints one line "zmq_baseline n=... p50_us=... p99_us=... mean_us=... hub_cpu_us=..." (the
 // publishing process's own CPU per timed round) and, with --times FILE, every round's time in
 // seconds, one a line.
+//
+// --step-dim D adds the arithmetic every MARINA round needs whatever its implementation: the
+// step x^{k+1} = x^k − γ g^k over D doubles (x^{k−1} kept: three streams of D doubles), once
+// in each worker between receiving and answering and once in the publisher after the last
+// answer. With it the floor is the network plus that pass, not the network alone, which is
+// what a round at large d should be held against.
 //
 // Workers are this same binary started with --worker ENDPOINT (posix_spawn, not fork: a ZeroMQ
 // context must not cross a fork).
@@ -47,7 +54,28 @@ void put_round(std::vector<uint8_t>& buf, uint64_t r) {
   std::memcpy(buf.data(), &r, sizeof r);
 }
 
-int worker(const std::string& pub, const std::string& router, std::size_t up) {
+// The step's vectors and the pass itself (--step-dim).
+class Step {
+ public:
+  explicit Step(std::size_t d) : x_(d, 1.0), x_prev_(d, 1.0), g_(d, 0.5) {}
+  void run() {
+    if (x_.empty()) return;
+    x_.swap(x_prev_);
+    double* __restrict x = x_.data();
+    const double* __restrict p = x_prev_.data();
+    const double* __restrict g = g_.data();
+    for (std::size_t j = 0; j < x_.size(); ++j) x[j] = p[j] - 1e-12 * g[j];
+    sink_ = x[x_.size() / 2];  // the pass has an observable result
+  }
+
+ private:
+  std::vector<double> x_, x_prev_, g_;
+  volatile double sink_ = 0.0;
+};
+
+int worker(const std::string& pub, const std::string& router, std::size_t up,
+           std::size_t step_dim) {
+  Step step(step_dim);
   zmq::context_t ctx;
   zmq::socket_t sub(ctx, zmq::socket_type::sub), dealer(ctx, zmq::socket_type::dealer);
   sub.set(zmq::sockopt::subscribe, "");
@@ -60,6 +88,7 @@ int worker(const std::string& pub, const std::string& router, std::size_t up) {
     if (!sub.recv(m, zmq::recv_flags::none)) continue;
     const uint64_t r = round_of(m);
     if (r == kBye) return 0;
+    step.run();
     put_round(reply, r);
     dealer.send(zmq::buffer(reply.data(), reply.size()), zmq::send_flags::none);
   }
@@ -74,7 +103,7 @@ double percentile(std::vector<double> v, double q) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::size_t n = 1, rounds = 1000, warmup = 50, down = 128, up = 96;
+  std::size_t n = 1, rounds = 1000, warmup = 50, down = 128, up = 96, step_dim = 0;
   std::string worker_pub, worker_router, times_file;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -104,10 +133,11 @@ int main(int argc, char** argv) {
     if (a == "-h" || a == "--help") {
       std::printf(
           "usage: marina_zmq_baseline --workers N --rounds R --down BYTES --up BYTES\n"
-          "                           [--warmup W] [--times FILE]\n"
+          "                           [--warmup W] [--times FILE] [--step-dim D]\n"
           "The raw ZeroMQ exchange of a round (PUB -> N SUB processes, N DEALER -> ROUTER), the\n"
           "floor bench/loopback.py latency compares marina rounds with. Prints p50/p99/mean per\n"
-          "round; --times writes every round's seconds, one a line.\n");
+          "round; --times writes every round's seconds, one a line. --step-dim D: each side also\n"
+          "makes one pass of the step x = x_prev - gamma g over D doubles per round.\n");
       return 0;
     }
     if (a == "--workers")
@@ -120,6 +150,8 @@ int main(int argc, char** argv) {
       down = count();
     else if (a == "--up")
       up = count();
+    else if (a == "--step-dim")
+      step_dim = count();
     else if (a == "--times")
       times_file = next();
     else if (a == "--worker") {
@@ -130,7 +162,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (!worker_pub.empty()) return worker(worker_pub, worker_router, up);
+  if (!worker_pub.empty()) return worker(worker_pub, worker_router, up, step_dim);
+  Step step(step_dim);
 
   zmq::context_t ctx;
   zmq::socket_t pub(ctx, zmq::socket_type::pub), router(ctx, zmq::socket_type::router);
@@ -144,7 +177,8 @@ int main(int argc, char** argv) {
   std::vector<pid_t> pids;
   const std::string self = "/proc/self/exe", up_text = std::to_string(up);
   for (std::size_t w = 0; w < n; ++w) {
-    std::vector<std::string> args = {argv[0], "--worker", pub_ep, router_ep, "--up", up_text};
+    std::vector<std::string> args = {argv[0], "--worker", pub_ep,       router_ep,
+                                     "--up",  up_text,    "--step-dim", std::to_string(step_dim)};
     std::vector<char*> cargs;
     for (auto& s : args) cargs.push_back(s.data());
     cargs.push_back(nullptr);
@@ -205,6 +239,7 @@ int main(int argc, char** argv) {
                    static_cast<unsigned long long>(r));
       break;
     }
+    step.run();
     if (k >= warmup) times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
   cpu_end = cpu_us();

@@ -7,12 +7,14 @@
 #
 # Usage: scripts/bench.sh [--quick | --full] [--out DIR] [--no-build]
 #   (default)  codec: every message; aggregation: n = 10, 100, 1 000 and d = 1e4 ... 1e6;
-#              latency: n = 1, 8, 64 (3 000 rounds, 3 trials of each side). About 5 minutes
-#              on 2 cores.
+#              latency: n = 1, 8, 64 at d = 16 and n = 1, 8 at d = 1e5 (3 000 rounds, 3
+#              trials of each side). About 6 minutes on 2 cores.
 #   --quick    a few cells of each and short latency runs: checks that everything runs
-#   --full     as the default, with latency at n = 1, 2, 4, 8, 16, 32, 64, 128
+#   --full     as the default, with latency at n = 1, 2, 4, 8, 16, 32, 64, 128 (d = 16) and
+#              n = 1, 8, 64 (d = 1e5)
 #   --out DIR  where the results go (default build/bench-results): codec.json,
-#              aggregate.json (Google Benchmark's JSON), latency.json, summary.md
+#              aggregate.json (Google Benchmark's JSON), latency.json,
+#              latency-large-d.json, summary.md
 #   --no-build use build/ as it is: no apt-get, no cmake
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,7 +53,7 @@ for b in bench/marina_bench_codec bench/marina_bench_aggregate bench/marina_zmq_
   [[ -x "$bin/$b" ]] || { echo "bench.sh: $bin/$b is not built (run without --no-build)" >&2; exit 1; }
 done
 mkdir -p "$out"
-rm -f "$out"/{codec,aggregate,latency}.json "$out/summary.md"
+rm -f "$out"/{codec,aggregate,latency,latency-large-d}.json "$out/summary.md"
 
 # Real-time priority keeps compiler jobs and the like from preempting a measurement; it needs
 # root (or CAP_SYS_NICE), and without it the figures are only noisier.
@@ -70,16 +72,19 @@ case "$mode" in
     codec='BM_(reply|broadcast)/(dense|sparse_k1pct)/10000/'
     agg='BM_(server|coordinator)_round/n:10/d:10000/q:[35]/'
     lat=(--workers 1 8 --rounds 500 --repeat 1)
+    lat_d=(--workers 1 --rounds 300 --repeat 1 --dim 10000 --compressor randk:100)
     ;;
   default)
     codec='.'
     agg='BM_(server|coordinator)_round/'
     lat=(--workers 1 8 64 --rounds 3000 --repeat 3)
+    lat_d=(--workers 1 8 --rounds 3000 --repeat 3 --dim 100000 --compressor randk:1000)
     ;;
   full)
     codec='.'
     agg='BM_(server|coordinator)_round/'
     lat=(--workers 1 2 4 8 16 32 64 128 --rounds 3000 --repeat 3)
+    lat_d=(--workers 1 8 64 --rounds 1500 --repeat 3 --dim 100000 --compressor randk:1000)
     ;;
 esac
 
@@ -93,6 +98,9 @@ run_json aggregate marina_bench_aggregate "$agg"
 echo "== latency"
 BUILD="$bin" "${prio[@]}" /usr/bin/python3 bench/loopback.py latency "${lat[@]}" \
   --json "$out/latency.json"
+# The same at a larger d, K = 1 % of it; p tiny so that no dense round lands in the p99.
+BUILD="$bin" "${prio[@]}" /usr/bin/python3 bench/loopback.py latency "${lat_d[@]}" --p 1e-6 \
+  --json "$out/latency-large-d.json"
 
 echo
 /usr/bin/python3 bench/targets.py "$out" | tee "$out/summary.md"

@@ -14,7 +14,7 @@ fail() { echo "bench_test: $*" >&2; exit 1; }
 # 1. The whole chain on the real binaries.
 BUILD="$build" MARINA_BENCH_RT=0 "$repo/scripts/bench.sh" --quick --no-build --out "$tmp/run" \
   > "$tmp/run.log" 2>&1 || { cat "$tmp/run.log" >&2; fail "bench.sh --quick failed"; }
-for f in codec.json aggregate.json latency.json summary.md; do
+for f in codec.json aggregate.json latency.json latency-large-d.json summary.md; do
   [[ -s "$tmp/run/$f" ]] || fail "bench.sh wrote no $f"
 done
 # Every measured cell is in the summary with its ratio and the verdict its ratio calls for.
@@ -40,13 +40,16 @@ for b in json.load(open(f"{out}/aggregate.json"))["benchmarks"]:
     assert row_with(b["label"], f"{b['ratio']:.2f}", ok), b["name"]
     n += 1
 cells = json.load(open(f"{out}/latency.json"))
-assert [c["n"] for c in cells] == [1, 8], cells
-for c in cells:
+assert [(c["n"], c["dim"]) for c in cells] == [(1, 16), (8, 16)], cells
+large = json.load(open(f"{out}/latency-large-d.json"))
+assert [(c["n"], c["dim"], c["compressor"]) for c in large] == [(1, 10000, "randk:100")], large
+for c in cells + large:
     v = lambda r: "yes" if r <= 1.15 else "no"
-    assert row_with(str(c["n"]), f"{c['ratio_p50']:.2f}", v(c["ratio_p50"]),
+    assert row_with(str(c["n"]), str(c["dim"]), c["compressor"], f"{c['ratio_p50']:.2f}",
+                    v(c["ratio_p50"]),
                     f"{c['ratio_p99']:.2f}", v(c["ratio_p99"])), c
     n += 1
-assert n >= 8, n
+assert n >= 9, n
 PY
 
 # 2. Verdicts at and just past each limit, and the counts.
@@ -61,6 +64,9 @@ cat > "$tmp/fix/codec.json" <<'JSON'
 JSON
 cat > "$tmp/fix/latency.json" <<'JSON'
 [{"n": 1, "p50_us": 115, "p99_us": 200, "raw_p50_us": 100, "raw_p99_us": 100, "ratio_p50": 1.15, "ratio_p99": 2.0}]
+JSON
+cat > "$tmp/fix/latency-large-d.json" <<'JSON'
+[{"n": 8, "dim": 100000, "compressor": "randk:1000", "p50_us": 880, "p99_us": 1160, "raw_p50_us": 800, "raw_p99_us": 1000, "ratio_p50": 1.10, "ratio_p99": 1.16}]
 JSON
 cat > "$tmp/fix/aggregate.json" <<'JSON'
 {"benchmarks": [
@@ -80,9 +86,12 @@ grep -q '^- aggregation, seeded replies once they are in .*: 1 of 1 cells$' "$tm
 grep -q '^| reply dense | 1000 | 8112 | 9.00 | (none: d < 1e4) | - |$' "$tmp/fix.md" || fail "d < 1e4 judged"
 grep -q '^| reply dense | 10000 | 80112 | 2.00 | <= 2 | yes |$' "$tmp/fix.md" || fail "2.00 not met"
 grep -q '^| reply sparse_k1pct | 10000 | 920 | 2.01 | <= 2 | no |$' "$tmp/fix.md" || fail "2.006 met"
-grep -q '^| 1 | 115 / 200 | 100 / 100 | 1.15 | yes | 2.00 | no |$' "$tmp/fix.md" || fail "latency verdicts"
+grep -q '^| 1 | 16 | randk:1 | 115 / 200 | 100 / 100 | 1.15 | yes | 2.00 | no |$' "$tmp/fix.md" ||
+  fail "latency verdicts"
 grep -q '^- codec: 1 of 2 cells$' "$tmp/fix.md" || fail "codec count (the mean row is not a cell)"
-grep -q '^- latency (p50 and p99): 1 of 2 cells$' "$tmp/fix.md" || fail "latency count"
+grep -q '^| 8 | 100000 | randk:1000 | 880 / 1160 | 800 / 1000 | 1.10 | yes | 1.16 | no |$' \
+  "$tmp/fix.md" || fail "the large-d latency file"
+grep -q '^- latency (p50 and p99): 2 of 4 cells$' "$tmp/fix.md" || fail "latency count"
 
 # 3. Results it cannot read: refused, naming the file.
 printf '{"benchmarks": [' > "$tmp/fix/aggregate.json"
