@@ -178,7 +178,8 @@ def main(argv):
                 more, count = fn(path)
                 lines += more
                 counts += count
-        paths = sorted(glob.glob(os.path.join(glob.escape(out), "latency*.json")))
+        paths = sorted(glob.glob(os.path.join(glob.escape(out), "latency*.json")),
+                       key=lambda p: (os.path.basename(p) != "latency.json", p))
         if paths:
             more, count = latency(paths)
             lines += more
