@@ -18,7 +18,6 @@
 #   --no-build use build/ as it is: no apt-get, no cmake
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$repo"
 
 mode=default build=1 out="$repo/build/bench-results"
 while (($#)); do
@@ -42,6 +41,9 @@ while (($#)); do
   esac
   shift
 done
+out="$(realpath -m -- "$out")"  # relative to where it was called from, not to the repository
+[[ -z "${BUILD:-}" ]] || BUILD="$(realpath -m -- "$BUILD")"
+cd "$repo"
 
 if ((build)); then
   scripts/deps.sh
