@@ -14,8 +14,8 @@
 #              n = 1, 8, 64 (d = 1e5)
 #   --out DIR  where the results go (default build/bench-results): codec.json,
 #              aggregate.json (Google Benchmark's JSON), latency.json,
-#              latency-large-d.json, summary.md
-#   --no-build use build/ as it is: no apt-get, no cmake
+#              latency-large-d.json, summary.md; a run replaces these five files there
+#   --no-build use build/ as it is (or the build tree in $BUILD): no apt-get, no cmake
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
