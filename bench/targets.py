@@ -164,13 +164,31 @@ def latency(paths):
                  rows), [("latency (p50 and p99)", met, total)]
 
 
+def machine(out):
+    """Where and when the micro-benchmarks ran, from Google Benchmark's context: ratios from
+    different machines are not comparable cell by cell."""
+    for name in ("codec.json", "aggregate.json"):
+        try:
+            with open(os.path.join(out, name)) as fh:
+                ctx = json.load(fh).get("context", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        if not isinstance(ctx, dict) or not ctx:
+            continue
+        load = ctx.get("load_avg") or []
+        return [f"Measured {ctx.get('date', '?')} on {ctx.get('host_name', '?')}: "
+                f"{ctx.get('num_cpus', '?')} CPUs at {ctx.get('mhz_per_cpu', '?')} MHz, load "
+                f"average {' '.join(f'{x:.2f}' for x in load) or '?'} at the start.", ""]
+    return []
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dir", help="the results of scripts/bench.sh (its --out)")
     out = ap.parse_args(argv[1:]).dir
     parts = [("codec.json", codec), ("aggregate.json", aggregate)]
-    lines, counts = [], []
+    lines, counts = machine(out), []
     try:
         for name, fn in parts:
             path = os.path.join(out, name)

@@ -17,6 +17,8 @@ BUILD="$build" MARINA_BENCH_RT=0 "$repo/scripts/bench.sh" --quick --no-build --o
 for f in codec.json aggregate.json latency.json latency-large-d.json summary.md; do
   [[ -s "$tmp/run/$f" ]] || fail "bench.sh wrote no $f"
 done
+grep -q "^Measured .* CPUs at .* MHz, load average" "$tmp/run/summary.md" ||
+  fail "the summary does not say where it was measured"
 # Every measured cell is in the summary with its ratio and the verdict its ratio calls for.
 /usr/bin/python3 - "$tmp/run" <<'PY' || fail "the summary does not report every cell as measured"
 import json, sys
