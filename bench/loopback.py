@@ -150,20 +150,25 @@ def run_cluster(data, n, rounds, algo, tmp, timed_coordinator=False, timed_worke
                                         text=True))
     # A worker that fails (a data file it refuses, say) would leave the coordinator waiting
     # for its join until the join timeout: stop at once and say what the worker said.
+    # communicate() in short slices keeps reading the coordinator's stderr meanwhile (a full
+    # pipe would stall it) and loses nothing between them.
     deadline = time.monotonic() + timeout
-    while cp.poll() is None:
+    while True:
+        try:
+            _, err = cp.communicate(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            pass
         failed = next((w for w in workers if w.poll() not in (None, 0)), None)
         if failed is not None or time.monotonic() > deadline:
             cp.kill()
             for w in workers:
                 w.kill()
-            cp.wait()
+            cp.communicate()
             if failed is None:
                 raise subprocess.TimeoutExpired(coord, timeout)
             sys.exit(f"loopback: a worker failed ({failed.returncode}):\n"
                      f"{failed.communicate()[1]}")
-        time.sleep(0.05)
-    err = cp.stderr.read()
     wall = time.monotonic() - t0
     worker_err = []
     for w in workers:
