@@ -136,12 +136,19 @@ def main():
     for name in args.methods or []:
         if name not in known:
             ap.error(f"--methods: unknown method '{name}' (one of {' '.join(known)})")
-    os.makedirs(args.out, exist_ok=True)
-
+    # Logs are named after the data: two entries with one name would overwrite each other's.
+    seen = {}
+    for entry in args.datasets:
+        name = data_name(entry)
+        if name in seen:
+            ap.error(f"--datasets: '{seen[name]}' and '{entry}' are both named '{name}' "
+                     "(their logs would overwrite each other's; rename one)")
+        seen[name] = entry
     for ds in args.datasets:
         if not os.path.isfile(data_file(ds)):
             ap.error(f"--datasets: no file {data_file(ds)}"
                      + ("" if "/" in ds else " (scripts/fetch-data.sh fetches the named ones)"))
+    os.makedirs(args.out, exist_ok=True)
     table = []
     for entry in args.datasets:
         ds = data_name(entry)

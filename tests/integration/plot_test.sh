@@ -53,6 +53,27 @@ fi
 grep -q "marina.csv: no local_grad_norm_sq column (run with --log-local-norms)" "$tmp/err.txt" || {
   echo "plot_test: no useful message:" >&2; cat "$tmp/err.txt" >&2; exit 1; }
 
+# scripts/sweep.py, briefly: a log per stepsize tried and a table row; two files that share a
+# name refused before anything runs (their logs would overwrite each other's), by both scripts.
+/usr/bin/python3 "$repo/scripts/sweep.py" --datasets "$data" --methods marina --rounds 30 --max-j 1 \
+  --sim "$build/simulator/marina-sim" --out "$tmp/sweep" > "$tmp/sweep.md" 2> "$tmp/sweep.err" || {
+  echo "plot_test: sweep.py failed:" >&2; cat "$tmp/sweep.err" >&2; exit 1; }
+[[ -s "$tmp/sweep/small-marina-j0.csv" && -s "$tmp/sweep/small-marina-j1.csv" ]] &&
+  grep -q '^| small | marina | ' "$tmp/sweep.md" || {
+  echo "plot_test: sweep.py wrote no logs or no row:" >&2; cat "$tmp/sweep.md" >&2; exit 1; }
+mkdir "$tmp/a" "$tmp/b"
+cp "$data" "$tmp/a/twin.libsvm"
+cp "$data" "$tmp/b/twin.txt"
+if /usr/bin/python3 "$repo/scripts/sweep.py" --datasets "$tmp/a/twin.libsvm" "$tmp/b/twin.txt" \
+     --sim "$build/simulator/marina-sim" --out "$tmp/twins" > /dev/null 2> "$tmp/err.txt" ||
+   ! grep -q "both named 'twin'" "$tmp/err.txt" || [[ -e "$tmp/twins" ]]; then
+  echo "plot_test: sweep.py did not refuse two files named twin:" >&2; cat "$tmp/err.txt" >&2; exit 1
+fi
+if DATASETS="$tmp/a/twin.libsvm $tmp/b/twin.txt" BUILD="$build" "$repo/scripts/reproduce-fig1.sh" \
+     "$tmp/fig-twins" > /dev/null 2> "$tmp/err.txt" || ! grep -q "names 'twin' twice" "$tmp/err.txt"; then
+  echo "plot_test: reproduce-fig1.sh did not refuse two files named twin:" >&2; cat "$tmp/err.txt" >&2; exit 1
+fi
+
 # scripts/reproduce-fig1.sh end to end on heart_scale, briefly, in both setups: its 14 runs, two
 # figures and a summary; the paper-code setup with the λ = 10⁻⁶ L_max that code computes.
 if [[ -s "$repo/data/heart_scale" ]]; then
