@@ -20,7 +20,8 @@
 // Seeded replies carry no indices: the server re-derives each reply's K indices from the round
 // seed, work that the bound leaves out (its scatter reads them from memory, as an indexed
 // reply's fold does; for indexed replies the bound is exactly a pass over what arrived). derive_ns
-// is that work alone (n derivations of a fresh round, PermK's shuffle of π included), and
+// is that work alone (n derivations of a fresh round, PermK's shuffle of π included; a
+// RandBlock block that does not wrap is only drawn, as the server views it as a run), and
 // ratio_with_derive = server / (bound + derive) is what remains beyond the inherent work.
 // The coordinator derives a round's seeded indices right after its broadcast, while the workers
 // compute (ServerHalf::prepare); a second loop of the same rounds does so (prepared_ns =
@@ -207,7 +208,9 @@ void BM_server_round(benchmark::State& state) {
     derive_ns = bench::ns_per_call([&] {
       ++round_seed;
       for (uint32_t w = 0; w < n; ++w) {
-        q->seeded_indices(compress::Context{round_seed, w, n}, d, scratch);
+        const compress::Context ctx{round_seed, w, n};
+        if (q->seeded_run(ctx, d)) continue;  // a run: the server writes nothing out
+        q->seeded_indices(ctx, d, scratch);
         benchmark::DoNotOptimize(scratch.data());
       }
     });

@@ -138,7 +138,9 @@ const std::vector<std::pair<methods::Method, std::string>>& every_method() {
       {methods::Method::kVrDiana, "natural"},
       // Replies whose buffers the server takes in exchange for its own (accept_and_recycle).
       {methods::Method::kMarina, "randk:3:indexed"},
-      {methods::Method::kDiana, "permk:indexed"}};
+      {methods::Method::kDiana, "permk:indexed"},
+      // Blocks the server views as runs of 0, 1, …, d − 1 (and some that wrap past d − 1).
+      {methods::Method::kPpMarina, "randblock:3"}};
   return all;
 }
 

@@ -397,6 +397,28 @@ TEST_CASE("compress: randblock is K consecutive coordinates from a uniform offse
   }
 }
 
+TEST_CASE("compress: randblock's seeded run is its indices when its block does not wrap") {
+  auto q = mc::make_compressor("randblock:7");
+  int runs = 0;
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    const mc::Context ctx{seed, 2, 5};
+    const auto idx = seeded(*q, ctx, 30);
+    const bool wraps = idx.back() - idx.front() + 1 != idx.size();
+    const auto run = q->seeded_run(ctx, 30);
+    CAPTURE(seed);
+    REQUIRE(run.has_value() == !wraps);
+    if (!run) continue;
+    ++runs;
+    CHECK(run->size == 7);
+    CHECK(run->begin == idx.front());
+  }
+  CHECK(runs > 100);
+  CHECK(runs < 200);  // some blocks wrapped
+  // The other seeded compressors draw sets that are no run.
+  for (const char* spec : {"randk:7", "permk"})
+    CHECK_FALSE(mc::make_compressor(spec)->seeded_run({1, 2, 5}, 30).has_value());
+}
+
 TEST_CASE("compress: randblock sends the values of its block, which the server re-derives") {
   const auto x = test_vector(50);
   auto q = mc::make_compressor("randblock:7");

@@ -157,6 +157,80 @@ TEST_CASE("methods: indices derived ahead of the replies (prepare) give the same
   }
 }
 
+TEST_CASE("methods: RandBlock blocks folded as runs give the sum of the decoded replies") {
+  // The server views a block that does not wrap past d − 1 as a run of 0, 1, …, d − 1 instead
+  // of writing its indices out. Each round's delta must still be, bit for bit, the weighted sum
+  // of the replies decoded one by one (compress::decode derives the indices in full) in worker
+  // order, for blocks that wrap and blocks that do not, derived ahead (prepare) or on arrival.
+  constexpr uint32_t n = 5;
+  constexpr std::size_t d = 50;
+  MethodConfig c;
+  c.method = Method::kMarina;
+  c.compressor = "randblock:20";
+  c.workers = n;
+  c.dim = d;
+  c.seed = 3;
+  c.gamma = 1e-3;
+  c.p = 0.0;
+  const auto q = compress::make_compressor(c.compressor);
+  for (const bool ahead : {false, true}) {
+    CAPTURE(ahead);
+    auto server = methods::make_server(c);
+    methods::Reply r;
+    r.payload.kind = compress::PayloadKind::kDense64;
+    r.payload.dim = d;
+    r.payload.dense.assign(d, 0.0);
+    server->begin_round();
+    for (uint32_t w = 0; w < n; ++w) {
+      r.worker = w;
+      server->accept(r);
+    }
+    server->end_round();
+    util::Rng rng(5);
+    int runs = 0, wrapped = 0;
+    Eigen::VectorXd expected;
+    for (int round = 1; round <= 40; ++round) {
+      const methods::Broadcast& b = server->begin_round();
+      if (round > 1) {  // the delta of the round before
+        REQUIRE(b.update.kind == methods::UpdateKind::kDelta);
+        const auto idx = b.update.delta_indices();
+        const auto val = b.update.delta_values();
+        std::size_t k = 0;
+        for (uint32_t j = 0; j < d; ++j) {
+          CAPTURE(j);
+          if (expected[j] == 0.0) continue;
+          REQUIRE(k < idx.size());
+          CHECK(idx[k] == j);
+          CHECK(std::bit_cast<uint64_t>(val[k]) == std::bit_cast<uint64_t>(expected[j]));
+          ++k;
+        }
+        CHECK(k == idx.size());
+      }
+      REQUIRE_FALSE(b.full_sync);
+      if (ahead) CHECK(server->prepare(std::chrono::hours(1)));
+      expected = Eigen::VectorXd::Zero(d);
+      for (uint32_t w = 0; w < n; ++w) {
+        const compress::Context ctx{b.round_seed, w, n};
+        Eigen::VectorXd v(d);
+        for (auto& e : v) e = rng.uniform() - 0.5;
+        methods::Reply reply;
+        reply.worker = w;
+        reply.round = b.round;
+        q->compress(std::span<const double>(v.data(), d), ctx, reply.payload);
+        Eigen::VectorXd decoded;
+        compress::decode(reply.payload, *q, ctx, decoded);
+        expected += (1.0 / n) * decoded;
+        const auto run = q->seeded_run(ctx, d);
+        (run ? runs : wrapped) += 1;
+        server->accept(reply);
+      }
+      server->end_round();
+    }
+    CHECK(runs > 20);  // both kinds of block were folded
+    CHECK(wrapped > 20);
+  }
+}
+
 // Round 0 (a full sync) on two servers, then round 1 on the first with worker 0's reply spoilt
 // by `spoil`: refused with `message(true reply)`, the true replies accepted after it. The twin
 // never sees the spoilt reply and must end round 1 with the same x. With `prepare`, the first

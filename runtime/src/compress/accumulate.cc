@@ -210,13 +210,15 @@ bool take_sparse(const Payload& p, const Compressor& q, const Context& ctx, Spar
     fail(std::to_string(sent_indices.size()) + " indices for " + std::to_string(count) + " values");
   // Everything that can fail before anything is exchanged or copied.
   if (seeded && indices_derived)
-    check_seeded_count(p, q, out.indices.size());
+    check_seeded_count(p, q, out.idx.size());
   else if (seeded)
     derive_seeded(p, q, ctx, out.indices);
+  const std::span<const uint32_t> idx =
+      !seeded ? sent_indices : (indices_derived ? out.idx : std::span<const uint32_t>(out.indices));
   if (!p.finite) {
     if (const auto i = util::find_non_finite(sent.data(), count)) {
-      fail("value " + str(static_cast<double>(sent[*i])) + " at index " +
-           std::to_string(seeded ? out.indices[*i] : sent_indices[*i]) + " is not finite");
+      fail("value " + str(static_cast<double>(sent[*i])) + " at index " + std::to_string(idx[*i]) +
+           " is not finite");
     }
   }
   if (recycle != nullptr && recycle->received.floats_at && keep(recycle->received.bytes, out)) {
@@ -227,7 +229,7 @@ bool take_sparse(const Payload& p, const Compressor& q, const Context& ctx, Spar
     recycle->received.bytes.clear();
     recycle->finite = false;
     out.val = sent;
-    out.idx = seeded ? std::span<const uint32_t>(out.indices) : sent_indices;
+    out.idx = idx;
     return true;
   }
   // The payload's own vectors are exchanged once there is a buffer of that size to give back
@@ -243,7 +245,7 @@ bool take_sparse(const Payload& p, const Compressor& q, const Context& ctx, Spar
     if (!seeded) out.indices.assign(sent_indices.begin(), sent_indices.end());
   }
   out.val = out.values;
-  out.idx = out.indices;
+  out.idx = seeded ? idx : std::span<const uint32_t>(out.indices);
   return true;
 }
 

@@ -201,6 +201,12 @@ class RandBlock final : public KOfD {
       for (uint32_t j = r.begin; j < r.end; ++j) *i++ = j;
   }
 
+  std::optional<IndexRun> seeded_run(const Context& ctx, std::size_t d) const override {
+    const auto [first, second] = ranges(ctx, d);
+    if (second.end != 0) return std::nullopt;
+    return IndexRun{first.begin, k_};
+  }
+
  private:
   struct Range {
     uint32_t begin = 0, end = 0;

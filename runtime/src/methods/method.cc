@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <numeric>
 #include <string>
 
 #include "marina/methods/mirror.h"
@@ -130,12 +131,29 @@ bool ServerHalf::prepare(std::chrono::nanoseconds budget,
       if (std::chrono::steady_clock::now() >= until) return false;
       since_read = 0;
     }
-    q_->seeded_indices(compress::Context{broadcast_.round_seed, w, config_.workers}, config_.dim,
-                       sent_[w].indices);
-    since_read += sent_[w].indices.size() + 16;  // + the fixed cost of seeding
+    derive_indices(w);
+    since_read += sent_[w].idx.size() + 16;  // + the fixed cost of seeding
     prepared_[w] = round_ + 1;
   }
   return true;
+}
+
+void ServerHalf::derive_indices(uint32_t w) {
+  const compress::Context ctx{broadcast_.round_seed, w, config_.workers};
+  compress::SparseValues& s = sent_[w];
+  if (const auto run = q_->seeded_run(ctx, config_.dim)) {
+    if (iota_.empty()) {
+      iota_.resize(config_.dim);
+      std::iota(iota_.begin(), iota_.end(), uint32_t{0});
+    }
+    s.idx = std::span<const uint32_t>(iota_).subspan(run->begin, run->size);
+    // Room for the block that wraps, which this worker may draw in any later round: allocated
+    // now, in its first round, rather than then.
+    if (s.indices.capacity() < run->size) s.indices.reserve(run->size);
+    return;
+  }
+  q_->seeded_indices(ctx, config_.dim, s.indices);
+  s.idx = s.indices;
 }
 
 bool ServerHalf::expects(uint32_t worker) const {
@@ -186,11 +204,12 @@ void ServerHalf::accept(const Reply& reply, Reply* recycle) {
     compress::Payload* const give_back = recycle ? &recycle->payload : nullptr;
     sparse_[w] = 0;
     // Whatever happens next may change sent_[w].indices: prepared once, used once.
-    const bool derived = std::exchange(prepared_[w], 0) == round_ + 1;
+    const bool prepared = std::exchange(prepared_[w], 0) == round_ + 1;
+    const auto kind = reply.payload.kind;
+    if (kind == compress::PayloadKind::kSeeded && !prepared) derive_indices(w);
     // One message buffer per worker, held with whichever kind of reply it sent last: the one
     // that brought its last full sync's reply can keep its next sparse reply, and the other way
     // round (a round reads only the replies of that round).
-    const auto kind = reply.payload.kind;
     if (kind == compress::PayloadKind::kSparse || kind == compress::PayloadKind::kSeeded) {
       if (sent_[w].message.capacity() < dense_[w].message.capacity()) {
         sent_[w].message.swap(dense_[w].message);
@@ -202,7 +221,8 @@ void ServerHalf::accept(const Reply& reply, Reply* recycle) {
     }
     // Float values are folded as sent (c·double(v) is what c·(0.0 + 1.0·double(v)) gives, −0.0
     // included, since sums start at +0.0), and taken rather than copied when recycling.
-    if (compress::take_sparse(reply.payload, *q_, ctx, sent_[w], give_back, derived))
+    if (compress::take_sparse(reply.payload, *q_, ctx, sent_[w], give_back,
+                              kind == compress::PayloadKind::kSeeded))
       sparse_[w] = kSentValues;
     else if (compress::decode_sparse(reply.payload, *q_, ctx, sent_[w].indices, reply_values_[w])) {
       sent_[w].idx = sent_[w].indices;

@@ -24,6 +24,12 @@ struct Context {
   uint32_t workers = 1;     // n
 };
 
+// The indices [begin, begin + size).
+struct IndexRun {
+  uint32_t begin = 0;
+  uint32_t size = 0;
+};
+
 class Compressor {
  public:
   virtual ~Compressor() = default;
@@ -41,6 +47,12 @@ class Compressor {
 
   // Indices of a kSeeded payload, strictly increasing (only seeded compressors implement it).
   virtual void seeded_indices(const Context& ctx, std::size_t d, std::vector<uint32_t>& out) const;
+  // The same indices when they are one run (RandBlock's block, unless it wraps past d − 1), so
+  // that a receiver need not write them out; nullopt otherwise, and for every other compressor.
+  [[nodiscard]] virtual std::optional<IndexRun> seeded_run(const Context& /*ctx*/,
+                                                           std::size_t /*d*/) const {
+    return std::nullopt;
+  }
 
   // The one payload kind this compressor makes.
   [[nodiscard]] virtual PayloadKind payload_kind() const = 0;
@@ -89,9 +101,9 @@ bool decode_sparse(const Payload& payload, const Compressor& q, const Context& c
 
 // A kSparse or kSeeded payload's indices and float values as a receiver keeps them (the server
 // half, until its round closes): `idx` and `val` are where they are. That is `indices` and
-// `values` (copied, or exchanged with the payload's; a kSeeded payload's indices are always
-// derived into `indices`), or, taken from Payload::received, the message they came in
-// (`message`).
+// `values` (copied, or exchanged with the payload's; a kSeeded payload's indices are derived
+// into `indices`, or are a run the receiver views elsewhere), or, taken from Payload::received,
+// the message they came in (`message`).
 struct SparseValues {
   std::vector<uint32_t> indices;
   std::vector<float> values;
@@ -113,8 +125,9 @@ struct SparseValues {
 // out.values and out.indices once they have buffers to give back (its indices (kSparse) and
 // values then hold their previous contents, sizes included). Either way, if it gave anything
 // up, it is then no longer marked finite. Returns false, touching nothing,
-// for the other kinds. `indices_derived`: out.indices already hold a kSeeded payload's
-// derivation for `ctx` (derived ahead of the reply), so only its count is checked.
+// for the other kinds. `indices_derived`: out.idx already views a kSeeded payload's derivation
+// for `ctx` (in out.indices or wherever the receiver keeps it: derived ahead of the reply, or
+// as one run), so only its count is checked and out.idx is left as it is.
 bool take_sparse(const Payload& payload, const Compressor& q, const Context& ctx, SparseValues& out,
                  Payload* recycle = nullptr, bool indices_derived = false);
 

@@ -195,10 +195,15 @@ class ServerHalf {
   static constexpr uint8_t kSentValues = 2, kDecodedValues = 1;
   std::vector<compress::DenseValues> dense_;
   std::vector<compress::SparseValues> sent_;
-  // Per worker, 1 + the round whose seeded indices prepare() left in sent_[w].indices (0: none);
+  // Per worker, 1 + the round whose seeded indices prepare() left in sent_[w].idx (0: none);
   // the next worker prepare() looks at.
   std::vector<uint64_t> prepared_;
   uint32_t prepare_next_ = 0;
+  // Worker w's seeded indices for the open round into sent_[w].idx: a view of iota_ when they
+  // are one run (RandBlock's block: nothing written per reply), else derived into
+  // sent_[w].indices.
+  void derive_indices(uint32_t w);
+  std::vector<uint32_t> iota_;             // 0, 1, …, d − 1 once a run has been seen (4d bytes)
   std::optional<std::size_t> max_values_;  // compress::max_values: a compressed reply's bound
   std::vector<std::vector<double>> reply_values_;
   std::vector<uint8_t> sparse_;
