@@ -34,6 +34,7 @@
 #include "marina/security/keys.h"
 #include "marina/transport/zmq_transport.h"
 #include "marina/wire/codec.h"
+#include "marina/wire/version.h"
 
 extern char** environ;
 
@@ -209,6 +210,7 @@ pid_t spawn(const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
   CLI::App app{"marina-coordinator: publish MARINA-family rounds to edge workers over ZeroMQ"};
+  app.set_version_flag("--version", marina::wire::version_line("marina-coordinator"));
   std::string listen = "tcp://127.0.0.1:0", data_file, log_file, worker_binary;
   cli::AlgorithmFlags flags;
   int64_t round_timeout_ms = 2000, sync_timeout_ms = 0, join_timeout_ms = 60000,

@@ -6,10 +6,12 @@
 #include <CLI/CLI.hpp>
 
 #include "marina/security/keys.h"
+#include "marina/wire/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
       "marina-keygen: write a CurveZMQ keypair: NAME.key (secret, mode 0600) and NAME.pub"};
+  app.set_version_flag("--version", marina::wire::version_line("marina-keygen"));
   std::string name;
   app.add_option("NAME", name, "path prefix of the two files (never overwritten)")->required();
   CLI11_PARSE(app, argc, argv);

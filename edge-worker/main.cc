@@ -27,6 +27,7 @@
 #endif
 
 #include "marina/linear_model.h"
+#include "marina/wire/version.h"
 #include "marina/worker.h"
 
 namespace {
@@ -88,6 +89,7 @@ std::function<void(const marina::WorkerStatus&)> systemd_notifier() {
 int main(int argc, char** argv) {
   using namespace marina;
   CLI::App app{"marina-worker: an edge worker of the MARINA runtime"};
+  app.set_version_flag("--version", marina::wire::version_line("marina-worker"));
   std::string connect, data_file, shard_text;
   std::optional<uint32_t> id;
   std::optional<uint64_t> shuffle_seed;

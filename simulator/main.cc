@@ -18,6 +18,7 @@
 #include "marina/run/log.h"
 #include "marina/transport/inproc_transport.h"
 #include "marina/util/random.h"
+#include "marina/wire/version.h"
 
 namespace {
 
@@ -111,6 +112,7 @@ int run(const std::string& data_file, const LogFlags& log_flags,
 
 int main(int argc, char** argv) {
   CLI::App app{"marina-sim: run MARINA-family methods in one process on LibSVM data"};
+  app.set_version_flag("--version", marina::wire::version_line("marina-sim"));
   std::string data_file;
   LogFlags log_flags;
   bool verbose = false;

@@ -75,6 +75,21 @@ declare -a wpids=() cmds=()
 for ((i = 0; i < workers; ++i)); do
   cmds+=("$(worker_cmd "${archs[i % ${#archs[@]}]}")") || exit 1
 done
+# Every worker binary names the coordinator's release and wire protocol, and the instruction set
+# it was built for.
+coordinator_version="$("$build/coordinator/marina-coordinator" --version)"
+for ((i = 0; i < ${#archs[@]} && i < workers; ++i)); do
+  case "${archs[i]}" in
+    arm64) isa=aarch64 ;;
+    armhf) isa=armv7 ;;
+    *) isa="$(uname -m)" ;;
+  esac
+  read -r -a cmd <<<"${cmds[i]}"
+  want="marina-worker ${coordinator_version#marina-coordinator }"
+  want="${want%, *)}, $isa)"
+  got="$("${cmd[@]}" --version)" || { echo "mixed: ${archs[i]} worker --version failed" >&2; exit 1; }
+  [[ "$got" == "$want" ]] || { echo "mixed: ${archs[i]} worker --version: '$got', expected '$want'" >&2; exit 1; }
+done
 for ((i = 0; i < workers; ++i)); do
   arch="${archs[i % ${#archs[@]}]}"
   read -r -a cmd <<<"${cmds[i]}"

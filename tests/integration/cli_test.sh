@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Every binary and tool answers --help (exit 0), and command lines that cannot work are refused
-# before anything runs, with a non-zero exit and a message naming the flag or file at fault
-# (a resume included: before any local worker is started).
+# Every binary and tool answers --help (exit 0) and every binary --version, and command lines
+# that cannot work are refused before anything runs (a resume included: before any local worker
+# is started), with a non-zero exit and a message naming the flag or file at fault.
 # Usage: cli_test.sh BUILD_DIR
 set -euo pipefail
 build="$1"
@@ -17,6 +17,18 @@ fails=0
 for bin in "$sim" "$coord" "$worker" "$build/edge-worker/marina-keygen"; do
   if ! "$bin" --help > "$tmp/out" 2>&1 || ! grep -q "^Usage: " "$tmp/out"; then
     echo "cli_test: $(basename "$bin") --help failed or printed no usage:" >&2
+    head -5 "$tmp/out" >&2
+    fails=$((fails + 1))
+  fi
+done
+# --version: the release and the wire protocol, the two things a refused handshake is about.
+protocol="$(sed -n 's/^inline constexpr uint16_t kProtocolVersion = \([0-9]*\);$/\1/p' \
+  "$repo/runtime/include/marina/wire/codec.h")"
+release="$(sed -n 's/^project(marina-edge VERSION \([0-9.]*\) .*/\1/p' "$repo/CMakeLists.txt")"
+for bin in "$sim" "$coord" "$worker" "$build/edge-worker/marina-keygen"; do
+  want="$(basename "$bin") $release (wire protocol $protocol, $(uname -m))"
+  if ! "$bin" --version > "$tmp/out" 2>&1 || [[ "$(cat "$tmp/out")" != "$want" ]]; then
+    echo "cli_test: $(basename "$bin") --version did not print '$want':" >&2
     head -5 "$tmp/out" >&2
     fails=$((fails + 1))
   fi

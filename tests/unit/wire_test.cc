@@ -811,7 +811,8 @@ TEST_CASE("wire: size, identifier and version are checked") {
 
   CHECK(reject_reason(raw_envelope(kProtocolVersion, fb::Body::Heartbeat, true)).empty());
   const std::string advice =
-      ": the peer runs another marina release; install the same on both sides";
+      ": the peer runs another marina release; install the same on both sides (each program's "
+      "--version names its release and protocol)";
   CHECK(reject_reason(raw_envelope(1, fb::Body::Heartbeat, true)) ==
         "protocol version 1, expected 4" + advice);
   CHECK(reject_reason(raw_envelope(2, fb::Body::Heartbeat, true)) ==

@@ -469,10 +469,12 @@ MessageKind Decoder::decode(std::span<const uint8_t> bytes, Inbox& inbox,
 
   const fb::Envelope& envelope = *fb::GetEnvelope(data);
   if (envelope.version() != kProtocolVersion) {
-    throw VersionError("protocol version " + std::to_string(envelope.version()) + ", expected " +
-                           std::to_string(kProtocolVersion) +
-                           ": the peer runs another marina release; install the same on both sides",
-                       envelope.version());
+    throw VersionError(
+        "protocol version " + std::to_string(envelope.version()) + ", expected " +
+            std::to_string(kProtocolVersion) +
+            ": the peer runs another marina release; install the same on both sides (each "
+            "program's --version names its release and protocol)",
+        envelope.version());
   }
   const auto type = envelope.body_type();
   if (type == fb::Body::NONE) throw DecodeError("message without a body");
