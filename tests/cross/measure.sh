@@ -29,6 +29,8 @@ case "$arch" in
            "$repo/build-rpi-armhf/edge-worker/marina-worker") ;;
   *) echo "measure: ARCH is native, arm64 or armhf" >&2; exit 2 ;;
 esac
+# Created first: the loop below may read it before the coordinator has opened it.
+: >"$work/coordinator.err"
 "$build/coordinator/marina-coordinator" --listen tcp://127.0.0.1:0 --quiet \
   --round-timeout-ms 60000 --data "$data" "$@" >"$work/net.out" 2>"$work/coordinator.err" &
 coordinator=$!

@@ -57,6 +57,8 @@ worker_cmd() {
 "$build/simulator/marina-sim" --data "$data" "$@" --log "$work/sim.csv" >"$work/sim.out"
 
 # Port 0: the coordinator picks free ports and prints them; the workers are started after.
+# Created first: the loop below may read it before the coordinator has opened it.
+: >"$work/coordinator.err"
 "$build/coordinator/marina-coordinator" --listen tcp://127.0.0.1:0 --quiet \
   --round-timeout-ms 20000 --data "$data" "$@" --log "$work/net.csv" \
   >"$work/net.out" 2>"$work/coordinator.err" &
@@ -76,8 +78,11 @@ for ((i = 0; i < workers; ++i)); do
   cmds+=("$(worker_cmd "${archs[i % ${#archs[@]}]}")") || exit 1
 done
 # Every worker binary names the coordinator's release and wire protocol, and the instruction set
-# it was built for.
+# it was built for (the commit may differ where the builds were made at different times).
 coordinator_version="$("$build/coordinator/marina-coordinator" --version)"
+release="$(cut -d' ' -f2 <<<"$coordinator_version")"
+protocol="$(sed -n 's/.*, wire protocol \([0-9]*\), .*/\1/p' <<<"$coordinator_version")"
+[[ -n "$protocol" ]] || { echo "mixed: no wire protocol in '$coordinator_version'" >&2; exit 1; }
 for ((i = 0; i < ${#archs[@]} && i < workers; ++i)); do
   case "${archs[i]}" in
     arm64) isa=aarch64 ;;
@@ -85,10 +90,9 @@ for ((i = 0; i < ${#archs[@]} && i < workers; ++i)); do
     *) isa="$(uname -m)" ;;
   esac
   read -r -a cmd <<<"${cmds[i]}"
-  want="marina-worker ${coordinator_version#marina-coordinator }"
-  want="${want%, *)}, $isa)"
+  want="^marina-worker ${release//./\\.} \\([^,]+, wire protocol $protocol, $isa\\)\$"
   got="$("${cmd[@]}" --version)" || { echo "mixed: ${archs[i]} worker --version failed" >&2; exit 1; }
-  [[ "$got" == "$want" ]] || { echo "mixed: ${archs[i]} worker --version: '$got', expected '$want'" >&2; exit 1; }
+  [[ "$got" =~ $want ]] || { echo "mixed: ${archs[i]} worker --version: '$got', expected /$want/" >&2; exit 1; }
 done
 for ((i = 0; i < workers; ++i)); do
   arch="${archs[i % ${#archs[@]}]}"

@@ -26,9 +26,10 @@ protocol="$(sed -n 's/^inline constexpr uint16_t kProtocolVersion = \([0-9]*\);$
   "$repo/runtime/include/marina/wire/codec.h")"
 release="$(sed -n 's/^project(marina-edge VERSION \([0-9.]*\) .*/\1/p' "$repo/CMakeLists.txt")"
 for bin in "$sim" "$coord" "$worker" "$build/edge-worker/marina-keygen"; do
-  want="$(basename "$bin") $release (wire protocol $protocol, $(uname -m))"
-  if ! "$bin" --version > "$tmp/out" 2>&1 || [[ "$(cat "$tmp/out")" != "$want" ]]; then
-    echo "cli_test: $(basename "$bin") --version did not print '$want':" >&2
+  # The build's commit may be an earlier one than the checkout's (built, then committed).
+  want="^$(basename "$bin") ${release//./\\.} \\([0-9A-Za-z._-]+, wire protocol $protocol, $(uname -m)\\)\$"
+  if ! "$bin" --version > "$tmp/out" 2>&1 || ! [[ "$(cat "$tmp/out")" =~ $want ]]; then
+    echo "cli_test: $(basename "$bin") --version did not match /$want/:" >&2
     head -5 "$tmp/out" >&2
     fails=$((fails + 1))
   fi

@@ -45,6 +45,8 @@ run() {
   local tag="$1" rounds="$2"; shift 2
   local -a cmds=("$1" "$2" "$3" "$4"); shift 5
   local dir="$keep_work/run-$tag"; mkdir -p "$dir"
+  # Created first: the loop below may read it before the coordinator has opened it.
+  : >"$dir/coordinator.err"
   "$coordinator" --listen tcp://127.0.0.1:0 --workers 4 --rounds "$rounds" --seed 1 \
     --init-scale 0.1 --round-timeout-ms 60000 --join-timeout-ms 60000 --quiet \
     --log "$dir/run.csv" "$@" >"$dir/coordinator.out" 2>"$dir/coordinator.err" &

@@ -1,6 +1,7 @@
 #include "marina/wire/version.h"
 
 #include "marina/wire/codec.h"
+#include "marina_commit.h"  // generated at every build: MARINA_COMMIT
 
 #ifndef MARINA_RELEASE
 #error "MARINA_RELEASE (the project's version) is set by runtime/CMakeLists.txt"
@@ -10,6 +11,10 @@ namespace marina::wire {
 
 std::string_view release() {
   return MARINA_RELEASE;
+}
+
+std::string_view commit() {
+  return MARINA_COMMIT;
 }
 
 std::string_view build_arch() {
@@ -27,8 +32,9 @@ std::string_view build_arch() {
 }
 
 std::string version_line(std::string_view program) {
-  return std::string(program) + " " + std::string(release()) + " (wire protocol " +
-         std::to_string(kProtocolVersion) + ", " + std::string(build_arch()) + ")";
+  return std::string(program) + " " + std::string(release()) + " (" + std::string(commit()) +
+         ", wire protocol " + std::to_string(kProtocolVersion) + ", " + std::string(build_arch()) +
+         ")";
 }
 
 }  // namespace marina::wire
