@@ -165,8 +165,22 @@ def latency(paths):
 
 
 def machine(out):
-    """Where and when the micro-benchmarks ran, from Google Benchmark's context: ratios from
-    different machines are not comparable cell by cell."""
+    """The summary's head: where and when the micro-benchmarks ran (ratios from different
+    machines are not comparable cell by cell), and which build ran (version.txt, written by
+    scripts/bench.sh from the coordinator's --version: release and commit)."""
+    lines = where(out)
+    try:
+        with open(os.path.join(out, "version.txt")) as fh:
+            version = fh.read().strip()
+        if version:
+            lines.append(f"Built as {version}.")
+    except OSError:
+        pass
+    return lines + [""] if lines else []
+
+
+def where(out):
+    """Where and when, from Google Benchmark's context in the micro-benchmarks' JSON."""
     for name in ("codec.json", "aggregate.json"):
         try:
             with open(os.path.join(out, name)) as fh:
@@ -178,7 +192,7 @@ def machine(out):
         load = ctx.get("load_avg") or []
         return [f"Measured {ctx.get('date', '?')} on {ctx.get('host_name', '?')}: "
                 f"{ctx.get('num_cpus', '?')} CPUs at {ctx.get('mhz_per_cpu', '?')} MHz, load "
-                f"average {' '.join(f'{x:.2f}' for x in load) or '?'} at the start.", ""]
+                f"average {' '.join(f'{x:.2f}' for x in load) or '?'} at the start."]
     return []
 
 

@@ -14,7 +14,8 @@
 #              n = 1, 8, 64 (d = 1e5)
 #   --out DIR  where the results go (default build/bench-results): codec.json,
 #              aggregate.json (Google Benchmark's JSON), latency.json,
-#              latency-large-d.json, summary.md; a run replaces these five files there
+#              latency-large-d.json, version.txt (the build's --version), summary.md; a run
+#              replaces these six files there
 #   --no-build use build/ as it is (or the build tree in $BUILD): no apt-get, no cmake
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,7 +56,9 @@ for b in bench/marina_bench_codec bench/marina_bench_aggregate bench/marina_zmq_
   [[ -x "$bin/$b" ]] || { echo "bench.sh: $bin/$b is not built (run without --no-build)" >&2; exit 1; }
 done
 mkdir -p "$out"
-rm -f "$out"/{codec,aggregate,latency,latency-large-d}.json "$out/summary.md"
+rm -f "$out"/{codec,aggregate,latency,latency-large-d}.json "$out"/{summary.md,version.txt}
+# Which build is measured: release and commit (the summary's second line).
+"$bin/coordinator/marina-coordinator" --version > "$out/version.txt"
 
 # Real-time priority keeps compiler jobs and the like from preempting a measurement; it needs
 # root (or CAP_SYS_NICE), and without it the figures are only noisier.

@@ -14,11 +14,13 @@ fail() { echo "bench_test: $*" >&2; exit 1; }
 # 1. The whole chain on the real binaries.
 BUILD="$build" MARINA_BENCH_RT=0 "$repo/scripts/bench.sh" --quick --no-build --out "$tmp/run" \
   > "$tmp/run.log" 2>&1 || { cat "$tmp/run.log" >&2; fail "bench.sh --quick failed"; }
-for f in codec.json aggregate.json latency.json latency-large-d.json summary.md; do
+for f in codec.json aggregate.json latency.json latency-large-d.json version.txt summary.md; do
   [[ -s "$tmp/run/$f" ]] || fail "bench.sh wrote no $f"
 done
 grep -q "^Measured .* CPUs at .* MHz, load average" "$tmp/run/summary.md" ||
   fail "the summary does not say where it was measured"
+grep -qE "^Built as marina-coordinator [0-9.]+ \([0-9A-Za-z._-]+, wire protocol [0-9]+, .*\)\.$" \
+  "$tmp/run/summary.md" || fail "the summary does not say which build was measured"
 # Every measured cell is in the summary with its ratio and the verdict its ratio calls for.
 /usr/bin/python3 - "$tmp/run" <<'PY' || fail "the summary does not report every cell as measured"
 import json, sys
