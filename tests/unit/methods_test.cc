@@ -161,7 +161,8 @@ TEST_CASE("methods: RandBlock blocks folded as runs give the sum of the decoded 
   // The server views a block that does not wrap past d − 1 as a run of 0, 1, …, d − 1 instead
   // of writing its indices out. Each round's delta must still be, bit for bit, the weighted sum
   // of the replies decoded one by one (compress::decode derives the indices in full) in worker
-  // order, for blocks that wrap and blocks that do not, derived ahead (prepare) or on arrival.
+  // order, for blocks that wrap and blocks that do not, derived ahead (prepare) or on arrival,
+  // also after a refused reply.
   constexpr uint32_t n = 5;
   constexpr std::size_t d = 50;
   MethodConfig c;
@@ -222,6 +223,21 @@ TEST_CASE("methods: RandBlock blocks folded as runs give the sum of the decoded 
         expected += (1.0 / n) * decoded;
         const auto run = q->seeded_run(ctx, d);
         (run ? runs : wrapped) += 1;
+        if (w == 0) {
+          // A spoilt copy first: refused naming the entry of its block (from the view when the
+          // block is a run), and nothing of it stays (the delta above must still be exact).
+          std::vector<uint32_t> idx;
+          q->seeded_indices(ctx, d, idx);
+          methods::Reply bad = reply;
+          bad.payload.values[2] = std::numeric_limits<float>::quiet_NaN();
+          bad.payload.finite = false;
+          CHECK_THROWS_WITH_AS(
+              server->accept(bad),
+              ("reply of worker 0 for round " + std::to_string(b.round) +
+               ": payload: value nan at index " + std::to_string(idx[2]) + " is not finite")
+                  .c_str(),
+              methods::ProtocolError);
+        }
         server->accept(reply);
       }
       server->end_round();
