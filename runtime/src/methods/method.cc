@@ -203,7 +203,7 @@ void ServerHalf::accept(const Reply& reply, Reply* recycle) {
     const uint32_t w = reply.worker;
     compress::Payload* const give_back = recycle ? &recycle->payload : nullptr;
     sparse_[w] = 0;
-    // Whatever happens next may change sent_[w].indices: prepared once, used once.
+    // Whatever happens next may change sent_[w]'s indices: prepared once, used once.
     const bool prepared = std::exchange(prepared_[w], 0) == round_ + 1;
     const auto kind = reply.payload.kind;
     if (kind == compress::PayloadKind::kSeeded && !prepared) derive_indices(w);
