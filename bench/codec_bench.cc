@@ -101,8 +101,10 @@ methods::Broadcast make_broadcast(Msg m, std::size_t d) {
   } else {
     const std::size_t k = std::min(d, kWorkers * k_of(d));
     b.update.kind = methods::UpdateKind::kDelta;
-    b.update.indices = spread_indices(d, k, 7);
-    b.update.values = random_values(k, 8);
+    const auto indices = spread_indices(d, k, 7);
+    const auto values = random_values(k, 8);
+    b.update.indices.assign(indices.begin(), indices.end());
+    b.update.values.assign(values.begin(), values.end());
   }
   return b;
 }

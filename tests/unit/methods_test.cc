@@ -871,11 +871,12 @@ TEST_CASE("methods: the delta's read-out keeps every nonzero with its index, in 
 }
 
 TEST_CASE("methods: a sparse delta moves g and x as an entry-by-entry update does") {
-  // marina_advance adds the delta to g, then x ← x − γ g in one pass that also checks for
-  // divergence: first with an integer OR that flags |x| ≥ 2^49, then (only if flagged) exactly
-  // against kExploded = 1e15. The deltas hit the first and last entries, a run of neighbours,
-  // nothing at all, and one entry that explodes (|x| = 1.25e16, or 1.05e15: just above 1e15 and
-  // below 2^50) or comes close (7e14: flagged, still bounded).
+  // marina_advance adds the delta to g and steps x ← x − γ g block by block (1024 entries: the
+  // first index set has entries on both sides of every block boundary and in the last, partial
+  // block), in the pass that also checks for divergence: first with an integer OR that flags |x| ≥
+  // 2^49, then (only if flagged) exactly against kExploded = 1e15. The deltas hit the first and
+  // last entries, a run of neighbours, nothing at all, and one entry that explodes (|x| = 1.25e16,
+  // or 1.05e15: just above 1e15 and below 2^50) or comes close (7e14: flagged, still bounded).
   constexpr Eigen::Index d = 5000;
   constexpr double gamma = 0.125;
   std::mt19937_64 gen(5);
@@ -897,7 +898,7 @@ TEST_CASE("methods: a sparse delta moves g and x as an entry-by-entry update doe
     CAPTURE(c);
     methods::ModelUpdate u;
     u.kind = methods::UpdateKind::kDelta;
-    u.indices = index_sets[c];
+    u.indices.assign(index_sets[c].begin(), index_sets[c].end());
     for (std::size_t k = 0; k < u.indices.size(); ++k) u.values.push_back(uniform(gen));
     const bool explode = c == 4 || c == 6;
     if (c == 4) u.values[1] = 1e17;    // x[2500] ≈ −1.25e16

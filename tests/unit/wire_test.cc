@@ -206,7 +206,8 @@ Broadcast delta_broadcast(std::size_t entries = 4) {
   b.round_seed = 99;
   b.update.kind = UpdateKind::kDelta;
   for (std::size_t i = 0; i < entries; ++i) b.update.indices.push_back(static_cast<uint32_t>(i));
-  b.update.values = awkward_doubles(entries);
+  const auto values = awkward_doubles(entries);
+  b.update.values.assign(values.begin(), values.end());
   b.dropped = {0, 3};
   return b;
 }
@@ -337,7 +338,7 @@ Bytes raw_envelope(uint16_t version, fb::Body type, bool with_body) {
 // of a vector's length, not of its elements, so a sender can do this. `finish` builds the rest
 // of the message around the vector and finishes the buffer.
 template <class Finish>
-Bytes with_misplaced_doubles(const std::vector<double>& v, Finish finish) {
+Bytes with_misplaced_doubles(std::span<const double> v, Finish finish) {
   for (const bool pad : {false, true}) {
     flatbuffers::FlatBufferBuilder fbb;
     if (pad) fbb.PushElement<uint32_t>(0);
@@ -371,7 +372,7 @@ Bytes misplaced_dense_reply(const Reply& r) {
 
 Bytes misplaced_delta_broadcast(const Broadcast& b) {
   return with_misplaced_doubles(b.update.values, [&](auto& fbb, auto values) {
-    const auto indices = fbb.CreateVector(b.update.indices);
+    const auto indices = fbb.CreateVector(b.update.indices.data(), b.update.indices.size());
     const auto dropped = fbb.CreateVector(b.dropped);
     const auto body = fb::CreateBroadcast(fbb, b.round, b.full_sync, b.round_seed, 0,
                                           fb::UpdateKind::Delta, indices, values, 0, dropped);

@@ -16,6 +16,7 @@
 #include <limits>
 #include <sstream>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 #include <flatbuffers/flatbuffer_builder.h>
@@ -70,10 +71,10 @@ constexpr std::array<uint32_t, 256> kCrcTable = make_crc_table();
 
 // ---- encoding ---------------------------------------------------------------------------------
 
-template <typename T>
+template <typename T, typename A>
 flatbuffers::Offset<flatbuffers::Vector<T>> vec(flatbuffers::FlatBufferBuilder& fbb,
-                                                const std::vector<T>& v) {
-  return fbb.CreateVector(v);
+                                                const std::vector<T, A>& v) {
+  return fbb.CreateVector(v.data(), v.size());
 }
 
 flatbuffers::Offset<fb::LogRow> encode_row(flatbuffers::FlatBufferBuilder& fbb,
@@ -134,10 +135,11 @@ std::string str(const Args&... args) {
   return out.str();
 }
 
-template <typename T>
-std::vector<T> copy(const flatbuffers::Vector<T>* v) {
-  if (v == nullptr) return {};
-  std::vector<T> out(v->size());
+template <typename Out = void, typename T>
+auto copy(const flatbuffers::Vector<T>* v) {
+  using V = std::conditional_t<std::is_void_v<Out>, std::vector<T>, Out>;
+  if (v == nullptr) return V{};
+  V out(v->size());
   if (!out.empty()) std::memcpy(out.data(), v->Data(), out.size() * sizeof(T));
   return out;
 }
@@ -207,8 +209,8 @@ Checkpoint decode_state(const fs::path& file, const fb::State& st) {
   c.server.worker_aux = copy(s.worker_aux());
   c.server.pending.kind = static_cast<methods::UpdateKind>(s.pending_kind());
   c.server.pending.dense = copy(s.pending_dense());
-  c.server.pending.indices = copy(s.pending_indices());
-  c.server.pending.values = copy(s.pending_values());
+  c.server.pending.indices = copy<util::Buffer<uint32_t>>(s.pending_indices());
+  c.server.pending.values = copy<util::Buffer<double>>(s.pending_values());
   c.server.dropped = copy(s.dropped());
 
   c.tally.values = st.tally()->values();

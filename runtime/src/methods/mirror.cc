@@ -82,6 +82,9 @@ inline uint64_t large(double v) {
   return (u & kExponentBits) + kLargeCarry;
 }
 
+// marina_advance's block: 8 KB of g, which stays in L1 between the delta's adds and the step.
+constexpr Eigen::Index kStepBlock = 1024;
+
 inline bool bounded_after(uint64_t any_large, const Eigen::VectorXd& x) {
   return (any_large >> 63) == 0 || bounded(x);
 }
@@ -108,12 +111,21 @@ bool marina_advance(const ModelUpdate& u, double gamma, Eigen::VectorXd& g, Eige
     }
     return bounded_after(any_large, x);
   }
+  // Block by block: the delta's entries in a block are added into g, and the step reads that
+  // block of g right after, from L1. A scatter over the whole delta and then the step's pass
+  // took g through memory twice; at d = 1e6 with a delta of 0.6·d entries the scatter was a
+  // third of the server's round. The indices ascend (validate(), or the server's delta).
   const auto indices = u.delta_indices();
   const double* __restrict values = u.delta_values().data();
-  for (std::size_t k = 0; k < indices.size(); ++k) gs[indices[k]] += values[k];
-  for (Eigen::Index j = 0; j < d; ++j) {
-    xs[j] = ps[j] - gamma * gs[j];
-    any_large |= large(xs[j]);
+  const std::size_t nnz = indices.size();
+  std::size_t k = 0;
+  for (Eigen::Index j0 = 0; j0 < d; j0 += kStepBlock) {
+    const Eigen::Index j1 = std::min(d, j0 + kStepBlock);
+    for (; k < nnz && indices[k] < j1; ++k) gs[indices[k]] += values[k];
+    for (Eigen::Index j = j0; j < j1; ++j) {
+      xs[j] = ps[j] - gamma * gs[j];
+      any_large |= large(xs[j]);
+    }
   }
   return bounded_after(any_large, x);
 }

@@ -46,8 +46,8 @@ T element(const flatbuffers::Vector<T>* v, std::size_t i) {
 
 // resize() keeps the capacity when shrinking and fills only what grows, so steady-state decoding
 // into the same Inbox does not allocate.
-template <typename T>
-void copy_into(const flatbuffers::Vector<T>* v, std::vector<T>& out) {
+template <typename T, typename A>
+void copy_into(const flatbuffers::Vector<T>* v, std::vector<T, A>& out) {
   const std::size_t n = count(v);
   out.resize(n);
   if (n != 0) std::memcpy(out.data(), v->Data(), n * sizeof(T));
@@ -85,7 +85,7 @@ void take_or_copy(const flatbuffers::Vector<double>* v, const uint8_t* data,
 void take_or_copy(const flatbuffers::Vector<uint32_t>* indices,
                   const flatbuffers::Vector<double>* values, const uint8_t* data,
                   std::vector<uint8_t>* take, compress::InMessage& in,
-                  std::vector<uint32_t>& index_copy, std::vector<double>& value_copy) {
+                  util::Buffer<uint32_t>& index_copy, util::Buffer<double>& value_copy) {
   in.forget();
   if (can_take(indices, data, take) && can_take(values, data, take)) {
     in.at = range_of(values, data);

@@ -47,16 +47,16 @@ struct InMessage {
   [[nodiscard]] std::span<const int8_t> levels() const { return view<int8_t>(levels_at); }
   // The vector if its range is set, else `copy` (where a decode that did not take the message
   // put it): what the accessors of Payload and methods::ModelUpdate return.
-  [[nodiscard]] std::span<const double> doubles_or(const std::vector<double>& copy) const {
+  [[nodiscard]] std::span<const double> doubles_or(std::span<const double> copy) const {
     return view_or(at, copy);
   }
-  [[nodiscard]] std::span<const uint32_t> indices_or(const std::vector<uint32_t>& copy) const {
+  [[nodiscard]] std::span<const uint32_t> indices_or(std::span<const uint32_t> copy) const {
     return view_or(indices_at, copy);
   }
-  [[nodiscard]] std::span<const float> floats_or(const std::vector<float>& copy) const {
+  [[nodiscard]] std::span<const float> floats_or(std::span<const float> copy) const {
     return view_or(floats_at, copy);
   }
-  [[nodiscard]] std::span<const int8_t> levels_or(const std::vector<int8_t>& copy) const {
+  [[nodiscard]] std::span<const int8_t> levels_or(std::span<const int8_t> copy) const {
     return view_or(levels_at, copy);
   }
   // Whether any vector is read from `bytes`.
@@ -79,8 +79,8 @@ struct InMessage {
   }
   template <typename T>
   [[nodiscard]] std::span<const T> view_or(const std::optional<Range>& r,
-                                           const std::vector<T>& copy) const {
-    return r ? view<T>(r) : std::span<const T>(copy);
+                                           std::span<const T> copy) const {
+    return r ? view<T>(r) : copy;
   }
 };
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "marina/compress/payload.h"
+#include "marina/util/buffer.h"
 
 namespace marina::methods {
 
@@ -21,9 +22,11 @@ enum class UpdateKind : uint8_t {
 
 struct ModelUpdate {
   UpdateKind kind = UpdateKind::kNone;
-  std::vector<double> dense;      // kDense: d values, unless in `received` (dense_values())
-  std::vector<uint32_t> indices;  // kDelta: strictly increasing, unless in `received`
-  std::vector<double> values;     // kDelta, unless in `received`
+  std::vector<double> dense;  // kDense: d values, unless in `received` (dense_values())
+  // kDelta: strictly increasing, unless in `received`. Buffers (util/buffer.h): the server
+  // sizes them to a bound and cuts them back every round.
+  util::Buffer<uint32_t> indices;
+  util::Buffer<double> values;  // kDelta, unless in `received`
   // An update as wire::Decoder::decode_taking leaves it (a worker's decode), sparing a copy of
   // its vectors: the message it came in, with received.at set (the values of a kDense or
   // kDelta update) and, for kDelta, received.indices_at; `dense`, `indices` and `values` are
