@@ -181,7 +181,7 @@ TEST_CASE("methods: RandBlock blocks folded as runs give the sum of the decoded 
     r.payload.kind = compress::PayloadKind::kDense64;
     r.payload.dim = d;
     r.payload.dense.assign(d, 0.0);
-    server->begin_round();
+    (void)server->begin_round();
     for (uint32_t w = 0; w < n; ++w) {
       r.worker = w;
       server->accept(r);
