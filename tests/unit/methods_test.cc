@@ -734,7 +734,8 @@ TEST_CASE("methods: sparse replies aggregate to what the dense sum of their deco
   // topk:5, randk:40 over 16 blocks, randk:300 with a last block of 1808 entries), or each block
   // scanned whole (more than d / 4 values: randk:400, qsgd:4, randk:700; or dense replies:
   // natural). With p = 0.3 full-sync rounds (dense sums) come between compressed ones, so each
-  // way also starts from what another left. Replies are accepted in reverse id order.
+  // way also starts from what another left. Replies are accepted in reverse id order. A worker
+  // that applies each broadcast (marina_advance) must hold the server's x, bit for bit.
   struct Case {
     uint32_t n;
     uint64_t d;
@@ -775,10 +776,14 @@ TEST_CASE("methods: sparse replies aggregate to what the dense sum of their deco
     std::vector<double> v(d);
     std::optional<methods::ModelUpdate> expected;
     int full_syncs = 0;
+    Eigen::VectorXd worker_g = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(d));
+    Eigen::VectorXd worker_x = methods::initial_point(c), worker_x_prev = worker_x;
     for (uint64_t round = 0; round < 14; ++round) {
       const methods::Broadcast b = server->begin_round();
       INFO("round " << round << " full sync " << b.full_sync);
       if (expected) CHECK(b.update == *expected);
+      (void)methods::marina_advance(b.update, c.gamma, worker_g, worker_x, worker_x_prev);
+      CHECK(std::memcmp(worker_x.data(), server->x().data(), sizeof(double) * d) == 0);
       Eigen::VectorXd sum = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(d));
       std::vector<methods::Reply> replies(n);
       for (uint32_t w = 0; w < n; ++w) {
