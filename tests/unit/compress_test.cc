@@ -16,6 +16,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -28,6 +29,7 @@
 #include "marina/compress/compressor.h"
 #include "marina/compress/payload.h"
 #include "marina/methods/method.h"
+#include "marina/util/bitmap.h"
 #include "marina/util/random.h"
 #include "marina/wire/codec.h"
 
@@ -535,6 +537,40 @@ TEST_CASE("compress: randk indices are Floyd's sample, sorted, with the hash set
         }
         CHECK(seeded(*q, ctx, d) == std::vector<uint32_t>(want.begin(), want.end()));
       }
+    }
+  }
+}
+
+TEST_CASE("compress: a run of bits is marked word by word, each new bit reported once in order") {
+  // util::mark_range marks the server's record of a run of consecutive indices (RandBlock's
+  // block) a word at a time. Runs start and end inside a word, on its edges, and span several;
+  // some overlap bits already set. Reference: one bit at a time.
+  std::mt19937_64 gen(17);
+  constexpr std::size_t kBits = 640;
+  std::vector<uint64_t> bits(kBits / 64, 0), want(kBits / 64, 0);
+  const std::vector<std::pair<std::size_t, std::size_t>> runs = {
+      {0, 1},     {63, 1},  {64, 64}, {5, 3},   {60, 10},  {128, 200},
+      {100, 130}, {330, 0}, {639, 1}, {0, 640}, {200, 64}, {191, 129}};
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::pair<std::size_t, std::size_t>> cases = runs;
+    for (int t = 0; t < 40; ++t) {
+      const std::size_t first = gen() % kBits;
+      cases.emplace_back(first, gen() % (kBits - first + 1));
+    }
+    std::fill(bits.begin(), bits.end(), 0);
+    std::fill(want.begin(), want.end(), 0);
+    for (const auto& [first, len] : cases) {
+      CAPTURE(first);
+      CAPTURE(len);
+      std::vector<std::size_t> fresh, want_fresh;
+      for (std::size_t j = first; j < first + len; ++j) {
+        const uint64_t bit = uint64_t{1} << (j & 63);
+        if ((want[j >> 6] & bit) == 0) want_fresh.push_back(j);
+        want[j >> 6] |= bit;
+      }
+      util::mark_range(bits.data(), first, len, [&](std::size_t j) { fresh.push_back(j); });
+      CHECK(fresh == want_fresh);
+      CHECK(bits == want);
     }
   }
 }

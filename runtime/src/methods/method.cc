@@ -402,12 +402,17 @@ const Eigen::VectorXd& ServerHalf::sum_parts() {
     // Locals: stores into the sum must not make the compiler reload the part.
     const auto fold = [&, idx = p.idx, size = p.size, split = p.split, c = p.c,
                        sum = sum_.data()](const auto* __restrict v) {
-      if (sum_dense_) {
-        if (split != 0) {
-          add_run(sum + idx[0], v, split, c);
-          if (split < size) add_run(sum + idx[split], v + split, size - split, c);
-          return;
+      if (split != 0) {  // two runs of consecutive indices (the second may be empty)
+        for (const auto& [k0, k1] : {std::pair{std::size_t{0}, split}, std::pair{split, size}}) {
+          if (k0 == k1) continue;
+          add_run(sum + idx[k0], v + k0, k1 - k0, c);
+          if (!sum_dense_)
+            util::mark_range(bits, idx[k0], k1 - k0,
+                             [&](std::size_t j) { touched[count++] = static_cast<uint32_t>(j); });
         }
+        return;
+      }
+      if (sum_dense_) {
         for (std::size_t k = 0; k < size; ++k) sum[idx[k]] += c * static_cast<double>(v[k]);
         return;
       }
@@ -523,12 +528,13 @@ void ServerHalf::weighted_delta(ModelUpdate& out) {
         const std::size_t size = p.size;
         const double c = p.c;
         std::size_t k = p.pos;
-        if (scan && p.split != 0) {
+        if (p.split != 0) {
           // Run by run: the entries of this block are the run's next min(run left, j1 − pi[k]).
           while (k < size && pi[k] < j1) {
             const std::size_t run_end = k < p.split ? p.split : size;
             const std::size_t len = std::min<std::size_t>(run_end - k, j1 - pi[k]);
             add_run(sum + (pi[k] - j0), pv + k, len, c);
+            if (!scan) util::mark_range(bits, pi[k] - j0, len, [](std::size_t) {});
             k += len;
           }
         } else if (scan) {
