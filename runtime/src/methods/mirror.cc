@@ -113,10 +113,10 @@ bool marina_advance(const ModelUpdate& u, double gamma, Eigen::VectorXd& g, Eige
   }
   // Block by block: the delta's entries in a block are added into g, and the step reads that
   // block of g right after, from L1. A scatter over the whole delta and then the step's pass
-  // took g through memory twice: at d = 1e6 this function took 1.49-1.53 ms with a delta of
-  // 0.63·d entries and 1.15-1.19 ms with 0.1·d, blocked 1.14-1.20 and 0.90-1.00 ms; at d = 1e5,
-  // within the caches, the same either way. The indices ascend (validate(), or the server's
-  // delta).
+  // took g through memory twice: at d = 1e6 this function took 1.49-1.64 ms with a delta of
+  // 0.63·d entries and 1.15-1.19 ms with 0.1·d, blocked 1.14-1.33 and 0.90-1.00 ms; at d = 1e5,
+  // within the caches, the same either way (docs/PERFORMANCE.md, aggregation). The indices
+  // ascend (validate(), or the server's delta).
   const auto indices = u.delta_indices();
   const double* __restrict values = u.delta_values().data();
   const std::size_t nnz = indices.size();
