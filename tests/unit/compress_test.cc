@@ -541,6 +541,36 @@ TEST_CASE("compress: randk indices are Floyd's sample, sorted, with the hash set
   }
 }
 
+TEST_CASE("compress: a single draw without the whole generator is the generator's draw") {
+  // util::Rng::first_below seeds one word of the state for RandK:1's index and RandBlock's
+  // offset; a rejected draw falls back to the full generator. n near 2^63 and 2^64 rejects
+  // about half of the draws (the threshold 2^64 mod n is then about n), small n almost never.
+  std::mt19937_64 gen(23);
+  for (const uint64_t n :
+       {uint64_t{1}, uint64_t{2}, uint64_t{12}, uint64_t{100000}, uint64_t{4294967294},
+        (uint64_t{1} << 63) + 1, ~uint64_t{0} - 1, ~uint64_t{0}}) {
+    CAPTURE(n);
+    int differ = 0;
+    for (int t = 0; t < 2000; ++t) {
+      const uint64_t seed = t < 1000 ? static_cast<uint64_t>(t) : gen();
+      util::Rng rng(seed);
+      differ += util::Rng::first_below(seed, n) != rng.below(n) ? 1 : 0;
+    }
+    CHECK(differ == 0);
+  }
+  // The draws RandBlock makes, through the compressor: its block starts at the draw.
+  auto q = mc::make_compressor("randblock:3");
+  for (uint64_t t = 0; t < 2000; ++t) {  // blocks that wrap too (3 offsets in 1 000)
+    const mc::Context ctx{util::derive(5, {t}), 2, 4};
+    util::Rng rng(util::derive(ctx.round_seed, {2, util::tag(util::Stream::kCompress)}));
+    const auto o = static_cast<uint32_t>(rng.below(1000));
+    const auto idx = seeded(*q, ctx, 1000);
+    std::vector<uint32_t> want = {o, (o + 1) % 1000, (o + 2) % 1000};
+    std::sort(want.begin(), want.end());
+    CHECK(idx == want);
+  }
+}
+
 TEST_CASE("compress: a run of bits is marked word by word, each new bit reported once in order") {
   // util::mark_range marks the server's record of a run of consecutive indices (RandBlock's
   // block) a word at a time. Runs start and end inside a word, on its edges, and span several;

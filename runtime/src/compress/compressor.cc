@@ -158,6 +158,10 @@ class RandK final : public KOfD {
                       std::vector<uint32_t>& out) const override {
     const uint32_t d32 = checked_dim(d, name_);
     check_k_fits(k_, d32, name_);
+    if (k_ == 1) {  // Floyd's single step: one draw (sample_sorted makes the same)
+      out.assign(1, static_cast<uint32_t>(util::Rng::first_below(worker_seed(ctx), d32)));
+      return;
+    }
     util::Rng rng(worker_seed(ctx));
     util::sample_sorted(rng, d32, k_, out);
   }
@@ -216,8 +220,7 @@ class RandBlock final : public KOfD {
   std::pair<Range, Range> ranges(const Context& ctx, std::size_t d) const {
     const uint32_t d32 = checked_dim(d, name_);
     check_k_fits(k_, d32, name_);
-    util::Rng rng(worker_seed(ctx));
-    const auto o = static_cast<uint32_t>(rng.below(d32));
+    const auto o = static_cast<uint32_t>(util::Rng::first_below(worker_seed(ctx), d32));
     if (k_ <= d32 - o) return {Range{o, o + k_}, Range{}};
     return {Range{0, k_ - (d32 - o)}, Range{o, d32}};
   }

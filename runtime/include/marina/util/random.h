@@ -84,6 +84,16 @@ class Rng {
 
   [[nodiscard]] constexpr bool bernoulli(double p) { return uniform() < p; }
 
+  // Rng(seed).below(n), for a generator that makes that one draw: RandK:1's index, RandBlock's
+  // offset, for every reply of a round. The first output depends on one word of the state,
+  // so the other three are seeded only when the draw is rejected (probability below n / 2^64).
+  [[nodiscard]] static constexpr uint64_t first_below(uint64_t seed, uint64_t n) {
+    const uint64_t s1 = mix64(seed + 0x9e3779b97f4a7c15ULL);  // the constructor's s_[1]
+    uint64_t hi = 0;
+    if (mul128(rotl(s1 * 5, 7) * 9, n, hi) >= n) return hi;  // below()'s first test
+    return Rng(seed).below(n);
+  }
+
  private:
   // Full 64x64 -> 128-bit product; returns the low half, stores the high half. An exact
   // integer product, so the native one (a single instruction where there is one) and the
@@ -103,7 +113,9 @@ class Rng {
     return (mid << 32) | (ll & 0xffffffffULL);
 #endif
   }
-  static constexpr uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  static constexpr uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+  }
   uint64_t s_[4]{};
 };
 
