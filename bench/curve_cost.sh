@@ -5,8 +5,14 @@
 # time from a worker's start to its Welcome (its "welcomed" line) for the handshake.
 # Usage: bench/curve_cost.sh [BUILD_DIR] [REPEATS]
 set -euo pipefail
-build="${1:-build}"; repeats="${2:-5}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/scripts/lib/cli.sh"
+cli_args curve_cost.sh 2 "$@"
+build="${1:-build}"; repeats="${2:-5}"
+for b in coordinator/marina-coordinator edge-worker/marina-worker edge-worker/marina-keygen; do
+  [[ -x "$build/$b" ]] || { echo "curve_cost.sh: $build/$b is not built" >&2; exit 1; }
+done
+[[ $repeats =~ ^[1-9][0-9]*$ ]] || { echo "curve_cost.sh: REPEATS must be a positive integer, got '$repeats'" >&2; exit 2; }
 data="$repo/data/heart_scale"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 for n in coord w0 w1 w2 w3; do "$build/edge-worker/marina-keygen" "$work/$n" >/dev/null; done

@@ -7,6 +7,13 @@
 # Usage: scripts/demo.sh [DATA_FILE]      (default: data/heart_scale)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/scripts/lib/cli.sh"
+cli_args demo.sh 1 "$@"
+# A file of the user's own is checked before minutes of installing and building.
+if [[ $# -ge 1 ]]; then
+  [[ -f $1 && -s $1 ]] || { echo "demo.sh: $1: no such file, or empty" >&2; exit 1; }
+  set -- "$(realpath -- "$1")"  # relative to where it was called from
+fi
 cd "$repo"
 scripts/deps.sh
 scripts/fetch-data.sh

@@ -5,6 +5,8 @@
 # Usage: scripts/deps.sh            (as root, or with sudo available)
 
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/cli.sh"
+cli_args deps.sh 0 "$@"
 
 packages=(
   build-essential cmake pkg-config python3

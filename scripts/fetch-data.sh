@@ -28,6 +28,8 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/scripts/lib/cli.sh"
+cli_args fetch-data.sh 1 "$@"
 out="${1:-$repo/data}"
 python=/usr/bin/python3
 converter="$repo/tools/to_libsvm.py"

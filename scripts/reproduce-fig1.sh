@@ -33,6 +33,13 @@
 #   already in OUT_DIR).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/scripts/lib/cli.sh"
+cli_args reproduce-fig1.sh 1 "$@"
+# OUT_DIR, BUILD, FIGDIR and the files in DATASETS are relative to where it was called from.
+[[ $# -eq 0 ]] || set -- "$(realpath -m -- "$1")"
+[[ -z "${BUILD:-}" ]] || BUILD="$(realpath -m -- "$BUILD")"
+[[ -z "${FIGDIR:-}" ]] || FIGDIR="$(realpath -m -- "$FIGDIR")"
+caller="$PWD"
 cd "$repo"
 setup="${SETUP:-default}"
 case "$setup" in
@@ -49,13 +56,10 @@ datasets="${DATASETS:-heart_scale krvskp breast_cancer supermarket}"
 sim="$build/simulator/marina-sim"
 n=5
 
-[[ -x "$sim" ]] || scripts/build.sh
-[[ -s data/heart_scale ]] || scripts/fetch-data.sh
-mkdir -p "$out"
-
 data_file() {
   case "$1" in
-    */*) echo "$1" ;;
+    /*) echo "$1" ;;
+    */*) echo "$caller/$1" ;;
     heart_scale) echo data/heart_scale ;;
     *) echo "data/$1.libsvm" ;;
   esac
@@ -76,8 +80,17 @@ for entry in $datasets; do
   ds="$(data_name "$entry")"
   [[ -n "${files[$ds]:-}" ]] && { echo "reproduce-fig1: DATASETS names '$ds' twice" >&2; exit 2; }
   files[$ds]="$(data_file "$entry")"
+  # A file of the user's own is checked before anything is built or fetched.
+  if [[ $entry == */* && ! -s ${files[$ds]} ]]; then
+    echo "reproduce-fig1: DATASETS: missing or empty ${files[$ds]}" >&2
+    exit 1
+  fi
   names+=("$ds")
 done
+
+[[ -x "$sim" ]] || scripts/build.sh
+[[ -s data/heart_scale ]] || scripts/fetch-data.sh
+mkdir -p "$out"
 
 # Rows per worker: contiguous equal shards, the remainder dropped (as marina-sim splits).
 rows_per_worker() {

@@ -28,6 +28,8 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 die() { echo "sysroot: error: $*" >&2; exit 1; }
+source "$repo/scripts/lib/cli.sh"
+cli_args sysroot.sh 2 "$@"
 
 arch="${1:-}"
 case "$arch" in

@@ -3,8 +3,13 @@
 # and runs every test with ctest (fuzz.all among them: tests/fuzz/run.sh). Then it builds the
 # tree again with ASan + UBSan (CMake preset sanitize, build-sanitize/) and runs the unit and
 # loopback tests on that build; MARINA_SANITIZE=0 skips this second part.
+#
+# Usage: scripts/test.sh [CTEST_ARGS...]   (passed to the first ctest, e.g. -E fuzz.all or
+#                                           -R '^loopback\.')
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/scripts/lib/cli.sh"
+cli_args test.sh any "$@"
 cd "$repo"
 scripts/deps.sh
 scripts/fetch-data.sh

@@ -53,6 +53,20 @@ for cmd in "$repo/scripts/bench.sh" "/usr/bin/python3 $repo/bench/targets.py" \
   fi
 done
 
+# The shell scripts answer --help with their header before they install, build or create
+# anything (run from an empty folder, which must stay empty).
+mkdir "$tmp/cwd"
+for s in scripts/build.sh scripts/demo.sh scripts/deps.sh scripts/fetch-data.sh \
+         scripts/reproduce-fig1.sh scripts/test.sh scripts/sysroot.sh bench/curve_cost.sh; do
+  if ! (cd "$tmp/cwd" && timeout 10 "$repo/$s" --help) > "$tmp/out" 2>&1 ||
+     ! grep -q "^Usage: $s" "$tmp/out" || [[ -n "$(ls -A "$tmp/cwd")" ]]; then
+    echo "cli_test: $s --help failed, printed no usage or left files behind:" >&2
+    head -5 "$tmp/out" >&2
+    ls -A "$tmp/cwd" >&2
+    fails=$((fails + 1))
+  fi
+done
+
 # refused MESSAGE COMMAND...: COMMAND must exit non-zero within 30 s, print MESSAGE on stderr,
 # and leave no log behind.
 refused() {
@@ -81,6 +95,21 @@ refused "randk:0: K must be a positive integer" "$sim" --data "$heart" --compres
 refused "--smoothness: expected spectral or row-max" "$sim" --data "$heart" \
   --smoothness maximal --log "$tmp/log.csv"
 refused "--connect is required" "$worker" --data "$heart"
+# The scripts refuse what they do not take before they install or build anything, and
+# fetch-data.sh does not take an option for its output folder.
+pushd "$tmp/cwd" > /dev/null
+for s in fetch-data.sh reproduce-fig1.sh demo.sh deps.sh build.sh sysroot.sh; do
+  refused "$s: unknown option '--out'" "$repo/scripts/$s" --out x
+done
+popd > /dev/null
+[[ -z "$(ls -A "$tmp/cwd")" ]] || { echo "cli_test: a refused script created files" >&2; fails=$((fails + 1)); }
+refused "build.sh: takes no arguments, got: now" "$repo/scripts/build.sh" now
+refused "fetch-data.sh: at most 1 arguments, got 2" "$repo/scripts/fetch-data.sh" "$tmp/a" "$tmp/b"
+refused "demo.sh: $tmp/nope.libsvm: no such file, or empty" "$repo/scripts/demo.sh" \
+  "$tmp/nope.libsvm"
+refused "reproduce-fig1: DATASETS: missing or empty $tmp/nope.libsvm" \
+  env DATASETS="$tmp/nope.libsvm" "$repo/scripts/reproduce-fig1.sh" "$tmp/fig"
+[[ ! -e "$tmp/fig" ]] || { echo "cli_test: a refused reproduce-fig1.sh created its folder" >&2; fails=$((fails + 1)); }
 
 # After a refused resume: nothing matching PATTERN (started workers, a listening hub) in its
 # output, and LOG as it was (BEFORE).
