@@ -541,6 +541,41 @@ TEST_CASE("compress: randk indices are Floyd's sample, sorted, with the hash set
   }
 }
 
+TEST_CASE("compress: a bitmap's set bits are read out in order at every density") {
+  // util::read_set_bits lists the non-empty words first up to one bit in 32, then reads every
+  // word four slots a turn, and from one bit in 12 on eight slots a turn. Each bitmap here has
+  // words of 0, 1, 4, 5, 8, 9, 17, 63 and 64 bits among its random ones, and a k that puts it on
+  // each path. Reference: the bits one by one.
+  std::mt19937_64 gen(29);
+  for (const std::size_t words :
+       {std::size_t{1}, std::size_t{9}, std::size_t{40}, std::size_t{200}}) {
+    for (const double density : {0.001, 0.02, 0.05, 0.1, 0.3, 0.9}) {
+      CAPTURE(words);
+      CAPTURE(density);
+      std::vector<uint64_t> bits(words, 0);
+      std::bernoulli_distribution on(density);
+      for (std::size_t j = 0; j < words * 64; ++j)
+        if (on(gen)) bits[j / 64] |= uint64_t{1} << (j % 64);
+      const int counts[] = {0, 1, 4, 5, 8, 9, 17, 63, 64};
+      for (std::size_t i = 0; i < words && words > 1; i += 4) {  // some words of given counts
+        uint64_t w = 0;
+        for (int c = 0; c < counts[(i / 4) % 9];) {
+          const uint64_t b = uint64_t{1} << (gen() % 64);
+          c += (w & b) == 0;
+          w |= b;
+        }
+        bits[i] = w;
+      }
+      std::vector<uint32_t> want;
+      for (std::size_t j = 0; j < words * 64; ++j)
+        if (bits[j / 64] >> (j % 64) & 1) want.push_back(static_cast<uint32_t>(j));
+      std::vector<uint32_t> got = {7, 7, 7};  // what was there before is not kept
+      util::read_set_bits(bits.data(), words, want.size(), got);
+      CHECK(got == want);
+    }
+  }
+}
+
 TEST_CASE("compress: a single draw without the whole generator is the generator's draw") {
   // util::Rng::first_below seeds one word of the state for RandK:1's index and RandBlock's
   // offset; a rejected draw falls back to the full generator. n near 2^63 and 2^64 rejects
