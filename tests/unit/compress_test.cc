@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -536,6 +538,49 @@ TEST_CASE("compress: randk indices are Floyd's sample, sorted, with the hash set
           if (!want.insert(t).second) want.insert(static_cast<uint32_t>(j));
         }
         CHECK(seeded(*q, ctx, d) == std::vector<uint32_t>(want.begin(), want.end()));
+      }
+    }
+  }
+}
+
+TEST_CASE("compress: RandK within a support reads x only there and sends what compress sends") {
+  // A worker whose gradients live on a stated support compresses their difference with
+  // compress_within: RandK must send the payload compress() sends for an x that is +0.0 off
+  // the support, without reading x there (NaN there: compress() refuses it, compress_within
+  // must not see it). The other compressors read x whole and ignore the set.
+  std::mt19937_64 gen(31);
+  for (const uint32_t d : {1u, 64u, 65u, 1000u}) {
+    std::vector<uint64_t> support((d + 63) / 64, 0);
+    std::vector<double> x(d, 0.0), poisoned(d, std::nan(""));
+    for (uint32_t j = 0; j < d; ++j) {
+      if (d > 1 && gen() % 10 != 0) continue;  // about a tenth of the columns
+      support[j / 64] |= uint64_t{1} << (j % 64);
+      x[j] = poisoned[j] = std::ldexp(static_cast<double>(gen() % 2001) - 1000.0, -7);
+    }
+    for (const std::string& spec :
+         std::vector<std::string>{"randk:1", "randk:7:indexed", "randk:" + std::to_string(d),
+                                  "identity", "permk", "qsgd:4", "randblock:5"}) {
+      if (spec.starts_with("randk:7") && d < 7) continue;
+      if (spec == "randblock:5" && d < 5) continue;
+      CAPTURE(d);
+      CAPTURE(spec);
+      const auto q = mc::make_compressor(spec);
+      for (uint32_t w = 0; w < 3; ++w) {
+        const mc::Context ctx{0xab + d, w, 3};
+        mc::Payload want, got;
+        q->compress(x, ctx, want);
+        q->compress_within(x, support.data(), ctx, got);
+        const auto bits_of = [](const mc::Payload& p) {
+          const auto b = std::as_bytes(std::span(p.values));
+          return std::vector<std::byte>(b.begin(), b.end());
+        };
+        CHECK(same(got, want));
+        CHECK(bits_of(got) == bits_of(want));
+        if (!spec.starts_with("randk")) continue;
+        mc::Payload within_nan;
+        q->compress_within(poisoned, support.data(), ctx, within_nan);
+        CHECK(same(within_nan, want));
+        CHECK(bits_of(within_nan) == bits_of(want));
       }
     }
   }

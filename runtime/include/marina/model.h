@@ -52,7 +52,8 @@ class Model {
   // for a linear model on sparse data without an l2 term, the columns its shard uses. Empty
   // (the default) when there is no such set or it is all of [0, d). A model that states one
   // lets MARINA's worker keep its gradients zero outside it and evaluate them with
-  // gradient_on_support(), so that a round costs O(nnz + |support|) there instead of O(d).
+  // gradient_on_support(), so that a round costs O(nnz + |support|) there instead of O(d), and
+  // RandK reads their difference only at the indices it draws within the set.
   // The set must not change during a run (it is read once).
   [[nodiscard]] virtual std::span<const uint32_t> gradient_support() const { return {}; }
 

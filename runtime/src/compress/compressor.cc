@@ -143,6 +143,11 @@ class RandK final : public KOfD {
   }
 
   void compress(std::span<const double> x, const Context& ctx, Payload& out) const override {
+    compress_within(x, nullptr, ctx, out);
+  }
+
+  void compress_within(std::span<const double> x, const uint64_t* support, const Context& ctx,
+                       Payload& out) const override {
     out.clear();
     std::vector<uint32_t>& idx = index_buffer(indexed_, out);
     seeded_indices(ctx, x.size(), idx);
@@ -150,7 +155,15 @@ class RandK final : public KOfD {
     out.dim = static_cast<uint32_t>(x.size());
     out.values.resize(k_);
     const double scale = static_cast<double>(x.size()) / k_;
-    for (uint32_t i = 0; i < k_; ++i) out.values[i] = to_wire(x[idx[i]] * scale, name_, idx[i]);
+    if (support == nullptr) {
+      for (uint32_t i = 0; i < k_; ++i) out.values[i] = to_wire(x[idx[i]] * scale, name_, idx[i]);
+    } else {
+      for (uint32_t i = 0; i < k_; ++i) {
+        const uint32_t j = idx[i];
+        out.values[i] =
+            (support[j >> 6] >> (j & 63) & 1) != 0 ? to_wire(x[j] * scale, name_, j) : 0.0f;
+      }
+    }
     out.finite = true;  // to_wire throws for a value that is not
   }
 

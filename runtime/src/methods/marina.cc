@@ -99,7 +99,7 @@ void MarinaWorker::respond(const Broadcast& b, Reply& reply) {
   reply.local_loss = gradient_on_support(x_, grad_new_);
   reply.oracle_calls += m;
   subtract_on_support(grad_new_, grad_);  // Δ_i, reusing grad_'s storage
-  compress_reply(grad_, b, reply);
+  compress_on_support(grad_, b, reply);
   grad_.swap(grad_new_);
   grad_round_ = b.round;
 }

@@ -648,6 +648,10 @@ WorkerHalf::WorkerHalf(const MethodConfig& config, uint32_t id, Model& model)
           std::to_string(support_[i]) + " at position " + std::to_string(i) + ")");
     }
   }
+  if (!support_.empty()) {
+    support_bits_.assign((config_.dim + 63) / 64, 0);
+    for (const uint32_t c : support_) support_bits_[c >> 6] |= uint64_t{1} << (c & 63);
+  }
   try {
     check_batches_fit(config_, model.samples());
   } catch (const std::invalid_argument& e) {
@@ -747,9 +751,19 @@ compress::Context WorkerHalf::context(const Broadcast& b) const {
 
 void WorkerHalf::compress_reply(const Eigen::VectorXd& v, const Broadcast& b, Reply& reply,
                                 Eigen::VectorXd* decoded) {
+  compress_within(v, nullptr, b, reply, decoded);
+}
+
+void WorkerHalf::compress_on_support(const Eigen::VectorXd& v, const Broadcast& b, Reply& reply) {
+  compress_within(v, support_bits_.empty() ? nullptr : support_bits_.data(), b, reply, nullptr);
+}
+
+void WorkerHalf::compress_within(const Eigen::VectorXd& v, const uint64_t* support,
+                                 const Broadcast& b, Reply& reply, Eigen::VectorXd* decoded) {
   const compress::Context ctx = context(b);
   try {
-    q_->compress({v.data(), static_cast<std::size_t>(v.size())}, ctx, reply.payload);
+    q_->compress_within({v.data(), static_cast<std::size_t>(v.size())}, support, ctx,
+                        reply.payload);
     if (decoded) compress::accumulate(reply.payload, *q_, ctx, 1.0, *decoded);
   } catch (const std::invalid_argument& e) {
     throw Diverged(b.round, e.what());

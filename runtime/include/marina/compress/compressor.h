@@ -44,6 +44,16 @@ class Compressor {
 
   // Q(x) into `out` (its buffers are reused: no allocation once they have grown).
   virtual void compress(std::span<const double> x, const Context& ctx, Payload& out) const = 0;
+  // Q(x) for an x that is zero wherever `support`, a set of x.size() bits (bit j of word
+  // j / 64), has none: what compress() makes, but a value there is sent as +0.0 without x
+  // being read (where x held −0.0 too). RandK reads x only at the indices it draws, and a
+  // worker's difference of gradients that live on few columns would otherwise take a cache
+  // miss at most of them. The others read all of x, or a block of it, and ignore the set.
+  virtual void compress_within(std::span<const double> x, const uint64_t* support,
+                               const Context& ctx, Payload& out) const {
+    (void)support;
+    compress(x, ctx, out);
+  }
 
   // Indices of a kSeeded payload, strictly increasing (only seeded compressors implement it).
   virtual void seeded_indices(const Context& ctx, std::size_t d, std::vector<uint32_t>& out) const;

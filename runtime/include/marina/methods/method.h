@@ -305,17 +305,27 @@ class WorkerHalf {
   // out ← a − out. Without a support they are gradient() and a dense difference.
   double gradient_on_support(const Eigen::VectorXd& x, Eigen::VectorXd& out);
   void subtract_on_support(const Eigen::VectorXd& a, Eigen::VectorXd& out) const;
+  // compress_reply() for such a v: RandK then reads v only at the indices it draws within the
+  // support (Compressor::compress_within), not at every one of them.
+  void compress_on_support(const Eigen::VectorXd& v, const Broadcast& b, Reply& reply);
 
   MethodConfig config_;
   uint32_t id_;
   Model& f_;
   std::span<const uint32_t> support_;  // f_.gradient_support(), checked
+  // support_ as a set of d bits (bit j of word j / 64), for Compressor::compress_within; empty
+  // without a support.
+  std::vector<uint64_t> support_bits_;
   std::unique_ptr<compress::Compressor> q_;
   Eigen::VectorXd x_;       // x^k
   Eigen::VectorXd x_prev_;  // x^{k−1}
   uint64_t next_round_ = 0;
   bool restored_ = false;  // x_ already holds the state of next_round_
   uint64_t recovery_oracle_calls_ = 0;
+
+ private:
+  void compress_within(const Eigen::VectorXd& v, const uint64_t* support, const Broadcast& b,
+                       Reply& reply, Eigen::VectorXd* decoded);
 };
 
 [[nodiscard]] std::unique_ptr<ServerHalf> make_server(const MethodConfig& config);
