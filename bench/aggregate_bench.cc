@@ -46,6 +46,7 @@
 #include "bench_support.h"
 #include "marina/compress/compressor.h"
 #include "marina/methods/method.h"
+#include "marina/util/heap.h"
 #include "marina/util/random.h"
 #include "marina/wire/codec.h"
 
@@ -99,6 +100,9 @@ struct Inputs {
 };
 
 Inputs make_inputs(uint32_t n, std::size_t d, int mode) {
+  // The heap as the coordinator sets it up for the run's messages (drivers/coordinator.cc):
+  // without it, blocks of d doubles are mapped and unmapped by glibc as the cells come and go.
+  util::keep_message_blocks_in_heap(wire::max_message_bytes(d, n));
   Inputs in;
   in.dense = mode == 3;
   methods::MethodConfig& c = in.config;
