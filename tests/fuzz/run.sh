@@ -12,6 +12,8 @@
 #   MARINA_FUZZ_JOBS     harnesses run at once (default: the number of cores, at most 4)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$repo/scripts/lib/cli.sh"
+cli_args run.sh any "$@"
 cd "$repo"
 
 seconds="${MARINA_FUZZ_SECONDS:-60}"
@@ -23,8 +25,15 @@ for v in "$seconds" "$parallel"; do
   }
 done
 (( parallel > 4 )) && parallel=4
+all=(fuzz_decode fuzz_libsvm fuzz_checkpoint fuzz_allowlist)
 harnesses=("$@")
-[[ ${#harnesses[@]} -gt 0 ]] || harnesses=(fuzz_decode fuzz_libsvm fuzz_checkpoint fuzz_allowlist)
+[[ ${#harnesses[@]} -gt 0 ]] || harnesses=("${all[@]}")
+for h in "${harnesses[@]}"; do  # named before a minute of configuring and building
+  [[ " ${all[*]} " == *" $h "* ]] || {
+    echo "fuzz: unknown harness '$h' (the harnesses: ${all[*]})" >&2
+    exit 2
+  }
+done
 
 build="$repo/build-fuzz"
 mkdir -p "$build"

@@ -57,7 +57,8 @@ done
 # anything (run from an empty folder, which must stay empty).
 mkdir "$tmp/cwd"
 for s in scripts/build.sh scripts/demo.sh scripts/deps.sh scripts/fetch-data.sh \
-         scripts/reproduce-fig1.sh scripts/test.sh scripts/sysroot.sh bench/curve_cost.sh; do
+         scripts/reproduce-fig1.sh scripts/test.sh scripts/sysroot.sh bench/curve_cost.sh \
+         tests/fuzz/run.sh; do
   if ! (cd "$tmp/cwd" && timeout 10 "$repo/$s" --help) > "$tmp/out" 2>&1 ||
      ! grep -q "^Usage: $s" "$tmp/out" || [[ -n "$(ls -A "$tmp/cwd")" ]]; then
     echo "cli_test: $s --help failed, printed no usage or left files behind:" >&2
@@ -104,6 +105,7 @@ done
 popd > /dev/null
 [[ -z "$(ls -A "$tmp/cwd")" ]] || { echo "cli_test: a refused script created files" >&2; fails=$((fails + 1)); }
 refused "build.sh: takes no arguments, got: now" "$repo/scripts/build.sh" now
+refused "fuzz: unknown harness 'fuzz_nope'" "$repo/tests/fuzz/run.sh" fuzz_decode fuzz_nope
 refused "fetch-data.sh: at most 1 arguments, got 2" "$repo/scripts/fetch-data.sh" "$tmp/a" "$tmp/b"
 refused "demo.sh: $tmp/nope.libsvm: no such file, or empty" "$repo/scripts/demo.sh" \
   "$tmp/nope.libsvm"
