@@ -155,14 +155,10 @@ class RandK final : public KOfD {
     out.dim = static_cast<uint32_t>(x.size());
     out.values.resize(k_);
     const double scale = static_cast<double>(x.size()) / k_;
-    if (support == nullptr) {
-      for (uint32_t i = 0; i < k_; ++i) out.values[i] = to_wire(x[idx[i]] * scale, name_, idx[i]);
-    } else {
-      for (uint32_t i = 0; i < k_; ++i) {
-        const uint32_t j = idx[i];
-        out.values[i] =
-            (support[j >> 6] >> (j & 63) & 1) != 0 ? to_wire(x[j] * scale, name_, j) : 0.0f;
-      }
+    for (uint32_t i = 0; i < k_; ++i) {
+      const uint32_t j = idx[i];
+      const bool in_support = support == nullptr || (support[j >> 6] >> (j & 63) & 1) != 0;
+      out.values[i] = in_support ? to_wire(x[j] * scale, name_, j) : 0.0f;
     }
     out.finite = true;  // to_wire throws for a value that is not
   }
